@@ -1,0 +1,80 @@
+"""The parameter catalogue and clause references (data in conformance/data/parameters.toml)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from importlib import resources
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LEVELS = ("MUST", "SHOULD", "MAY")
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidValue:
+    value: Any
+    why: str
+    param: str  # what OpenAI names in error.param
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    name: str
+    endpoints: tuple[str, ...]
+    type: str
+    kind: str = "openai"
+    required: bool = False
+    optional: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = None
+    max_items: int | None = None
+    invalid: tuple[InvalidValue, ...] = ()
+
+    @property
+    def is_extension(self) -> bool:
+        return self.kind == "extension"
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalogue:
+    parameters: tuple[Parameter, ...]
+    clauses: dict[str, str]
+    references: dict[str, str]
+
+    def for_endpoint(self, endpoint: str) -> list[Parameter]:
+        return [p for p in self.parameters if endpoint in p.endpoints]
+
+    def get(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def clause(self, endpoint: str, name: str) -> str:
+        return self.clauses[endpoint].format(name=name)
+
+    def reference(self, key: str) -> str:
+        return self.references[key]
+
+
+@functools.cache
+def load_catalogue() -> Catalogue:
+    text = resources.files("conformance.data").joinpath("parameters.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    params = []
+    for entry in data["parameter"]:
+        entry = dict(entry)
+        invalid = tuple(
+            InvalidValue(value=i["value"], why=i["why"], param=i.get("param", entry["name"]))
+            for i in entry.pop("invalid", [])
+        )
+        entry["endpoints"] = tuple(entry["endpoints"])
+        params.append(Parameter(invalid=invalid, **entry))
+    return Catalogue(parameters=tuple(params), clauses=dict(data["clauses"]), references=dict(data["references"]))

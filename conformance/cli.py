@@ -1,0 +1,208 @@
+"""`conformance run | serve | targets`: the command-line entry point.
+
+Exit codes of `run`: 0 nothing deviates, 1 deviations found, 2 usage error (bad target file,
+missing key, bad option), 3 no deviation but the run was incomplete (infrastructure errors:
+unreachable target, persistent 5xx/429 after retries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_DEVIATIONS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+DEFAULT_SERVE_KEY = "reference-key"
+
+
+def _fail_usage(message: str) -> int:
+    print(f"conformance: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="reference",
+                        help="target name (a file in targets/) or a path to a target TOML file (default: reference)")
+    parser.add_argument("--base-url", help="override the target's base URL, e.g. http://localhost:8000/v1")
+    parser.add_argument("--api-key-env", help="name of the environment variable that holds the API key")
+    parser.add_argument("--model", action="append", dest="models", metavar="ID",
+                        help="model id to test; repeat for several (replaces the target's list)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conformance", description="OpenAI-compatibility conformance suite")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the checks against a target and write the matrix")
+    _add_target_options(run)
+    run.add_argument("-n", "--workers", default="auto",
+                     help="parallel workers (pytest-xdist); 'auto' = min(CPUs, the target's concurrency)")
+    run.add_argument("--report-dir", help="where to write the run (default: reports/<run id>)")
+    run.add_argument("-k", dest="keyword", help="only checks whose test name matches this pytest -k expression")
+    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+    serve = sub.add_parser("serve", help="serve the embedded reference server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key-env", help=f"variable holding the key to accept (default key: {DEFAULT_SERVE_KEY})")
+    serve.add_argument("--model", action="append", dest="models", metavar="ID", help="model ids to serve")
+    serve.add_argument("--verbose", action="store_true", help="log every request")
+
+    sub.add_parser("targets", help="list the known targets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "serve":
+        return cmd_serve(args)
+    return cmd_targets()
+
+
+def cmd_targets() -> int:
+    from .targets import TargetError, known_target_names, load_target
+
+    for name in known_target_names():
+        try:
+            t = load_target(name)
+            where = "embedded reference server" if t.embedded else t.base_url
+            key = f", key from ${t.api_key_env}" if t.api_key_env else ""
+            print(f"{name:12} {where}{key}; models: {', '.join(t.models)}")
+        except TargetError as exc:
+            print(f"{name:12} (invalid: {exc})")
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    from .server import DEFAULT_MODELS, ReferenceServer
+
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env, "")
+        if not key:
+            return _fail_usage(f"the environment variable {args.api_key_env} is empty: set it to the key to accept")
+        shown = f"the value of ${args.api_key_env}"
+    else:
+        key, shown = DEFAULT_SERVE_KEY, DEFAULT_SERVE_KEY
+    try:
+        server = ReferenceServer(api_key=key, host=args.host, port=args.port,
+                                 models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose)
+    except OSError as exc:
+        return _fail_usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    print(f"reference server on {server.base_url} (Bearer key: {shown}); Ctrl-C stops it", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _suites_dir() -> Path:
+    import conformance.suites
+
+    return Path(list(conformance.suites.__path__)[0])
+
+
+def _preflight(base_url: str) -> str | None:
+    """One line describing why the target cannot be reached, or None when it answers at all."""
+    import httpx2
+
+    try:
+        httpx2.get(base_url.rstrip("/") + "/models", timeout=15.0, follow_redirects=False)
+    except httpx2.HTTPError as exc:
+        return f"cannot reach {base_url}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _workers(option: str, target) -> int:
+    if option == "auto":
+        return max(1, min(os.cpu_count() or 1, target.limits.concurrency))
+    try:
+        return max(0, int(option))
+    except ValueError:
+        raise SystemExit(_fail_usage(f"-n takes a number or 'auto', not {option!r}")) from None
+
+
+def cmd_run(args) -> int:
+    import time
+
+    import pytest
+
+    from .plugin import _new_run_dir
+    from .targets import TargetError, load_target
+
+    try:
+        target = load_target(args.target, base_url=args.base_url, api_key_env=args.api_key_env, models=args.models)
+        if not target.embedded:
+            target.api_key()
+    except TargetError as exc:
+        return _fail_usage(str(exc))
+    if not target.embedded:
+        problem = _preflight(target.base_url)
+        if problem:
+            print(f"conformance: {problem}; nothing was run (check --base-url and your network)", file=sys.stderr)
+            return EXIT_INCOMPLETE
+    run_dir = Path(args.report_dir) if args.report_dir else _new_run_dir(target)
+    workers = _workers(args.workers, target)
+    pytest_args = [str(_suites_dir()), "--target", args.target, "--report-dir", str(run_dir),
+                   "--alluredir", str(run_dir / "allure-results"), "-p", "no:cacheprovider", "-q",
+                   "--no-header", "-rN", "--tb=no", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    if args.base_url:
+        pytest_args += ["--base-url", args.base_url]
+    if args.api_key_env:
+        pytest_args += ["--api-key-env", args.api_key_env]
+    for model in args.models or []:
+        pytest_args += ["--model", model]
+    if workers > 1:
+        pytest_args += ["-n", str(workers)]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    pytest_args += args.pytest_args
+    where = "the embedded reference server" if target.embedded else target.base_url
+    print(f"conformance: running the checks against {target.name} ({where}), models {', '.join(target.models)}, "
+          f"{workers} worker(s); writing {run_dir}", flush=True)
+    started = time.monotonic()
+    code = pytest.main(pytest_args)
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+        return _fail_usage(f"pytest could not run the suites (exit {int(code)}); see the lines above")
+    if code == pytest.ExitCode.INTERRUPTED:
+        print("conformance: interrupted; the report holds what had run", file=sys.stderr)
+    matrix_path = run_dir / "matrix.json"
+    if not matrix_path.is_file():
+        print("conformance: no check ran, so no matrix was written (is the -k expression too narrow?)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    matrix = json.loads(matrix_path.read_text(encoding="utf-8"))
+    print_summary(matrix, time.monotonic() - started, run_dir)
+    outcomes = matrix["summary"]["outcomes"]
+    if outcomes["fail"]:
+        return EXIT_DEVIATIONS
+    if outcomes["error"] or code == pytest.ExitCode.INTERRUPTED:
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def print_summary(matrix: dict, seconds: float, run_dir: Path) -> None:
+    from .report.render import render_summary_lines
+
+    models = matrix["run"]["models"]
+    print()
+    print(f"Parameter verdicts ({matrix['run']['target']}):")
+    width = max(len(f"{p['endpoint']}.{p['parameter']}") for p in matrix["parameters"]) + 2
+    print(" " * width + "".join(f"{m[:24]:26}" for m in models))
+    for row in matrix["parameters"]:
+        label = f"{row['endpoint']}.{row['parameter']}"
+        cells = "".join(f"{row['models'][m]['verdict']:26}" for m in models)
+        print(f"{label:{width}}{cells}")
+    print()
+    for line in render_summary_lines(matrix):
+        print(line)
+    print(f"finished in {seconds:.1f}s; matrix: {run_dir / 'matrix.html'} ({run_dir / 'matrix.md'}, "
+          f"{run_dir / 'matrix.json'}); allure results: {run_dir / 'allure-results'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Shared metamorphic helpers: control requests, cached greedy baselines, acceptance verdicts.
+
+Design rule: before judging a parameter, a control request without it must succeed, so that
+"ignored", "rejected" and "broken" can be told apart.  A baseline is the greedy (temperature 0)
+output of a prompt; it is taken twice, and when the two differ the oracles built on it are
+inconclusive rather than failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from .catalogue import load_catalogue
+from .checks import Deviation, expect, inconclusive, unsupported
+from .client import Api, Reply
+
+# Prompts chosen so that greedy decoding repeats itself on small and large models alike.
+REPEATING_PROMPT = "Continue this list, one word per line, and never stop: apple, apple, apple, apple, apple,"
+STORY_PROMPT = "Write a long story about a lighthouse keeper who finds a map."
+OTHER_PROMPT = "List the planets of the solar system and describe each of them in detail."
+
+
+def prompt_body(endpoint: str, text: str) -> dict:
+    if endpoint == "chat":
+        return {"messages": [{"role": "user", "content": text}]}
+    return {"prompt": text}
+
+
+def is_declared(api: Api, parameter: str) -> bool:
+    declared = api.target.declared
+    p = load_catalogue().get(parameter)
+    return parameter in (declared.extensions if p.is_extension else declared.parameters)
+
+
+def require_endpoint(api: Api, endpoint: str) -> None:
+    """Checks of an endpoint the target does not declare for this model are unsupported."""
+    if endpoint not in api.target.endpoints_for(api.model):
+        unsupported(f"target '{api.target.name}' does not declare {endpoint} for model {api.model}")
+
+
+def require_declared_extension(api: Api, parameter: str) -> None:
+    if load_catalogue().get(parameter).is_extension and not is_declared(api, parameter):
+        unsupported(f"'{parameter}' is not an OpenAI parameter and target '{api.target.name}' does not declare it")
+
+
+def require_control(api: Api, reply: Reply, what: str = "the control request") -> Reply:
+    """A control request (without the parameter under test) must succeed, else nothing can be judged."""
+    if not reply.ok:
+        inconclusive(f"{what} failed ({reply.describe()}), so the parameter's effect cannot be judged")
+    if reply.mode == "stream" and reply.stream and reply.stream.problems:
+        inconclusive(f"{what} returned a malformed stream: {reply.stream.problems[0]}")
+    return reply
+
+
+def require_accepted(api: Api, reply: Reply, endpoint: str, parameter: str | None) -> Reply:
+    """The request carrying the parameter must succeed: otherwise record rejected/broken and stop.
+
+    A clean 4xx refusal of an optional or undeclared parameter is `unsupported`; of a parameter
+    OpenAI requires every target to honour, or one the target declares, it is a deviation.
+    """
+    if reply.ok:
+        return reply
+    status = reply.status
+    if status is not None and 400 <= status < 500 and reply.error is not None:
+        if parameter is not None:
+            api.observe(endpoint, parameter, "rejected", reply.describe())
+            p = load_catalogue().get(parameter)
+            if p.optional and not is_declared(api, parameter):
+                unsupported(f"'{parameter}' was refused ({reply.describe()}) and the target does not declare it")
+            if p.optional and p.is_extension:
+                raise Deviation(f"expected the declared extension '{parameter}' to be accepted; got {reply.describe()}")
+            if p.optional:
+                raise Deviation(f"expected '{parameter}' to be accepted (the target declares it); got {reply.describe()}")
+        raise Deviation(f"expected a successful response; got {reply.describe()}")
+    if parameter is not None:
+        api.observe(endpoint, parameter, "broken", reply.describe())
+    raise Deviation(f"expected a successful response; got {reply.describe()}")
+
+
+def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, **kwargs) -> Reply:
+    """Send a request carrying `parameter` and require that it was accepted."""
+    reply = api.create(endpoint, body, **kwargs)
+    require_accepted(api, reply, endpoint, parameter)
+    if reply.mode == "stream" and reply.stream is not None and reply.stream.problems:
+        if parameter is not None:
+            api.observe(endpoint, parameter, "broken", reply.stream.problems[0])
+        raise Deviation(f"expected a well-formed event stream; got {reply.stream.problems[0]}")
+    return reply
+
+
+def greedy_baseline(api: Api, endpoint: str, body: dict, max_tokens: int) -> Reply:
+    """The greedy output of `body`, cached per worker, taken twice to prove it is repeatable."""
+    request = {**body, "temperature": 0, "max_tokens": max_tokens}
+    key = ("greedy", endpoint, api.model, json.dumps(request, sort_keys=True))
+    cache = api.runtime.cache
+    if key not in cache:
+        first = api.create(endpoint, request, mode="regular", path="http")
+        second = api.create(endpoint, request, mode="regular", path="http") if first.ok else None
+        cache[key] = (first, second)
+    first, second = cache[key]
+    api.adopt(first)
+    require_control(api, first, "the greedy baseline request")
+    api.adopt(second)
+    require_control(api, second, "the repeated greedy baseline request")
+    if first.text != second.text:
+        inconclusive("greedy decoding (temperature 0) is not repeatable on this target: two identical "
+                      f"requests gave {first.text[:80]!r} and {second.text[:80]!r}")
+    return first
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+def repetition(text: str) -> float:
+    """Share of words that repeat an earlier word (0 = all distinct)."""
+    w = words(text)
+    if not w:
+        return 0.0
+    return 1.0 - len(set(w)) / len(w)
+
+
+def most_common_count(text: str) -> int:
+    counts = Counter(words(text))
+    return max(counts.values(), default=0)
+
+
+def expect_same_text(actual: Reply, expected_text: str, what: str) -> None:
+    expect(actual.text == expected_text, f"{what} {expected_text[:120]!r}", actual.text[:200])

@@ -1,0 +1,227 @@
+"""The pytest plugin (entry point `pytest11`): options, fixtures, parametrization, outcomes.
+
+Thin by design: it wires the target, the embedded server and the harness (client.py) into
+pytest and turns each check's ending into an outcome record.  The records and the matrix are
+built by conformance.results and conformance.report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from .checks import CheckMeta, Dimensions, outcome_of
+from .client import Api, Runtime
+from .results import ResultWriter, record_for
+from .targets import Target, TargetError, load_target
+
+TARGET = pytest.StashKey["Target"]()
+STATE = pytest.StashKey["RunState"]()
+
+
+@dataclasses.dataclass
+class RunState:
+    """What one pytest process knows about the run; lives on config.stash, never in a module."""
+
+    target: Target
+    run_dir: Path
+    base_url: str | None = None
+    api_key: str | None = None
+    server: object | None = None
+    writer: ResultWriter | None = None
+    started: float = dataclasses.field(default_factory=time.time)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "OpenAI-compatibility conformance")
+    group.addoption("--target", default="reference",
+                    help="target name (a file in targets/) or path to a target TOML file (default: reference)")
+    group.addoption("--base-url", default=None, help="override the target's base URL (e.g. http://host:8000/v1)")
+    group.addoption("--api-key-env", default=None, help="name of the environment variable holding the API key")
+    group.addoption("--model", action="append", default=None, dest="conformance_models",
+                    help="model id to test (repeatable); replaces the target's model list")
+    group.addoption("--report-dir", default=None,
+                    help="where to write results and the matrix (default: reports/<run id>)")
+
+
+def _new_run_dir(target: Target) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path("reports") / f"{stamp}-{target.name}-{secrets.token_hex(2)}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conformance_check(meta): a conformance check (set by @check)")
+    workerinput = getattr(config, "workerinput", None)
+    try:
+        target = load_target(config.getoption("target"), base_url=config.getoption("base_url"),
+                             api_key_env=config.getoption("api_key_env"),
+                             models=config.getoption("conformance_models"))
+    except TargetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if workerinput is not None and "conformance_run_dir" in workerinput:
+        state = RunState(target=target, run_dir=Path(workerinput["conformance_run_dir"]),
+                         base_url=workerinput["conformance_base_url"], api_key=workerinput["conformance_api_key"])
+    else:
+        run_dir = Path(config.getoption("report_dir") or _new_run_dir(target))
+        for stale in ("results", "evidence"):  # a reused report directory starts clean
+            if (run_dir / stale).is_dir():
+                shutil.rmtree(run_dir / stale)
+        state = RunState(target=target, run_dir=run_dir)
+    config.stash[STATE] = state
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "conformance-xdist")
+
+
+def _ensure_endpoint(state: RunState) -> None:
+    """Resolve the base URL and key; start the embedded server once for the whole run."""
+    if state.base_url is not None:
+        return
+    if state.target.embedded:
+        from .server import ReferenceServer
+
+        key = "ref-" + secrets.token_urlsafe(18)
+        server = ReferenceServer(api_key=key, models=state.target.models).start()
+        state.server, state.base_url, state.api_key = server, server.base_url, key
+    else:
+        state.api_key = state.target.api_key()
+        state.base_url = state.target.base_url
+
+
+class _XdistHooks:
+    """Controller side of pytest-xdist: one server and one run directory for every worker."""
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node) -> None:
+        state: RunState = node.config.stash[STATE]
+        _ensure_endpoint(state)
+        node.workerinput["conformance_run_dir"] = str(state.run_dir)
+        node.workerinput["conformance_base_url"] = state.base_url
+        node.workerinput["conformance_api_key"] = state.api_key
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    meta: CheckMeta | None = getattr(metafunc.function, "conformance_check", None)
+    if meta is None:
+        return
+    target: Target = metafunc.config.stash[STATE].target
+    if meta.variants is not None:
+        cases = [(e, vid, value) for e in meta.endpoints for vid, value in meta.variants(e)]
+        if meta.is_template:
+            metafunc.parametrize(("endpoint", "case"), [(e, v) for e, _, v in cases],
+                                 ids=[f"{e}-{vid}" for e, vid, _ in cases])
+        else:
+            metafunc.parametrize("case", [v for _, _, v in cases], ids=[vid for _, vid, _ in cases])
+    elif meta.is_template:
+        metafunc.parametrize("endpoint", list(meta.endpoints))
+    if "api" in metafunc.fixturenames:
+        instances = [Dimensions(model, mode, path)
+                     for model in target.models for mode in meta.modes for path in meta.paths]
+        metafunc.parametrize("api", instances, indirect=True, ids=[d.id for d in instances])
+
+
+@pytest.fixture(scope="session")
+def conformance_runtime(pytestconfig: pytest.Config):
+    """The per-process connection to the target (shared clients, caches)."""
+    state: RunState = pytestconfig.stash[STATE]
+    try:
+        _ensure_endpoint(state)
+    except TargetError as exc:
+        pytest.exit(str(exc), returncode=2)
+    runtime = Runtime(state.target, state.base_url, state.api_key)
+    yield runtime
+    runtime.close()
+
+
+_API = pytest.StashKey["Api"]()
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest, conformance_runtime: Runtime) -> Api:
+    """The harness for one check instance, bound to its model, mode and path."""
+    dims: Dimensions = request.param
+    harness = Api(conformance_runtime, model=dims.model, mode=dims.mode, path=dims.path)
+    request.node.stash[_API] = harness
+    return harness
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    meta: CheckMeta | None = getattr(getattr(item, "function", None), "conformance_check", None)
+    if meta is None:
+        return
+    if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
+        state: RunState = item.config.stash[STATE]
+        if state.writer is None:
+            state.writer = ResultWriter(state.run_dir, os.environ.get("PYTEST_XDIST_WORKER", "main"))
+        verdict, message = outcome_of(call.excinfo)
+        callspec = getattr(item, "callspec", None)
+        resolved = meta.resolve(callspec.params.get("endpoint", meta.endpoints[0]) if callspec else meta.endpoints[0])
+        harness = item.stash.get(_API, None)
+        runtime = harness.runtime if harness else None
+        record = record_for(item, resolved, state.target, verdict, message, harness,
+                            runtime.redactor if runtime else None, call.duration)
+        evidence_path = state.writer.write(record)
+        report.user_properties.append(("conformance_outcome", verdict))
+        _allure(record, evidence_path)
+
+
+def _allure(record: dict, evidence_path: Path) -> None:
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    dims = record["dimensions"]
+    allure.dynamic.title(f"{record['check']} [{dims['model']} · {dims['mode']} · {dims['path']}]")
+    allure.dynamic.epic(record["endpoint"])
+    allure.dynamic.feature(record["feature"])
+    allure.dynamic.story(record["check"])
+    allure.dynamic.severity({"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}[record["level"]])
+    allure.dynamic.link(record["clause"], name="clause")
+    for name in ("endpoint", "feature", "check", "target", "level", "outcome"):
+        allure.dynamic.label(name, str(record.get(name)))
+    for name, value in dims.items():
+        allure.dynamic.label(name, str(value))
+    for number, exchange in enumerate(record["evidence"]["exchanges"], 1):
+        request = exchange["request"]
+        allure.attach(
+            _json(request), name=f"{number}. request {request['method']} {request['url']}",
+            attachment_type=allure.attachment_type.JSON)
+        allure.attach(
+            _json(exchange["response"]), name=f"{number}. response {exchange['response']['status']}",
+            attachment_type=allure.attachment_type.JSON)
+    if record["evidence"]["retries"]:
+        allure.attach("\n".join(record["evidence"]["retries"]), name="retries",
+                      attachment_type=allure.attachment_type.TEXT)
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state: RunState | None = config.stash.get(STATE, None)
+    if state is None:
+        return
+    if state.writer is not None:
+        state.writer.close()
+    if getattr(config, "workerinput", None) is not None:
+        return
+    if state.server is not None:
+        state.server.stop()
+        state.server = None
+    results_dir = state.run_dir / "results"
+    if results_dir.is_dir():
+        from .report.matrix import write_reports
+
+        write_reports(state.run_dir, state.target, state.base_url or "", state.started)

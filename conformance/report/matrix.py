@@ -1,0 +1,142 @@
+"""Results -> the compatibility matrix: matrix.json (the data), matrix.md and matrix.html.
+
+Parameter verdicts come first (the cell a migrating user looks for), then every check.  Every
+cell links to the evidence file of the instance behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections import Counter, defaultdict
+from importlib import metadata
+from pathlib import Path
+
+from ..catalogue import load_catalogue
+from ..checks import OUTCOMES
+from ..results import read_results
+from ..targets import Target
+from .render import render_html, render_markdown
+
+FORMAT = 1
+VERDICT_ORDER = ("broken", "rejected", "ignored", "accepted", "honoured")  # worst first
+OUTCOME_ORDER = ("fail", "error", "inconclusive", "unsupported", "pass")  # how a mixed cell reads
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def parameter_verdicts(records: list[dict], target: Target) -> list[dict]:
+    catalogue = load_catalogue()
+    observed: dict[tuple[str, str, str], list[tuple[str, str, str]]] = defaultdict(list)
+    for r in records:
+        for obs in r.get("observations", []):
+            key = (obs["endpoint"], obs["parameter"], r["dimensions"]["model"])
+            observed[key].append((obs["verdict"], r["evidence_file"], obs.get("note", "")))
+    rows = []
+    for endpoint in ("chat", "completions"):
+        for p in catalogue.for_endpoint(endpoint):
+            declared_list = target.declared.extensions if p.is_extension else target.declared.parameters
+            cells = {}
+            for model in target.models:
+                seen = observed.get((endpoint, p.name, model), [])
+                if seen:
+                    verdict = min((v for v, _, _ in seen), key=VERDICT_ORDER.index)
+                    evidence = [e for v, e, _ in seen if v == verdict]
+                    notes = sorted({n for v, _, n in seen if v == verdict and n})
+                else:
+                    verdict, evidence, notes = "not measured", [], []
+                cells[model] = {"verdict": verdict, "evidence": evidence[:5], "notes": notes[:3],
+                                "observations": len(seen)}
+            rows.append({"endpoint": endpoint, "parameter": p.name, "kind": p.kind,
+                         "clause": catalogue.clause(endpoint, p.name), "declared": p.name in declared_list,
+                         "models": cells})
+    return rows
+
+
+def check_rows(records: list[dict], models: tuple[str, ...]) -> list[dict]:
+    by_check: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_check[r["check"]].append(r)
+    rows = []
+    for check_id in sorted(by_check, key=lambda c: (by_check[c][0]["endpoint"], c)):
+        instances = by_check[check_id]
+        first = instances[0]
+        per_model = {}
+        for model in models:
+            mine = [i for i in instances if i["dimensions"]["model"] == model]
+            if not mine:
+                continue
+            counts = Counter(i["outcome"] for i in mine)
+            worst = min(counts, key=OUTCOME_ORDER.index)
+            example = next(i for i in mine if i["outcome"] == worst)
+            per_model[model] = {"outcome": worst, "counts": dict(counts), "evidence": example["evidence_file"],
+                                "message": example["message"]}
+        rows.append({
+            "id": check_id, "feature": first["feature"], "endpoint": first["endpoint"], "level": first["level"],
+            "clause": first["clause"], "statement": first["statement"], "extension": first["extension"],
+            "outcomes": dict(Counter(i["outcome"] for i in instances)),
+            "models": per_model,
+            "instances": [{"model": i["dimensions"]["model"], "mode": i["dimensions"]["mode"],
+                           "path": i["dimensions"]["path"], "variant": i.get("variant"), "outcome": i["outcome"],
+                           "message": i["message"], "evidence": i["evidence_file"], "requests": i["requests"],
+                           "retries": i["retries"]}
+                          for i in instances],
+        })
+    return rows
+
+
+def summarise(records: list[dict]) -> dict:
+    counts = Counter(r["outcome"] for r in records)
+    by_level: dict[str, dict[str, int]] = {}
+    for level in ("MUST", "SHOULD", "MAY"):
+        c = Counter(r["outcome"] for r in records if r["level"] == level and not r["extension"])
+        if c:
+            by_level[level] = {o: c.get(o, 0) for o in OUTCOMES}
+    ext = Counter(r["outcome"] for r in records if r["extension"])
+    if ext:
+        by_level["extension"] = {o: ext.get(o, 0) for o in OUTCOMES}
+    return {
+        "instances": len(records),
+        "checks": len({r["check"] for r in records}),
+        "outcomes": {o: counts.get(o, 0) for o in OUTCOMES},
+        "by_level": by_level,
+        "requests": sum(r.get("requests", 0) for r in records),
+        "retries": sum(r.get("retries", 0) for r in records),
+    }
+
+
+def build_matrix(run_dir: Path, target: Target, base_url: str, started: float) -> dict:
+    records = read_results(run_dir)
+    return {
+        "format": FORMAT,
+        "run": {
+            "id": run_dir.name,
+            "target": target.name,
+            "description": target.description,
+            "base_url": "embedded reference server" if target.embedded else base_url,
+            "models": list(target.models),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "suite_version": _version("openai-conformance"),
+            "openai_sdk": _version("openai"),
+            "python": platform.python_version(),
+            "definitions": "INTERPRETING.md (outcomes and parameter verdicts, version 1)",
+        },
+        "summary": summarise(records),
+        "parameters": parameter_verdicts(records, target),
+        "checks": check_rows(records, target.models),
+    }
+
+
+def write_reports(run_dir: Path, target: Target, base_url: str, started: float) -> dict:
+    matrix = build_matrix(run_dir, target, base_url, started)
+    (run_dir / "matrix.json").write_text(json.dumps(matrix, indent=2, ensure_ascii=False), encoding="utf-8")
+    (run_dir / "matrix.md").write_text(render_markdown(matrix), encoding="utf-8")
+    (run_dir / "matrix.html").write_text(render_html(matrix), encoding="utf-8")
+    return matrix

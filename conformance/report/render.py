@@ -1,0 +1,150 @@
+"""Render matrix.json as Markdown and as one self-contained HTML page (no external assets)."""
+
+from __future__ import annotations
+
+import html
+
+VERDICT_SYMBOL = {"honoured": "✅ honoured", "ignored": "⚠️ ignored", "rejected": "⛔ rejected",
+                  "broken": "💥 broken", "accepted": "☑️ accepted", "not measured": "· not measured"}
+OUTCOME_SYMBOL = {"pass": "✅ pass", "fail": "❌ fail", "unsupported": "➖ unsupported",
+                  "inconclusive": "❔ inconclusive", "error": "⚠️ error"}
+
+
+def _cell_counts(cell: dict) -> str:
+    counts = cell["counts"]
+    total = sum(counts.values())
+    if len(counts) == 1:
+        return f"{OUTCOME_SYMBOL[cell['outcome']]} {total}/{total}" if total > 1 else OUTCOME_SYMBOL[cell["outcome"]]
+    return f"{OUTCOME_SYMBOL[cell['outcome']]} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
+
+
+def render_summary_lines(matrix: dict) -> list[str]:
+    s = matrix["summary"]
+    o = s["outcomes"]
+    lines = [f"{s['instances']} check instances of {s['checks']} checks: "
+             + ", ".join(f"{o[k]} {k}" for k in ("pass", "fail", "unsupported", "inconclusive", "error")),
+             f"{s['requests']} requests, {s['retries']} retries"]
+    for level, counts in s["by_level"].items():
+        judged = counts["pass"] + counts["fail"]
+        share = f"{100 * counts['pass'] / judged:.0f}%" if judged else "n/a"
+        lines.append(f"{level}: {counts['pass']}/{judged} passed ({share})")
+    return lines
+
+
+def render_markdown(matrix: dict) -> str:
+    run = matrix["run"]
+    models = run["models"]
+    out = [f"# Compatibility matrix: {run['target']}", "",
+           f"- Target: {run['description'] or run['target']} ({run['base_url']})",
+           f"- Run: `{run['id']}`, {run['started']} to {run['finished']}",
+           f"- Suite {run['suite_version']}, openai SDK {run['openai_sdk']}; outcomes as defined in {run['definitions']}",
+           ""]
+    out += [f"- {line}" for line in render_summary_lines(matrix)]
+    out += ["", "## Parameter verdicts", "",
+            "| endpoint | parameter | declared | " + " | ".join(models) + " |",
+            "|---|---|---|" + "---|" * len(models)]
+    for row in matrix["parameters"]:
+        name = f"`{row['parameter']}`" + (" (extension)" if row["kind"] == "extension" else "")
+        cells = []
+        for m in models:
+            cell = row["models"][m]
+            text = VERDICT_SYMBOL[cell["verdict"]]
+            if cell["evidence"]:
+                text = f"[{text}]({cell['evidence'][0]})"
+            cells.append(text)
+        out.append(f"| {row['endpoint']} | {name} | {'yes' if row['declared'] else 'no'} | " + " | ".join(cells) + " |")
+    out += ["", "## Checks", "", "| check | level | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+    for row in matrix["checks"]:
+        cells = []
+        for m in models:
+            cell = row["models"].get(m)
+            cells.append(f"[{_cell_counts(cell)}]({cell['evidence']})" if cell else "")
+        level = row["level"] + (" ext" if row["extension"] else "")
+        out.append(f"| [`{row['id']}`]({row['clause']}) | {level} | " + " | ".join(cells) + " |")
+    deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
+    if deviations:
+        out += ["", "## Deviations and errors", ""]
+        for row, i in deviations:
+            variant = f" {i['variant']}" if i.get("variant") else ""
+            out.append(f"- **{i['outcome']}** `{row['id']}`{variant} [{i['model']} · {i['mode']} · {i['path']}]: "
+                       f"{i['message']} ([evidence]({i['evidence']}))")
+    return "\n".join(out) + "\n"
+
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d2430;background:#fff}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{margin-top:2rem;font-size:1.2rem}
+table{border-collapse:collapse;margin:.5rem 0;min-width:50%}th,td{border:1px solid #d6dbe3;padding:.3rem .55rem;text-align:left;vertical-align:top}
+th{background:#f1f4f8;position:sticky;top:0}td a{color:inherit;text-decoration:none}td a:hover{text-decoration:underline}
+.honoured,.pass{background:#e3f6e8}.accepted{background:#eef7f0}.ignored,.inconclusive{background:#fff6d6}.rejected,.unsupported{background:#eef0f3}
+.broken,.fail{background:#fde2e1}.error{background:#fbe7cf}.not-measured{color:#7a8494}
+.meta{color:#566074}.summary li{margin:.1rem 0}code{font-size:.92em}.msg{color:#566074;font-size:.9em;max-width:46rem}
+.legend span{display:inline-block;padding:.05rem .45rem;margin-right:.3rem;border-radius:3px}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def render_html(matrix: dict) -> str:
+    run = matrix["run"]
+    models = run["models"]
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             f"<title>Compatibility matrix: {_e(run['target'])}</title><style>{CSS}</style></head><body>",
+             f"<h1>Compatibility matrix: {_e(run['target'])}</h1>",
+             f"<p class='meta'>{_e(run['description'])} · {_e(run['base_url'])} · run <code>{_e(run['id'])}</code>"
+             f" · {_e(run['started'])} to {_e(run['finished'])} · suite {_e(run['suite_version'])}, "
+             f"openai SDK {_e(run['openai_sdk'])}</p>",
+             "<ul class='summary'>" + "".join(f"<li>{_e(l)}</li>" for l in render_summary_lines(matrix)) + "</ul>",
+             "<p class='legend'>Verdicts: <span class='honoured'>honoured</span><span class='accepted'>accepted</span>"
+             "<span class='ignored'>ignored</span>"
+             "<span class='rejected'>rejected</span><span class='broken'>broken</span> · Outcomes: "
+             "<span class='pass'>pass</span><span class='fail'>fail</span><span class='unsupported'>unsupported</span>"
+             "<span class='inconclusive'>inconclusive</span><span class='error'>error</span>"
+             " (definitions: INTERPRETING.md). Every cell links to its evidence.</p>",
+             "<h2 id='parameters'>Parameter verdicts</h2><table id='parameter-verdicts'><thead><tr><th>endpoint</th>"
+             "<th>parameter</th><th>declared</th>" + "".join(f"<th>{_e(m)}</th>" for m in models) + "</tr></thead><tbody>"]
+    for row in matrix["parameters"]:
+        name = f"<a href='{_e(row['clause'])}'><code>{_e(row['parameter'])}</code></a>"
+        if row["kind"] == "extension":
+            name += " <em>extension</em>"
+        cells = []
+        for m in models:
+            cell = row["models"][m]
+            css = cell["verdict"].replace(" ", "-")
+            label = _e(cell["verdict"])
+            if cell["evidence"]:
+                label = f"<a href='{_e(cell['evidence'][0])}' title='{_e('; '.join(cell['notes']))}'>{label}</a>"
+            cells.append(f"<td class='{css}'>{label}</td>")
+        parts.append(f"<tr><td>{_e(row['endpoint'])}</td><td>{name}</td><td>{'yes' if row['declared'] else 'no'}</td>"
+                     + "".join(cells) + "</tr>")
+    parts.append("</tbody></table>")
+    parts.append("<h2 id='checks'>Checks</h2><table id='checks-table'><thead><tr><th>check</th><th>level</th>"
+                 "<th>statement</th>" + "".join(f"<th>{_e(m)}</th>" for m in models) + "</tr></thead><tbody>")
+    for row in matrix["checks"]:
+        cells = []
+        for m in models:
+            cell = row["models"].get(m)
+            if not cell:
+                cells.append("<td></td>")
+                continue
+            title = _e(cell["message"]) if cell["message"] else ""
+            cells.append(f"<td class='{cell['outcome']}'><a href='{_e(cell['evidence'])}' title='{title}'>"
+                         f"{_e(_cell_counts(cell))}</a></td>")
+        level = row["level"] + (" · extension" if row["extension"] else "")
+        parts.append(f"<tr><td><a href='{_e(row['clause'])}'><code>{_e(row['id'])}</code></a></td><td>{_e(level)}</td>"
+                     f"<td class='msg'>{_e(row['statement'])}</td>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table>")
+    deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
+    if deviations:
+        parts.append("<h2 id='deviations'>Deviations and errors</h2><table><thead><tr><th>outcome</th><th>check</th>"
+                     "<th>instance</th><th>message</th></tr></thead><tbody>")
+        for row, i in deviations:
+            variant = f" {i['variant']}" if i.get("variant") else ""
+            parts.append(f"<tr><td class='{i['outcome']}'>{_e(i['outcome'])}</td><td><code>{_e(row['id'])}</code>"
+                         f"{_e(variant)}</td><td>{_e(i['model'])} · {_e(i['mode'])} · {_e(i['path'])}</td>"
+                         f"<td class='msg'><a href='{_e(i['evidence'])}'>{_e(i['message'])}</a></td></tr>")
+        parts.append("</tbody></table>")
+    parts.append("</body></html>\n")
+    return "".join(parts)

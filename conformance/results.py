@@ -1,0 +1,96 @@
+"""One result record per check instance: the format every report is built from.
+
+Each record names the check (id, feature, level, clause), the dimensions (target, model, mode,
+path), the outcome and its message, the parameter verdicts the check observed, and a pointer to
+its evidence file (every request and response, redacted).  Records are JSON Lines, one file per
+pytest-xdist worker, so workers never write to the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .checks import ResolvedCheck
+    from .client import Api
+    from .targets import Target
+    from .transport import Redactor
+
+SCHEMA_VERSION = 1
+
+
+def record_for(item, meta: "ResolvedCheck", target: "Target", outcome: str, message: str, api: "Api | None",
+               redactor: "Redactor | None", duration: float) -> dict:
+    callspec = getattr(item, "callspec", None)
+    params = dict(callspec.params) if callspec else {}
+    instance = params["api"]
+    dims = {"target": target.name, "model": instance.model, "mode": instance.mode, "path": instance.path}
+    variant = _variant_id(callspec, instance) if "case" in params else None
+    if redactor is not None:
+        message = redactor.text(message)
+        exchanges = [e.to_dict(redactor) for e in api.evidence.exchanges] if api else []
+    else:
+        exchanges = []
+    return {
+        "schema": SCHEMA_VERSION,
+        "nodeid": item.nodeid,
+        "check": meta.id,
+        "feature": meta.feature,
+        "endpoint": meta.endpoint,
+        "level": meta.level,
+        "clause": meta.clause,
+        "statement": meta.statement,
+        "parameter": meta.parameter,
+        "extension": meta.extension,
+        "target": target.name,
+        "dimensions": dims,
+        "variant": variant,
+        "outcome": outcome,
+        "message": message,
+        "observations": api.observations if api else [],
+        "duration_s": round(duration, 4),
+        "evidence": {"exchanges": exchanges, "retries": api.evidence.retries if api else []},
+    }
+
+
+def _variant_id(callspec, instance) -> str:
+    """The id pytest gave the `case` argument, e.g. 'chat-temperature=2.5'."""
+    return callspec.id.replace(f"-{instance.id}", "").replace(instance.id, "").strip("-")
+
+
+class ResultWriter:
+    """Appends records to results/<worker>.jsonl and evidence to evidence/<digest>.json."""
+
+    def __init__(self, run_dir: Path, worker: str):
+        self.run_dir = run_dir
+        (run_dir / "results").mkdir(parents=True, exist_ok=True)
+        (run_dir / "evidence").mkdir(parents=True, exist_ok=True)
+        self._file = open(run_dir / "results" / f"{worker}.jsonl", "a", encoding="utf-8")
+
+    def write(self, record: dict) -> Path:
+        digest = hashlib.sha1(record["nodeid"].encode()).hexdigest()[:16]
+        relative = Path("evidence") / f"{digest}.json"
+        (self.run_dir / relative).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        summary = {k: v for k, v in record.items() if k != "evidence"}
+        summary["evidence_file"] = str(relative)
+        summary["requests"] = len(record["evidence"]["exchanges"])
+        summary["retries"] = len(record["evidence"]["retries"])
+        self._file.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        self._file.flush()
+        return relative
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_results(run_dir: Path) -> list[dict]:
+    records = []
+    for path in sorted((run_dir / "results").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                records.append(json.loads(line))
+    records.sort(key=lambda r: r["nodeid"])
+    return records

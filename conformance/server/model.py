@@ -1,0 +1,155 @@
+"""A deterministic toy language model over a word vocabulary, with real logits.
+
+It is not meant to say anything sensible: it is meant to make every sampling parameter act
+on a real distribution, exactly as OpenAI describes it, so that the checks (whose oracles
+need no intelligence) pass against it for the right reasons.
+
+- Logits for the next token depend on the model, a digest of the prompt and the previous
+  token: greedy decoding is deterministic and falls into repetition, like small models do.
+- The end-of-text token grows likelier with length, so generations end on their own.
+- temperature, top_p, presence/frequency penalties (OpenAI's formula), repetition_penalty
+  (the multiplicative form of vLLM and transformers), logit_bias and seed act on the logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+import random
+import re
+
+WORDS = """
+the a an and or but if then so because while of to in on at by for with from about into over
+after before under between through during without within along across behind beyond near
+time year people way day man woman child world life hand part place case week company system
+program question work government number night point home water room mother area money story
+fact month lot right study book eye job word business issue side kind head house service
+friend father power hour game line end member law car city community name president team
+minute idea kid body information back parent face others level office door health person art
+war history party result change morning reason research girl guy moment air teacher force
+education pasta sauce garlic basil tomato olive oil salt pepper cheese boil cook serve
+good new first last long great little own other old right big high different small large
+next early young important few public bad same able is was are were be been have has had do
+does did say says said go goes went make makes made know knows knew think take see come want
+look use find give tell work call try ask need feel become leave put mean keep let begin seem
+help talk turn start show hear play run move like live believe hold bring happen write
+""".split()
+PUNCTUATION = [".", ",", "!", "?", ";", ":", "\n"]
+DIGITS = [f" {d}" for d in range(10)]
+
+EOS = "<|endoftext|>"
+# Token id 0 is the end-of-text token; it never appears in generated text.
+VOCAB: tuple[str, ...] = tuple([EOS] + [f" {w}" for w in dict.fromkeys(WORDS)] + PUNCTUATION + DIGITS)
+TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
+EOS_ID = 0
+
+_PIECE = re.compile(r"\s*[A-Za-z]+|\s*\d|\s*[^\sA-Za-z\d]|\s+$")
+
+
+def _digest(*parts: object) -> int:
+    h = hashlib.blake2b(repr(parts).encode(), digest_size=8)
+    return int.from_bytes(h.digest(), "big")
+
+
+def tokenize(text: str) -> list[int]:
+    """Split text into word pieces; known pieces get their vocabulary id, others a stable one."""
+    ids = []
+    for piece in _PIECE.findall(text):
+        tid = TOKEN_ID.get(piece)
+        if tid is None:
+            tid = 1 + _digest("unk", piece) % (len(VOCAB) - 1)
+        ids.append(tid)
+    return ids
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    seed: int | None = None
+
+
+@dataclasses.dataclass
+class Generation:
+    token_ids: list[int]
+    ended_naturally: bool  # the model produced its end-of-text token
+
+    @property
+    def pieces(self) -> list[str]:
+        return [VOCAB[t] for t in self.token_ids]
+
+
+class ToyModel:
+    def __init__(self, name: str, context_window: int = 4096):
+        self.name = name
+        self.context_window = context_window
+        self._seed = _digest("model", name)
+        self._logits = functools.lru_cache(maxsize=65536)(self._compute_logits)
+
+    def _compute_logits(self, prompt_key: int, previous: int) -> tuple[float, ...]:
+        rng = random.Random(_digest(self._seed, prompt_key, previous))
+        values = [rng.gauss(0.0, 2.0) for _ in VOCAB]
+        values[EOS_ID] = -4.0
+        return tuple(values)
+
+    def logits(self, prompt_key: int, previous: int, position: int) -> list[float]:
+        values = list(self._logits(prompt_key, previous))
+        values[EOS_ID] += 0.25 * position  # ends of its own after about 40 tokens
+        return values
+
+    def generate(self, prompt_ids: list[int], max_tokens: int, sampling: Sampling, rng: random.Random) -> Generation:
+        prompt_key = _digest(tuple(prompt_ids))
+        previous = prompt_ids[-1] if prompt_ids else EOS_ID
+        counts: dict[int, int] = {}
+        seen_in_prompt = set(prompt_ids)
+        out: list[int] = []
+        bias = dict(sampling.logit_bias)
+        while len(out) < max_tokens:
+            logits = self.logits(prompt_key, previous, len(out))
+            for tid, value in bias.items():
+                if 0 <= tid < len(logits):
+                    logits[tid] += value
+            for tid, count in counts.items():
+                logits[tid] -= count * sampling.frequency_penalty + sampling.presence_penalty
+            if sampling.repetition_penalty != 1.0:
+                for tid in seen_in_prompt.union(counts):
+                    if logits[tid] > 0:
+                        logits[tid] /= sampling.repetition_penalty
+                    else:
+                        logits[tid] *= sampling.repetition_penalty
+            token = self._choose(logits, sampling, rng)
+            if token == EOS_ID:
+                return Generation(out, ended_naturally=True)
+            out.append(token)
+            counts[token] = counts.get(token, 0) + 1
+            previous = token
+        return Generation(out, ended_naturally=False)
+
+    @staticmethod
+    def _choose(logits: list[float], sampling: Sampling, rng: random.Random) -> int:
+        if sampling.temperature == 0:
+            return max(range(len(logits)), key=logits.__getitem__)
+        scaled = [v / sampling.temperature for v in logits]
+        top = max(scaled)
+        weights = [math.exp(v - top) for v in scaled]
+        total = sum(weights)
+        order = sorted(range(len(weights)), key=weights.__getitem__, reverse=True)
+        nucleus: list[int] = []
+        mass = 0.0
+        for tid in order:
+            nucleus.append(tid)
+            mass += weights[tid] / total
+            if mass >= sampling.top_p:
+                break
+        pick = rng.random() * sum(weights[t] for t in nucleus)
+        for tid in nucleus:
+            pick -= weights[tid]
+            if pick <= 0:
+                return tid
+        return nucleus[-1]

@@ -1,0 +1,354 @@
+"""Request validation and response bodies of the reference server, in OpenAI's shapes.
+
+Kept apart from the HTTP plumbing (server/http.py) so each piece reads on its own.  The ranges
+come from the parameter catalogue, whose facts are read from OpenAI's OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+import uuid
+from typing import Any, Iterator
+
+from ..catalogue import Parameter, load_catalogue
+from .model import Sampling, ToyModel, tokenize
+
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's envelope."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 type: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _invalid_type(name: str, expected: str, value: Any) -> ApiError:
+    return ApiError(400, f"Invalid type for '{name}': expected {expected}, but got {_type_name(value)} instead.",
+                    param=name, code="invalid_type")
+
+
+def _check_range(p: Parameter, value: float, name: str) -> None:
+    kind = "integer" if p.type == "integer" else "decimal"
+    if p.minimum is not None and value < p.minimum:
+        raise ApiError(400, f"Invalid '{name}': {kind} below minimum value. Expected a value >= {p.minimum:g}, "
+                            f"but got {value} instead.", param=name, code=f"{kind}_below_min_value")
+    if p.maximum is not None and value > p.maximum:
+        raise ApiError(400, f"Invalid '{name}': {kind} above maximum value. Expected a value <= {p.maximum:g}, "
+                            f"but got {value} instead.", param=name, code=f"{kind}_above_max_value")
+    if p.exclusive_minimum is not None and value <= p.exclusive_minimum:
+        raise ApiError(400, f"Invalid '{name}': expected a value > {p.exclusive_minimum:g}, but got {value} instead.",
+                       param=name, code="invalid_value")
+
+
+def _validate_messages(messages: Any) -> None:
+    if not isinstance(messages, list):
+        raise _invalid_type("messages", "an array", messages)
+    if not messages:
+        raise ApiError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                            "but got an empty array instead.", param="messages", code="empty_array")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _invalid_type(f"messages[{i}]", "an object", message)
+        role = message.get("role")
+        if role not in CHAT_ROLES:
+            raise ApiError(400, f"Invalid value: '{role}'. Supported values are: "
+                                + ", ".join(f"'{r}'" for r in CHAT_ROLES) + ".",
+                           param=f"messages[{i}].role", code="invalid_value")
+        content = message.get("content")
+        if content is None and role == "assistant":
+            continue
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
+                    raise ApiError(400, f"Invalid content part at 'messages[{i}].content[{j}]': only text parts "
+                                        "are supported by this server.", param=f"messages[{i}].content[{j}]",
+                                   code="invalid_value")
+        elif not isinstance(content, str):
+            raise _invalid_type(f"messages[{i}].content", "a string or an array of content parts", content)
+
+
+def _validate_prompt(prompt: Any) -> None:
+    ok = isinstance(prompt, str) or (
+        isinstance(prompt, list) and prompt and (
+            all(isinstance(x, str) for x in prompt)
+            or all(isinstance(x, int) and not isinstance(x, bool) for x in prompt)
+            or all(isinstance(x, list) and x and all(isinstance(t, int) for t in x) for x in prompt)
+        )
+    )
+    if not ok:
+        raise _invalid_type("prompt", "a string, an array of strings or an array of token arrays", prompt)
+
+
+def validate_value(p: Parameter, value: Any) -> None:
+    name = p.name
+    if p.type == "string":
+        if not isinstance(value, str):
+            raise _invalid_type(name, "a string", value)
+    elif p.type == "boolean":
+        if not isinstance(value, bool):
+            raise _invalid_type(name, "a boolean", value)
+    elif p.type == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid_type(name, "an integer", value)
+        _check_range(p, value, name)
+    elif p.type == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _invalid_type(name, "a number", value)
+        _check_range(p, value, name)
+    elif p.type == "messages":
+        _validate_messages(value)
+    elif p.type == "prompt":
+        _validate_prompt(value)
+    elif p.type == "stop":
+        if isinstance(value, list):
+            if not all(isinstance(s, str) for s in value):
+                raise _invalid_type(name, "a string or an array of strings", value)
+            if p.max_items is not None and len(value) > p.max_items:
+                raise ApiError(400, f"Invalid 'stop': array too long. Expected an array with maximum length "
+                                    f"{p.max_items}, but got an array with length {len(value)} instead.",
+                               param="stop", code="array_above_max_length")
+        elif not isinstance(value, str):
+            raise _invalid_type(name, "a string or an array of strings", value)
+    elif p.type == "logit_bias":
+        if not isinstance(value, dict):
+            raise _invalid_type(name, "an object", value)
+        for key, bias in value.items():
+            if not key.lstrip("-").isdigit():
+                raise ApiError(400, f"Invalid key in 'logit_bias': {key}. Keys must be token ids (integers).",
+                               param="logit_bias", code="invalid_value")
+            if isinstance(bias, bool) or not isinstance(bias, (int, float)):
+                raise _invalid_type(f"logit_bias.{key}", "a number", bias)
+            if not (p.minimum <= bias <= p.maximum):
+                raise ApiError(400, f"Invalid 'logit_bias': value {bias} for token {key} is out of range. "
+                                    f"Expected a value between {p.minimum:g} and {p.maximum:g}.",
+                               param="logit_bias", code="invalid_value")
+    elif p.type == "stream_options":
+        if not isinstance(value, dict):
+            raise _invalid_type(name, "an object", value)
+        unknown = sorted(set(value) - {"include_usage", "include_obfuscation"})
+        if unknown:
+            raise ApiError(400, f"Unrecognized request argument supplied: stream_options.{unknown[0]}",
+                           param="stream_options")
+        if "include_usage" in value and not isinstance(value["include_usage"], bool):
+            raise _invalid_type("stream_options.include_usage", "a boolean", value["include_usage"])
+    else:  # pragma: no cover - the catalogue names only the types above
+        raise AssertionError(f"unknown parameter type {p.type}")
+
+
+@dataclasses.dataclass
+class Choice:
+    index: int
+    pieces: list[str]  # the text of each generated token, after stop truncation
+    finish_reason: str
+    completion_tokens: int
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+def _apply_stop(pieces: list[str], stops: list[str]) -> tuple[list[str], int] | None:
+    """Cut at the first stop sequence to appear; return (pieces up to it, tokens generated)."""
+    text = "".join(pieces)
+    found = [(text.find(s), s) for s in stops if s and s in text]
+    if not found:
+        return None
+    # Generation is checked after every token, so the sequence that completes first wins.
+    end_first = min(idx + len(s) for idx, s in found)
+    cut = min(idx for idx, s in found if idx + len(s) <= end_first)
+    kept, length, tokens = [], 0, 0
+    for piece in pieces:
+        if length >= end_first:
+            break
+        tokens += 1
+        if length < cut:
+            kept.append(piece[: cut - length])
+        length += len(piece)
+    return kept, tokens
+
+
+class Generator:
+    """Turns a validated request into choices and usage."""
+
+    def __init__(self, models: dict[str, ToyModel]):
+        self.models = models
+        self.catalogue = load_catalogue()
+
+    def validate(self, endpoint: str, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise ApiError(400, "The request body must be a JSON object.")
+        params = {p.name: p for p in self.catalogue.for_endpoint(endpoint)}
+        for key in body:
+            if key not in params:
+                raise ApiError(400, f"Unrecognized request argument supplied: {key}")
+        for p in params.values():
+            if p.required and body.get(p.name) is None:
+                raise ApiError(400, f"Missing required parameter: '{p.name}'.", param=p.name,
+                               code="missing_required_parameter")
+        for name, value in body.items():
+            if value is not None:
+                validate_value(params[name], value)
+        if body.get("stream_options") is not None and not body.get("stream"):
+            raise ApiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                           param="stream_options", code="invalid_value")
+        if body["model"] not in self.models:
+            raise ApiError(404, f"The model `{body['model']}` does not exist or you do not have access to it.",
+                           code="model_not_found")
+
+    @staticmethod
+    def render_chat(messages: list[dict]) -> str:
+        lines = []
+        for m in messages:
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "".join(part["text"] for part in content)
+            lines.append(f"{m['role']}: {content or ''}")
+        return "\n".join(lines) + "\nassistant:"
+
+    @staticmethod
+    def prompts(endpoint: str, body: dict) -> list[list[int]]:
+        if endpoint == "chat":
+            return [tokenize(Generator.render_chat(body["messages"]))]
+        prompt = body["prompt"]
+        if isinstance(prompt, str):
+            return [tokenize(prompt)]
+        if all(isinstance(x, int) for x in prompt):
+            return [list(prompt)]
+        return [tokenize(x) if isinstance(x, str) else list(x) for x in prompt]
+
+    def generate(self, endpoint: str, body: dict) -> tuple[list[Choice], dict]:
+        model = self.models[body["model"]]
+        n = body.get("n") or 1
+        stop = body.get("stop")
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        bias = tuple((int(k), float(v)) for k, v in (body.get("logit_bias") or {}).items())
+        temperature = body.get("temperature")
+        sampling = Sampling(
+            temperature=1.0 if temperature is None else float(temperature),
+            top_p=1.0 if body.get("top_p") is None else float(body["top_p"]),
+            presence_penalty=float(body.get("presence_penalty") or 0.0),
+            frequency_penalty=float(body.get("frequency_penalty") or 0.0),
+            repetition_penalty=float(body.get("repetition_penalty") or 1.0),
+            logit_bias=bias,
+            seed=body.get("seed"),
+        )
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if limit is None and endpoint == "completions":
+            limit = 16  # OpenAI's default for the completions endpoint
+        choices: list[Choice] = []
+        prompt_tokens = 0
+        for p_index, prompt_ids in enumerate(self.prompts(endpoint, body)):
+            prompt_tokens += len(prompt_ids)
+            room = model.context_window - len(prompt_ids)
+            if limit is not None and limit > room or room <= 0:
+                raise ApiError(400, f"This model's maximum context length is {model.context_window} tokens. "
+                                    f"However, you requested {len(prompt_ids) + (limit or 0)} tokens "
+                                    f"({len(prompt_ids)} in the prompt, {limit or 0} for the completion).",
+                               param="messages" if endpoint == "chat" else "prompt",
+                               code="context_length_exceeded")
+            max_new = room if limit is None else limit
+            for j in range(n):
+                if sampling.seed is not None:
+                    rng = random.Random(f"{sampling.seed}:{p_index}:{j}")
+                else:
+                    rng = random.Random(os.urandom(16))
+                gen = model.generate(prompt_ids, max_new, sampling, rng)
+                pieces = gen.pieces
+                finish = "stop" if gen.ended_naturally else "length"
+                tokens = len(pieces)
+                cut = _apply_stop(pieces, stops)
+                if cut is not None:
+                    pieces, tokens = cut
+                    finish = "stop"
+                choices.append(Choice(index=len(choices), pieces=pieces, finish_reason=finish,
+                                      completion_tokens=tokens))
+        completion_tokens = sum(c.completion_tokens for c in choices)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        return choices, usage
+
+
+def completion_id(endpoint: str) -> str:
+    return ("chatcmpl-" if endpoint == "chat" else "cmpl-") + uuid.uuid4().hex[:24]
+
+
+def response_body(endpoint: str, model: str, choices: list[Choice], usage: dict) -> dict:
+    base = {"id": completion_id(endpoint), "created": int(time.time()), "model": model,
+            "system_fingerprint": f"fp_{model}"}
+    if endpoint == "chat":
+        return {**base, "object": "chat.completion", "choices": [
+            {"index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
+             "logprobs": None, "finish_reason": c.finish_reason} for c in choices], "usage": usage}
+    return {**base, "object": "text_completion", "choices": [
+        {"text": c.text, "index": c.index, "logprobs": None, "finish_reason": c.finish_reason}
+        for c in choices], "usage": usage}
+
+
+def stream_events(endpoint: str, model: str, choices: list[Choice], usage: dict,
+                  include_usage: bool) -> Iterator[str]:
+    """The `data:` payloads of a streamed response, ending with [DONE]."""
+    base = {"id": completion_id(endpoint), "created": int(time.time()), "model": model,
+            "system_fingerprint": f"fp_{model}"}
+    extra = {"usage": None} if include_usage else {}
+
+    def chunk(choice: dict) -> str:
+        if endpoint == "chat":
+            return json.dumps({**base, "object": "chat.completion.chunk", "choices": [choice], **extra})
+        return json.dumps({**base, "object": "text_completion", "choices": [choice], **extra})
+
+    def piece(index: int, text: str | None, finish: str | None, first: bool = False) -> str:
+        if endpoint == "chat":
+            delta: dict = {}
+            if first:
+                delta = {"role": "assistant", "content": "", "refusal": None}
+            elif text is not None:
+                delta = {"content": text}
+            return chunk({"index": index, "delta": delta, "logprobs": None, "finish_reason": finish})
+        return chunk({"text": text or "", "index": index, "logprobs": None, "finish_reason": finish})
+
+    if endpoint == "chat":
+        for c in choices:
+            yield piece(c.index, None, None, first=True)
+    longest = max((len(c.pieces) for c in choices), default=0)
+    for step in range(longest):
+        for c in choices:
+            if step < len(c.pieces):
+                yield piece(c.index, c.pieces[step], None)
+    for c in choices:
+        yield piece(c.index, None, c.finish_reason)
+    if include_usage:
+        yield json.dumps({**base, "object": "chat.completion.chunk" if endpoint == "chat" else "text_completion",
+                          "choices": [], "usage": usage})
+    yield "[DONE]"
+
+
+def models_list(models: dict[str, ToyModel], created: int) -> dict:
+    return {"object": "list", "data": [model_object(name, created) for name in models]}
+
+
+def model_object(name: str, created: int) -> dict:
+    return {"id": name, "object": "model", "created": created, "owned_by": "conformance-reference"}

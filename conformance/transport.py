@@ -1,0 +1,209 @@
+"""One httpx2 transport for both paths (the openai SDK and raw HTTP): capture, redaction, retries.
+
+Every request and response that crosses the transport is recorded, after redaction, as an
+`Exchange` on the current `Evidence`; streamed bodies are recorded as the reads they arrived
+in, so the strict event-stream parser sees exactly what the SDK saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import json
+import time
+from typing import Any, Callable, Iterator
+
+import httpx2
+import tenacity
+
+TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
+MAX_RECORDED_BODY = 512 * 1024
+REDACTED = "[REDACTED]"
+SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "openai-organization", "cookie", "set-cookie")
+
+
+class InfrastructureError(Exception):
+    """The target could not be reached or judged (not a conformance finding)."""
+
+
+class TransientStatus(Exception):
+    def __init__(self, status: int, retry_after: float | None):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Redactor:
+    """Replaces every secret (and the Bearer header) in recorded text."""
+
+    def __init__(self, secrets: list[str] | tuple[str, ...] = ()):
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def add(self, secret: str) -> None:
+        if secret and len(secret) >= 4 and secret not in self.secrets:
+            self.secrets.append(secret)
+
+    def text(self, value: str) -> str:
+        for secret in self.secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+
+    def headers(self, headers: httpx2.Headers | dict) -> dict[str, str]:
+        out = {}
+        for key, value in headers.items():
+            if key.lower() in SENSITIVE_HEADERS:
+                scheme = value.split(" ", 1)[0] if " " in value else ""
+                value = f"{scheme} {REDACTED}".strip()
+            out[key] = self.text(value)
+        return out
+
+
+@dataclasses.dataclass
+class Exchange:
+    """One request and its response, redacted."""
+
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: str
+    status: int | None = None
+    response_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    reads: list[bytes] = dataclasses.field(default_factory=list)  # the body as it arrived
+    transport_error: str | None = None
+    elapsed_ms: float = 0.0
+    body_truncated: bool = False
+    _size: int = 0
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.reads)
+
+    def record_read(self, chunk: bytes) -> None:
+        if self._size + len(chunk) > MAX_RECORDED_BODY:
+            self.body_truncated = True
+            chunk = chunk[: max(0, MAX_RECORDED_BODY - self._size)]
+        self._size += len(chunk)
+        if chunk:
+            self.reads.append(chunk)
+
+    def to_dict(self, redactor: Redactor) -> dict:
+        body = self.body.decode("utf-8", errors="replace")
+        return {
+            "request": {"method": self.method, "url": self.url, "headers": self.request_headers,
+                        "body": _pretty(self.request_body)},
+            "response": {"status": self.status, "headers": self.response_headers,
+                         "body": redactor.text(body), "truncated": self.body_truncated,
+                         "reads": len(self.reads)},
+            "transport_error": self.transport_error,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+        }
+
+
+def _pretty(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, TypeError):
+        return body
+
+
+@dataclasses.dataclass
+class Evidence:
+    """Everything one check instance sent and received, plus the retries it needed."""
+
+    exchanges: list[Exchange] = dataclasses.field(default_factory=list)
+    retries: list[str] = dataclasses.field(default_factory=list)
+
+
+class _RecordingStream(httpx2.SyncByteStream):
+    def __init__(self, inner: httpx2.SyncByteStream, exchange: Exchange):
+        self._inner = inner
+        self._exchange = exchange
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            self._exchange.record_read(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class CapturingTransport(httpx2.BaseTransport):
+    """Wraps the real transport; records each exchange on `self.evidence` after redaction."""
+
+    def __init__(self, redactor: Redactor, inner: httpx2.BaseTransport | None = None):
+        self._inner = inner or httpx2.HTTPTransport(retries=0)
+        self.redactor = redactor
+        self.evidence: Evidence = Evidence()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        body = request.content.decode("utf-8", errors="replace") if request.content else ""
+        exchange = Exchange(
+            method=request.method,
+            url=self.redactor.text(str(request.url)),
+            request_headers=self.redactor.headers(request.headers),
+            request_body=self.redactor.text(body),
+        )
+        self.evidence.exchanges.append(exchange)
+        started = time.monotonic()
+        try:
+            response = self._inner.handle_request(request)
+        except httpx2.HTTPError as exc:
+            exchange.transport_error = f"{type(exc).__name__}: {self.redactor.text(str(exc))}"
+            raise
+        finally:
+            exchange.elapsed_ms = (time.monotonic() - started) * 1000
+        exchange.status = response.status_code
+        exchange.response_headers = self.redactor.headers(response.headers)
+        response.stream = _RecordingStream(response.stream, exchange)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def transient_from_response(status: int, headers: httpx2.Headers) -> TransientStatus | None:
+    if status in TRANSIENT_STATUS:
+        return TransientStatus(status, _retry_after_seconds(headers.get("retry-after")))
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """Retry transport failures and 408/429/502/503/504 only, honouring Retry-After."""
+
+    attempts: int = 4
+    max_delay: float = 30.0  # total seconds spent waiting across retries
+    base: float = 0.5
+
+    def run(self, call: Callable[[], Any], is_transient: Callable[[BaseException], bool],
+            retry_after: Callable[[BaseException], float | None], evidence: Evidence) -> Any:
+        waited = {"total": 0.0}
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception()
+            delay = retry_after(exc)
+            if delay is None:
+                delay = self.base * (2 ** (state.attempt_number - 1))
+            delay = min(delay, max(0.0, self.max_delay - waited["total"]))
+            waited["total"] += delay
+            evidence.retries.append(f"attempt {state.attempt_number} failed ({exc}); retrying in {delay:.1f}s")
+            return delay
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=wait,
+            retry=tenacity.retry_if_exception(is_transient),
+            reraise=True,
+        )
+        return retrying(call)

@@ -1,0 +1,45 @@
+"""Authentication: Bearer keys; 401 in OpenAI's envelope when the key is missing or wrong."""
+
+import json
+
+from conformance.checks import check, expect
+from conformance.oracles import STORY_PROMPT, prompt_body
+from conformance.schema import validate_error_envelope
+
+WRONG_KEY = "sk-conformance-wrong-key-0000"
+
+
+def endpoints(_):
+    return [("chat", "chat"), ("completions", "completions"), ("models", "models")]
+
+
+def _send(api, endpoint, **kwargs):
+    if endpoint == "models":
+        return api.send_raw("GET", "/models", **kwargs)
+    path = {"chat": "/chat/completions", "completions": "/completions"}[endpoint]
+    body = {"model": api.model, **prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}
+    return api.send_raw("POST", path, content=json.dumps(body).encode(), **kwargs)
+
+
+def _expect_401(reply):
+    expect(reply.status == 401, "HTTP 401", reply.describe())
+    problems = validate_error_envelope(reply.body)
+    expect(not problems, "OpenAI's error envelope", "; ".join(problems))
+
+
+@check(id="auth.missing-key", level="MUST", feature="auth.key", clause="authentication", endpoints=("auth",),
+       variants=endpoints, modes=("regular",), paths=("http",))
+def test_missing_key(api, case):
+    """A request without an Authorization header is refused with 401 in OpenAI's error envelope."""
+    _expect_401(_send(api, case, authorise=False))
+
+
+@check(id="auth.wrong-key", level="MUST", feature="auth.key", clause="authentication", endpoints=("auth",),
+       variants=endpoints, modes=("regular",))
+def test_wrong_key(api, case):
+    """A request with a wrong key is refused with 401 in OpenAI's error envelope."""
+    if case == "models":
+        reply = api.list_models(api_key=WRONG_KEY)
+    else:
+        reply = api.create(case, {**prompt_body(case, STORY_PROMPT), "max_tokens": 4}, api_key=WRONG_KEY)
+    _expect_401(reply)

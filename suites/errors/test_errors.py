@@ -1,0 +1,130 @@
+"""Errors: OpenAI's envelope and status codes for bad requests.
+
+The invalid values come from the parameter catalogue (conformance/data/parameters.toml), whose
+ranges and limits are read from OpenAI's OpenAPI document.
+"""
+
+import json
+
+from conformance.catalogue import load_catalogue
+from conformance.checks import check, expect
+from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint
+from conformance.schema import validate_error_envelope
+
+UNKNOWN_MODEL = "conformance-no-such-model"
+UNKNOWN_PARAMETER = "conformance_unknown_parameter"
+REGULAR = ("regular",)
+
+
+def invalid_values(endpoint):
+    return [(f"{p.name}={json.dumps(bad.value, separators=(',', ':'))[:30]}", (p.name, bad))
+            for p in load_catalogue().for_endpoint(endpoint) for bad in p.invalid]
+
+
+def required_parameters(endpoint):
+    return [(p.name, p.name) for p in load_catalogue().for_endpoint(endpoint) if p.required]
+
+
+def expect_envelope(reply, status: int) -> None:
+    if reply.stream is not None and reply.stream.data:
+        expect(False, f"HTTP {status} with a JSON error, not an event stream",
+               f"HTTP {reply.status} event stream {reply.stream.data[:2]}")
+    expect(reply.status == status, f"HTTP {status}", reply.describe())
+    problems = validate_error_envelope(reply.body)
+    expect(not problems, "OpenAI's error envelope {error: {message, type, param, code}}", "; ".join(problems))
+
+
+def _shared(api, key, send):
+    """One request per key, model, mode and path, shared by the MUST and the SHOULD check."""
+    key = (*key, api.model, api.mode, api.path)
+    cache = api.runtime.cache
+    if key not in cache:
+        cache[key] = send()
+    return api.adopt(cache[key])
+
+
+def _invalid_reply(api, endpoint, case):
+    name, bad = case
+    body = {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, name: bad.value}
+    return _shared(api, ("invalid", endpoint, name, json.dumps(bad.value)), lambda: api.create(endpoint, body))
+
+
+@check(id="{endpoint}.errors.invalid-value", level="MUST", feature="{endpoint}.errors", clause="errors",
+       variants=invalid_values)
+def test_invalid_value(api, endpoint, case):
+    """An invalid parameter value is answered with 400 in OpenAI's error envelope (also when streaming)."""
+    require_endpoint(api, endpoint)
+    expect_envelope(_invalid_reply(api, endpoint, case), 400)
+
+
+@check(id="{endpoint}.errors.invalid-value-names-param", level="SHOULD", feature="{endpoint}.errors",
+       clause="errors", variants=invalid_values)
+def test_invalid_value_names_param(api, endpoint, case):
+    """The error for an invalid parameter value names that parameter in error.param."""
+    require_endpoint(api, endpoint)
+    reply = _invalid_reply(api, endpoint, case)
+    expect_envelope(reply, 400)
+    _, bad = case
+    expect(reply.error.get("param") == bad.param, f"error.param {bad.param!r} ({bad.why})", reply.error.get("param"))
+
+
+def _missing_reply(api, endpoint, name):
+    body = {"model": api.model, **prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}
+    body.pop(name)
+    return _shared(api, ("missing", endpoint, name),
+                   lambda: api.send_raw("POST", {"chat": "/chat/completions", "completions": "/completions"}[endpoint],
+                                        content=json.dumps(body).encode()))
+
+
+@check(id="{endpoint}.errors.missing-required", level="MUST", feature="{endpoint}.errors", clause="errors",
+       variants=required_parameters, modes=REGULAR, paths=("http",))
+def test_missing_required(api, endpoint, case):
+    """A request without a required parameter is answered with 400 in OpenAI's error envelope."""
+    require_endpoint(api, endpoint)
+    expect_envelope(_missing_reply(api, endpoint, case), 400)
+
+
+@check(id="{endpoint}.errors.missing-required-names-param", level="SHOULD", feature="{endpoint}.errors",
+       clause="errors", variants=required_parameters, modes=REGULAR, paths=("http",))
+def test_missing_required_names_param(api, endpoint, case):
+    """The error for a missing required parameter names it in error.param."""
+    require_endpoint(api, endpoint)
+    reply = _missing_reply(api, endpoint, case)
+    expect_envelope(reply, 400)
+    expect(reply.error.get("param") == case, f"error.param {case!r}", reply.error.get("param"))
+
+
+@check(id="{endpoint}.errors.unknown-model", level="MUST", feature="{endpoint}.errors", clause="errors")
+def test_unknown_model(api, endpoint):
+    """A model the target does not serve is answered with 404 in OpenAI's error envelope."""
+    require_endpoint(api, endpoint)
+    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}, model=UNKNOWN_MODEL)
+    expect_envelope(reply, 404)
+
+
+@check(id="{endpoint}.errors.unknown-model-code", level="SHOULD", feature="{endpoint}.errors", clause="errors",
+       modes=REGULAR)
+def test_unknown_model_code(api, endpoint):
+    """The error for an unknown model has code 'model_not_found'."""
+    require_endpoint(api, endpoint)
+    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}, model=UNKNOWN_MODEL)
+    expect_envelope(reply, 404)
+    expect(reply.error.get("code") == "model_not_found", "error.code 'model_not_found'", reply.error.get("code"))
+
+
+@check(id="{endpoint}.errors.unknown-parameter", level="MUST", feature="{endpoint}.errors", clause="errors")
+def test_unknown_parameter(api, endpoint):
+    """A parameter OpenAI does not know is refused with 400, not silently accepted."""
+    require_endpoint(api, endpoint)
+    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, UNKNOWN_PARAMETER: 1})
+    expect_envelope(reply, 400)
+
+
+@check(id="{endpoint}.errors.malformed-json", level="MUST", feature="{endpoint}.errors", clause="errors",
+       modes=REGULAR, paths=("http",))
+def test_malformed_json(api, endpoint):
+    """A body that is not valid JSON is answered with 400 in OpenAI's error envelope."""
+    require_endpoint(api, endpoint)
+    path = {"chat": "/chat/completions", "completions": "/completions"}[endpoint]
+    reply = api.send_raw("POST", path, content=b'{"model": "' + api.model.encode() + b'", "max_tokens": 4,')
+    expect_envelope(reply, 400)

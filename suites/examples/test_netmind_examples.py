@@ -1,0 +1,63 @@
+"""The seed provider's own documented examples (Netmind, "Usage Examples"), run as written.
+
+The Python examples go through the SDK; the cURL examples go through raw HTTP, with the cURL
+prompt exactly as documented (it differs from the Python one by a space after each newline).
+"""
+
+from conformance.checks import check, expect
+from conformance.oracles import require_accepted, require_endpoint
+from conformance.schema import validate
+
+CHAT_MESSAGES = [
+    {"role": "system", "content": "Act like you are a helpful assistant."},
+    {"role": "user", "content": "Hi there!"},
+]
+PYTHON_PROMPT = (
+    "A chat between a curious user and an artificial intelligence assistant.\nYou are a cooking assistant.\n"
+    "Be edgy in your cooking ideas.\nUSER: How do I make pasta?\nASSISTANT: First, boil water. Then, add pasta "
+    "to the boiling water. Cook for 8-10 minutes or until al dente. Drain and serve!\nUSER: How do I make it "
+    "better?\nASSISTANT:"
+)
+CURL_PROMPT = (
+    "A chat between a curious user and an artificial intelligence assistant.\n You are a cooking assistant.\n "
+    "Be edgy in your cooking ideas.\n USER: How do I make pasta?\n ASSISTANT: First, boil water. Then, add pasta "
+    "to the boiling water. Cook for 8-10 minutes or until al dente. Drain and serve!\n USER: How do I make it "
+    "better?\n ASSISTANT:"
+)
+MAX_TOKENS = 512
+
+
+def _judge(api, endpoint, reply):
+    require_accepted(api, reply, endpoint, None)
+    if api.mode == "stream":
+        kind = "chat.completion.chunk" if endpoint == "chat" else "text_completion.chunk"
+        # The documented loop reads chunk.choices[0] of every chunk.
+        for number, chunk in enumerate(reply.chunks, 1):
+            expect(chunk.get("choices"), f"chunk {number} to have a choice for `chunk.choices[0]`", chunk)
+            problems = validate(kind, chunk)
+            expect(not problems, f"chunk {number} to be a valid {kind}", "; ".join(problems))
+    else:
+        kind = "chat.completion" if endpoint == "chat" else "text_completion"
+        problems = validate(kind, reply.body)
+        expect(not problems, f"a valid {kind}", "; ".join(problems))
+    expect(isinstance(reply.text, str), "text in choices[0]", reply.text)
+    expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'", reply.finish_reason)
+
+
+@check(id="examples.netmind.chat", level="MUST", feature="examples.netmind", clause="object.chat",
+       endpoints=("chat",))
+def test_documented_chat_example(api):
+    """Netmind's documented chat example (system + 'Hi there!', max_tokens 512) gets a valid chat completion."""
+    require_endpoint(api, "chat")
+    reply = api.create("chat", {"messages": CHAT_MESSAGES, "max_tokens": MAX_TOKENS})
+    _judge(api, "chat", reply)
+
+
+@check(id="examples.netmind.completion", level="MUST", feature="examples.netmind", clause="object.completions",
+       endpoints=("completions",))
+def test_documented_completion_example(api):
+    """Netmind's documented completion example (the cooking-assistant prompt, max_tokens 512) gets a valid completion."""
+    require_endpoint(api, "completions")
+    prompt = PYTHON_PROMPT if api.path == "sdk" else CURL_PROMPT
+    reply = api.create("completions", {"prompt": prompt, "max_tokens": MAX_TOKENS})
+    _judge(api, "completions", reply)

@@ -1,0 +1,51 @@
+"""max_tokens: an upper bound on the generated tokens."""
+
+from conformance.checks import check, expect, inconclusive
+from conformance.oracles import STORY_PROMPT, greedy_baseline, prompt_body, require_endpoint, send_judged
+
+LIMIT = 5
+
+
+def _limits_length(api, endpoint, parameter):
+    require_endpoint(api, endpoint)
+    body = prompt_body(endpoint, STORY_PROMPT)
+    base = greedy_baseline(api, endpoint, body, max_tokens=48)
+    if (base.usage or {}).get("completion_tokens", 0) <= LIMIT:
+        inconclusive(f"the unlimited greedy output has only {base.usage} tokens, not more than {LIMIT}")
+    reply = send_judged(api, endpoint, {**body, "temperature": 0, parameter: LIMIT}, parameter)
+    api.observe(endpoint, parameter, "ignored" if reply.text == base.text else "honoured")
+    expect(base.text.startswith(reply.text) and len(reply.text) < len(base.text),
+           f"a strict prefix of the greedy output {base.text[:80]!r}", reply.text)
+    expect(reply.finish_reason == "length", "finish_reason 'length'", reply.finish_reason)
+
+
+@check(id="{endpoint}.max_tokens.limits-length", level="MUST", feature="{endpoint}.max_tokens",
+       parameter="max_tokens")
+def test_max_tokens_limits_length(api, endpoint):
+    """With max_tokens=5, a greedy output that was longer stops at 5 tokens with finish_reason 'length'."""
+    _limits_length(api, endpoint, "max_tokens")
+
+
+@check(id="chat.max_completion_tokens.limits-length", level="MUST", feature="chat.max_completion_tokens",
+       parameter="max_completion_tokens")
+def test_max_completion_tokens(api):
+    """With max_completion_tokens=5, a greedy output that was longer stops at 5 tokens with finish_reason 'length'."""
+    _limits_length(api, "chat", "max_completion_tokens")
+
+
+@check(id="{endpoint}.max_tokens.one-token", level="MUST", feature="{endpoint}.max_tokens", parameter="max_tokens")
+def test_max_tokens_one(api, endpoint):
+    """max_tokens=1 yields exactly one token (usage.completion_tokens == 1; streamed: the same text)."""
+    require_endpoint(api, endpoint)
+    body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 0, "max_tokens": 1}
+    reply = send_judged(api, endpoint, body, "max_tokens")
+    expect(reply.finish_reason == "length", "finish_reason 'length'", reply.finish_reason)
+    if api.mode == "regular":
+        used = (reply.usage or {}).get("completion_tokens")
+        expect(used == 1, "usage.completion_tokens == 1", used)
+    else:
+        regular = api.create(endpoint, body, mode="regular", path="http")
+        if not regular.ok:
+            inconclusive(f"the regular control request failed ({regular.describe()})")
+        expect(reply.text == regular.text, f"the same one-token text as the regular response {regular.text!r}",
+               reply.text)

@@ -1,0 +1,31 @@
+"""seed and user."""
+
+from conformance.checks import check, expect, inconclusive
+from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
+
+SEED = 4242
+
+
+@check(id="{endpoint}.seed.reproducible", level="SHOULD", feature="{endpoint}.seed", parameter="seed")
+def test_seed_reproducible(api, endpoint):
+    """The same seed at temperature 1 twice gives the same text, while unseeded samples vary."""
+    require_endpoint(api, endpoint)
+    body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 1, "max_tokens": 12}
+    control = [api.create(endpoint, body, mode="regular", path="http") for _ in range(2)]
+    if not all(c.ok for c in control):
+        inconclusive(f"the unseeded control request failed ({control[0].describe()})")
+    if control[0].text == control[1].text:
+        inconclusive("unseeded samples at temperature 1 already repeat, so the seed's effect cannot be seen")
+    seeded = [send_judged(api, endpoint, {**body, "seed": SEED}, "seed") for _ in range(2)]
+    same = seeded[0].text == seeded[1].text
+    api.observe(endpoint, "seed", "honoured" if same else "ignored")
+    expect(same, f"the same text for the same seed, {seeded[0].text[:80]!r}", seeded[1].text)
+
+
+@check(id="{endpoint}.user.accepted", level="MUST", feature="{endpoint}.user", parameter="user")
+def test_user_accepted(api, endpoint):
+    """A `user` identifier is accepted (its effect cannot be observed from outside)."""
+    require_endpoint(api, endpoint)
+    send_judged(api, endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, "user": "conformance-user-1"},
+                "user")
+    api.observe(endpoint, "user", "accepted", "accepted; its effect is not observable from outside")

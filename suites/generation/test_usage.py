@@ -1,0 +1,41 @@
+"""usage: token accounting, and stream_options.include_usage."""
+
+from conformance.checks import check, expect, inconclusive
+from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
+from conformance.schema import validate
+
+
+@check(id="{endpoint}.usage.consistent", level="MUST", feature="{endpoint}.usage", clause="usage.{endpoint}",
+       modes=("regular",))
+def test_usage_consistent(api, endpoint):
+    """A response carries usage with prompt_tokens > 0 and total_tokens = prompt_tokens + completion_tokens."""
+    require_endpoint(api, endpoint)
+    reply = send_judged(api, endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 8}, None)
+    usage = reply.usage
+    expect(isinstance(usage, dict) and not validate("usage", usage), "a usage object", usage)
+    expect(usage["prompt_tokens"] > 0, "prompt_tokens > 0", usage)
+    expect(0 <= usage["completion_tokens"] <= 8, "0 <= completion_tokens <= max_tokens (8)", usage)
+    expect(usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"],
+           "total_tokens = prompt_tokens + completion_tokens", usage)
+
+
+@check(id="{endpoint}.stream_options.include-usage", level="MUST", feature="{endpoint}.stream_options",
+       parameter="stream_options", modes=("stream",))
+def test_stream_include_usage(api, endpoint):
+    """With include_usage, one last chunk has choices [] and the usage of the regular response; no other has usage."""
+    require_endpoint(api, endpoint)
+    body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 0, "max_tokens": 12}
+    regular = api.create(endpoint, body, mode="regular", path="http")
+    if not regular.ok or not isinstance(regular.usage, dict):
+        inconclusive(f"the regular control request gave no usage ({regular.describe()})")
+    reply = send_judged(api, endpoint, {**body, "stream_options": {"include_usage": True}}, "stream_options")
+    chunks = reply.chunks
+    with_usage = [i for i, c in enumerate(chunks) if c.get("usage") is not None]
+    api.observe(endpoint, "stream_options", "honoured" if with_usage else "ignored")
+    expect(len(with_usage) == 1, "exactly one chunk with usage", f"{len(with_usage)} chunks with usage")
+    last = chunks[with_usage[0]]
+    expect(with_usage[0] == len(chunks) - 1, "the usage chunk to be the last chunk", f"chunk {with_usage[0] + 1} of {len(chunks)}")
+    expect(last.get("choices") == [], "choices [] in the usage chunk", last.get("choices"))
+    counts = ("prompt_tokens", "completion_tokens", "total_tokens")
+    expect(all(last["usage"].get(k) == regular.usage.get(k) for k in counts),
+           f"the regular response's usage {regular.usage}", last["usage"])

@@ -1,0 +1,57 @@
+"""messages (chat) and prompt (completions): the input is read."""
+
+from conformance.checks import check, expect
+from conformance.oracles import STORY_PROMPT, require_endpoint, send_judged
+
+CONVERSATION = [
+    {"role": "system", "content": "You are a terse assistant."},
+    {"role": "user", "content": "Name a colour."},
+    {"role": "assistant", "content": "Blue."},
+    {"role": "user", "content": "Name another one."},
+]
+
+
+@check(id="chat.messages.roles-accepted", level="MUST", feature="chat.messages", parameter="messages")
+def test_roles_accepted(api):
+    """A conversation of system, user, assistant and user messages is answered by one assistant message."""
+    require_endpoint(api, "chat")
+    reply = send_judged(api, "chat", {"messages": CONVERSATION, "max_tokens": 8}, "messages")
+    expect(len(reply.choices) == 1, "one choice", len(reply.choices))
+    expect(reply.choices[0].role == "assistant", "the role 'assistant'", reply.choices[0].role)
+
+
+@check(id="chat.messages.read", level="MUST", feature="chat.messages", parameter="messages", modes=("regular",))
+def test_messages_read(api):
+    """Adding messages to the conversation increases usage.prompt_tokens."""
+    require_endpoint(api, "chat")
+    short = send_judged(api, "chat", {"messages": CONVERSATION[-1:], "max_tokens": 2}, "messages")
+    long = send_judged(api, "chat", {"messages": CONVERSATION, "max_tokens": 2}, "messages")
+    grew = (long.usage or {}).get("prompt_tokens", 0) > (short.usage or {}).get("prompt_tokens", 0)
+    api.observe("chat", "messages", "honoured" if grew else "ignored")
+    expect(grew, f"more prompt tokens than the one-message request ({(short.usage or {}).get('prompt_tokens')})",
+           (long.usage or {}).get("prompt_tokens"))
+
+
+@check(id="completions.prompt.read", level="MUST", feature="completions.prompt", parameter="prompt",
+       modes=("regular",))
+def test_prompt_read(api):
+    """A longer prompt gives a larger usage.prompt_tokens."""
+    require_endpoint(api, "completions")
+    short = send_judged(api, "completions", {"prompt": "Once", "max_tokens": 2}, "prompt")
+    long = send_judged(api, "completions", {"prompt": STORY_PROMPT * 3, "max_tokens": 2}, "prompt")
+    grew = (long.usage or {}).get("prompt_tokens", 0) > (short.usage or {}).get("prompt_tokens", 0)
+    api.observe("completions", "prompt", "honoured" if grew else "ignored")
+    expect(grew, f"more prompt tokens than for a one-word prompt ({(short.usage or {}).get('prompt_tokens')})",
+           (long.usage or {}).get("prompt_tokens"))
+
+
+@check(id="completions.prompt.text-returned", level="MUST", feature="completions.prompt", parameter="prompt")
+def test_prompt_text(api):
+    """Every completions choice carries its generated text in `text` (a string)."""
+    require_endpoint(api, "completions")
+    reply = send_judged(api, "completions", {"prompt": STORY_PROMPT, "max_tokens": 8}, "prompt")
+    if api.mode == "regular":
+        texts = [c.get("text") for c in reply.body.get("choices", [])]
+    else:
+        texts = [c.get("text") for chunk in reply.chunks for c in chunk.get("choices") or []]
+    expect(texts and all(isinstance(t, str) for t in texts), "a string 'text' in every choice", texts[:5])

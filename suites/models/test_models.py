@@ -1,0 +1,56 @@
+"""/v1/models: list the models and retrieve one."""
+
+from conformance.checks import check, expect
+from conformance.schema import validate, validate_error_envelope
+
+REGULAR = ("regular",)
+
+
+def _listed(api):
+    reply = api.list_models()
+    expect(reply.status == 200, "HTTP 200", reply.describe())
+    expect(reply.sdk_error is None, "the openai SDK to parse the list", reply.sdk_error)
+    return reply
+
+
+@check(id="models.list.shape", level="MUST", feature="models.list", clause="models.list", modes=REGULAR)
+def test_list_shape(api):
+    """GET /models returns {object: 'list', data: [...]} where every entry is a valid model object."""
+    body = _listed(api).body
+    expect(isinstance(body, dict) and body.get("object") == "list", "object 'list'",
+           body.get("object") if isinstance(body, dict) else body)
+    data = body.get("data")
+    expect(isinstance(data, list) and data, "a non-empty 'data' list", data)
+    for entry in data:
+        problems = validate("model", entry)
+        expect(not problems, "every entry a valid model (id, object 'model', created, owned_by)",
+               f"{entry.get('id') if isinstance(entry, dict) else entry}: {'; '.join(problems)}")
+
+
+@check(id="models.list.contains-configured", level="SHOULD", feature="models.list", clause="models.list",
+       modes=REGULAR)
+def test_list_contains_configured(api):
+    """The list includes the model under test."""
+    body = _listed(api).body
+    ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)] if isinstance(body, dict) else []
+    expect(api.model in ids, f"{api.model!r} among the listed models", ids[:20])
+
+
+@check(id="models.retrieve.shape", level="MUST", feature="models.retrieve", clause="models.retrieve", modes=REGULAR)
+def test_retrieve(api):
+    """GET /models/{id} returns that model as a valid model object."""
+    reply = api.retrieve_model(api.model)
+    expect(reply.status == 200, "HTTP 200", reply.describe())
+    problems = validate("model", reply.body)
+    expect(not problems, "a valid model object", "; ".join(problems))
+    expect(reply.body.get("id") == api.model, f"id {api.model!r}", reply.body.get("id"))
+
+
+@check(id="models.retrieve.unknown-404", level="MUST", feature="models.retrieve", clause="models.retrieve",
+       modes=REGULAR)
+def test_retrieve_unknown(api):
+    """GET /models/{id} for a model that does not exist returns 404 in OpenAI's error envelope."""
+    reply = api.retrieve_model("conformance-no-such-model")
+    expect(reply.status == 404, "HTTP 404", reply.describe())
+    problems = validate_error_envelope(reply.body)
+    expect(not problems, "OpenAI's error envelope", "; ".join(problems))

@@ -1,0 +1,137 @@
+"""Streaming: the event-stream framing, read strictly from the raw bytes (both paths record them)."""
+
+from conformance.checks import check, expect, inconclusive
+from conformance.client import aggregate_chunks, read_stream
+from conformance.oracles import (
+    STORY_PROMPT,
+    greedy_baseline,
+    prompt_body,
+    require_accepted,
+    require_endpoint,
+    send_judged,
+)
+from conformance.schema import validate
+
+STREAM = ("stream",)
+CHUNK_OBJECT = {"chat": "chat.completion.chunk", "completions": "text_completion"}
+
+
+def _stream(api, endpoint, n=1):
+    """A streamed response whose status was 2xx; its raw bytes are judged whatever the SDK made of them."""
+    require_endpoint(api, endpoint)
+    body = {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 12}
+    if n > 1:
+        body["n"] = n
+    reply = api.create(endpoint, body)
+    if reply.status is None or not 200 <= reply.status < 300:
+        require_accepted(api, reply, endpoint, "n" if n > 1 else "stream")
+    if reply.stream is None:
+        reply.stream = read_stream(reply.exchange)
+    return reply
+
+
+@check(id="{endpoint}.stream.content-type", level="MUST", feature="{endpoint}.stream", parameter="stream",
+       modes=STREAM)
+def test_content_type(api, endpoint):
+    """A streamed response has Content-Type text/event-stream."""
+    reply = _stream(api, endpoint)
+    content_type = reply.stream.content_type if reply.stream else ""
+    is_stream = content_type.split(";")[0].strip().lower() == "text/event-stream"
+    api.observe(endpoint, "stream", "honoured" if is_stream or reply.stream.data else "ignored")
+    expect(is_stream, "Content-Type text/event-stream", content_type or "(none)")
+
+
+@check(id="{endpoint}.stream.done-terminator", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
+       modes=STREAM)
+def test_done_terminator(api, endpoint):
+    """The stream ends with `data: [DONE]`, and nothing follows it."""
+    reply = _stream(api, endpoint)
+    view = reply.stream
+    expect(not view.problems, "a well-formed event stream", "; ".join(view.problems))
+    expect(view.done, "a final `data: [DONE]` event", view.data[-1][:120] if view.data else "(no events)")
+    expect(view.events_after_done == 0, "no event after [DONE]", f"{view.events_after_done} events")
+
+
+@check(id="{endpoint}.stream.chunk-schema", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
+       modes=STREAM)
+def test_chunk_schema(api, endpoint):
+    """Every event is a plain `data:` event holding a JSON chunk object valid against OpenAI's chunk model."""
+    reply = _stream(api, endpoint)
+    view = reply.stream
+    odd_types = sorted(set(t for t in view.event_types if t != "message"))
+    expect(not odd_types, "only unnamed (message) events", f"events named {odd_types}")
+    expect(not view.problems, "every event's data to be JSON or [DONE]", "; ".join(view.problems))
+    kind = {"chat": "chat.completion.chunk", "completions": "text_completion.chunk"}[endpoint]
+    expect(view.chunks, "at least one chunk", "none")
+    for number, chunk in enumerate(view.chunks, 1):
+        problems = validate(kind, chunk)
+        expect(not problems, f"chunk {number} to be a valid {CHUNK_OBJECT[endpoint]}", "; ".join(problems))
+
+
+@check(id="{endpoint}.stream.consistent-id", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
+       modes=STREAM)
+def test_consistent_id(api, endpoint):
+    """Every chunk of one stream carries the same `id`, `created` and `model`."""
+    reply = _stream(api, endpoint)
+    for field in ("id", "created", "model"):
+        values = list(dict.fromkeys(str(c.get(field)) for c in reply.stream.chunks))
+        expect(len(values) == 1, f"one value of '{field}' across the stream", values[:4])
+
+
+@check(id="chat.stream.role-first-delta", level="MUST", feature="chat.stream", clause="stream.chat", modes=STREAM)
+def test_role_first_delta(api):
+    """The first delta of each choice carries role 'assistant'."""
+    reply = _stream(api, "chat", n=2)
+    first: dict = {}
+    for chunk in reply.stream.chunks:
+        for choice in chunk.get("choices") or []:
+            first.setdefault(choice.get("index"), choice.get("delta") or {})
+    expect(first, "at least one choice in the stream", "none")
+    for index, delta in sorted(first.items(), key=lambda kv: str(kv[0])):
+        expect(delta.get("role") == "assistant", f"role 'assistant' in the first delta of choice {index}", delta)
+
+
+@check(id="chat.stream.role-once", level="SHOULD", feature="chat.stream", clause="stream.chat", modes=STREAM)
+def test_role_once(api):
+    """role appears only in the first delta of each choice, not repeated in later ones."""
+    reply = _stream(api, "chat")
+    for choice in aggregate_chunks("chat", reply.stream.chunks):
+        expect(choice.roles_seen == 1, f"role in exactly one delta of choice {choice.index}",
+               f"{choice.roles_seen} deltas")
+
+
+@check(id="{endpoint}.stream.one-finish-reason", level="MUST", feature="{endpoint}.stream",
+       clause="stream.{endpoint}", modes=STREAM)
+def test_one_finish_reason(api, endpoint):
+    """Each choice of a stream (n=2) gets exactly one non-null finish_reason."""
+    reply = _stream(api, endpoint, n=2)
+    choices = aggregate_chunks(endpoint, reply.stream.chunks)
+    expect(len(choices) == 2, "two choices in the stream (n=2)", len(choices))
+    for choice in choices:
+        expect(choice.finish_reasons_seen == 1, f"exactly one finish_reason for choice {choice.index}",
+               f"{choice.finish_reasons_seen}")
+
+
+@check(id="{endpoint}.stream.sdk-parses", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
+       modes=STREAM, paths=("sdk",))
+def test_sdk_parses(api, endpoint):
+    """The openai SDK iterates the stream without error, and reads the same text the strict parser reads."""
+    reply = _stream(api, endpoint)
+    expect(reply.sdk_error is None, "the SDK to read the whole stream", reply.sdk_error)
+    strict = aggregate_chunks(endpoint, reply.stream.chunks)
+    expect([c.text for c in reply.choices] == [c.text for c in strict],
+           f"the text the strict parser reads {[c.text for c in strict]}", [c.text for c in reply.choices])
+
+
+@check(id="{endpoint}.stream.equivalent-to-regular", level="MUST", feature="{endpoint}.stream",
+       clause="stream.{endpoint}", modes=STREAM)
+def test_equivalent_to_regular(api, endpoint):
+    """At temperature 0, the streamed deltas join to the regular response's text, with the same finish_reason."""
+    require_endpoint(api, endpoint)
+    body = prompt_body(endpoint, STORY_PROMPT)
+    base = greedy_baseline(api, endpoint, body, max_tokens=24)
+    reply = send_judged(api, endpoint, {**body, "temperature": 0, "max_tokens": 24}, "stream")
+    if not reply.chunks:
+        inconclusive("the stream held no chunks to compare")
+    expect(reply.text == base.text, f"the regular text {base.text[:80]!r}", reply.text)
+    expect(reply.finish_reason == base.finish_reason, f"finish_reason {base.finish_reason!r}", reply.finish_reason)

@@ -1,0 +1,134 @@
+"""The main job end to end, as a user runs it: `conformance run`, then its report files."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SEED_PARAMETERS = {
+    "chat": ["model", "messages", "max_tokens", "stream", "temperature", "top_p", "stop", "n", "presence_penalty",
+             "frequency_penalty", "logit_bias", "repetition_penalty"],
+    "completions": ["model", "prompt", "max_tokens", "stream", "temperature", "top_p", "stop", "n",
+                    "presence_penalty", "frequency_penalty", "logit_bias", "repetition_penalty"],
+}
+
+
+def run_cli(*args, cwd, env=None, timeout=900):
+    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("embedded")
+    result = run_cli("run", "--report-dir", "run", cwd=work)
+    return result, work / "run"
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for path in sorted((run_dir / "results").glob("*.jsonl"))
+            for line in path.read_text().splitlines() if line]
+
+
+def test_every_check_instance_passes_on_the_reference_server(embedded_run):
+    result, run_dir = embedded_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    recs = records(run_dir)
+    assert len(recs) >= 300
+    failing = [(r["nodeid"], r["outcome"], r["message"]) for r in recs if r["outcome"] != "pass"]
+    assert failing == []
+    assert "Parameter verdicts (reference)" in result.stdout
+    assert re.search(r"\d+ check instances of \d+ checks: \d+ pass, 0 fail", result.stdout)
+
+
+def test_the_matrix_agrees_with_the_results(embedded_run):
+    _, run_dir = embedded_run
+    recs = records(run_dir)
+    matrix = json.loads((run_dir / "matrix.json").read_text())
+    assert matrix["summary"]["instances"] == len(recs)
+    assert matrix["summary"]["outcomes"]["pass"] == len(recs)
+    assert sum(len(row["instances"]) for row in matrix["checks"]) == len(recs)
+    assert {row["id"] for row in matrix["checks"]} == {r["check"] for r in recs}
+    for row in matrix["checks"]:
+        mine = [r for r in recs if r["check"] == row["id"]]
+        assert row["outcomes"] == {"pass": len(mine)}
+        for cell in row["models"].values():
+            assert (run_dir / cell["evidence"]).is_file()
+    # every check carries its metadata
+    for r in recs:
+        assert r["level"] in ("MUST", "SHOULD", "MAY") and r["clause"].startswith("https://") and r["feature"]
+    # the seed's parameters are all honoured on both models, for both endpoints
+    verdicts = {(p["endpoint"], p["parameter"]): p["models"] for p in matrix["parameters"]}
+    for endpoint, names in SEED_PARAMETERS.items():
+        for name in names:
+            cells = verdicts[(endpoint, name)]
+            assert {c["verdict"] for c in cells.values()} == {"honoured"}, (endpoint, name, cells)
+            for cell in cells.values():
+                assert all((run_dir / e).is_file() for e in cell["evidence"])
+    markdown = (run_dir / "matrix.md").read_text()
+    html = (run_dir / "matrix.html").read_text()
+    for row in matrix["checks"]:
+        assert f"`{row['id']}`" in markdown and f"<code>{row['id']}</code>" in html
+    assert markdown.index("## Parameter verdicts") < markdown.index("## Checks")
+    assert html.index("parameter-verdicts") < html.index("checks-table")
+    # self-contained: no scripts, stylesheets, images or fonts from elsewhere
+    assert not re.search(r"<(script|link|img|iframe)\b|@import|url\(", html)
+
+
+def test_evidence_and_allure_results(embedded_run):
+    _, run_dir = embedded_run
+    recs = records(run_dir)
+    sample = next(r for r in recs if r["check"] == "chat.stop.excluded-from-output")
+    evidence = json.loads((run_dir / sample["evidence_file"]).read_text())
+    exchanges = evidence["evidence"]["exchanges"]
+    assert exchanges and all(e["request"]["headers"]["authorization"] == "Bearer [REDACTED]" for e in exchanges)
+    assert any("stop" in (e["request"]["body"] or {}) for e in exchanges)
+    allure = [json.loads(p.read_text()) for p in (run_dir / "allure-results").glob("*-result.json")]
+    assert len(allure) == len(recs)
+    labels = {label["name"] for label in allure[0]["labels"]}
+    assert {"endpoint", "feature", "check", "target", "model", "mode", "path", "epic", "story"} <= labels
+    assert all(r["status"] == "passed" for r in allure)
+    assert any(a.get("attachments") for a in allure)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_style_run_with_base_url_and_key_never_leaks_the_key(tmp_path):
+    """The same command pointed at a served base URL with a key: same matrix, key nowhere in the output."""
+    key = "sk-test-FAKE-0123456789abcdefFAKE"
+    port = free_port()
+    env = {**os.environ, "CONFORMANCE_TEST_KEY": key}
+    server = subprocess.Popen([sys.executable, "-m", "conformance", "serve", "--port", str(port),
+                               "--api-key-env", "CONFORMANCE_TEST_KEY"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        result = run_cli("run", "--target", "reference", "--base-url", f"http://127.0.0.1:{port}/v1",
+                         "--api-key-env", "CONFORMANCE_TEST_KEY", "--report-dir", "run", cwd=tmp_path,
+                         env={"CONFORMANCE_TEST_KEY": key})
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
+    assert matrix["summary"]["instances"] >= 300 and matrix["summary"]["outcomes"]["fail"] == 0
+    assert matrix["run"]["base_url"] == f"http://127.0.0.1:{port}/v1"
+    leaks = [str(p) for p in (tmp_path / "run").rglob("*") if p.is_file() and key in p.read_text(errors="replace")]
+    assert leaks == []
+    assert key not in result.stdout + result.stderr
