@@ -157,7 +157,8 @@ def check(*, id: str, level: str, feature: str, clause: str | None = None, param
 def expect(condition: Any, expected: str, actual: Any) -> None:
     """Fail with 'expected X, got Y' unless the condition holds."""
     if not condition:
-        shown = actual if isinstance(actual, str) else repr(actual)
+        # Strings are shown as they are, unless they hold characters a reader could not see.
+        shown = actual if isinstance(actual, str) and actual.isprintable() else repr(actual)
         if len(shown) > 400:
             shown = shown[:400] + "..."
         raise Deviation(f"expected {expected}; got {shown}")

@@ -9,8 +9,6 @@ inconclusive rather than failed.
 from __future__ import annotations
 
 import json
-from collections import Counter
-
 from .catalogue import load_catalogue
 from .checks import Deviation, expect, inconclusive, unsupported
 from .client import Api, Reply
@@ -79,8 +77,18 @@ def require_accepted(api: Api, reply: Reply, endpoint: str, parameter: str | Non
 
 
 def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, **kwargs) -> Reply:
-    """Send a request carrying `parameter` and require that it was accepted."""
+    """Send a request carrying `parameter` and require that it was accepted.
+
+    When it was not, the control request (the same body without the parameter) tells whether
+    the parameter is to blame: if the control fails too, nothing can be said of the parameter.
+    """
     reply = api.create(endpoint, body, **kwargs)
+    if not reply.ok and parameter is not None and parameter in body and parameter not in ("model", "messages", "prompt"):
+        control_body = {k: v for k, v in body.items() if k != parameter}
+        control = api.create(endpoint, control_body, **kwargs)
+        if not control.ok:
+            inconclusive(f"the request fails without '{parameter}' too ({control.describe()}), so '{parameter}' "
+                         "cannot be judged")
     require_accepted(api, reply, endpoint, parameter)
     if reply.mode == "stream" and reply.stream is not None and reply.stream.problems:
         if parameter is not None:
@@ -109,21 +117,21 @@ def greedy_baseline(api: Api, endpoint: str, body: dict, max_tokens: int) -> Rep
     return first
 
 
-def words(text: str) -> list[str]:
-    return text.split()
+def repetition(text: str, size: int = 4) -> float:
+    """Share of character 4-grams that repeat an earlier one (0 = all distinct).
 
-
-def repetition(text: str) -> float:
-    """Share of words that repeat an earlier word (0 = all distinct)."""
-    w = words(text)
-    if not w:
+    Characters rather than words, so that it means the same for text without spaces (a
+    random-weight model's output) as for prose.
+    """
+    grams = [text[i:i + size] for i in range(len(text) - size + 1)]
+    if not grams:
         return 0.0
-    return 1.0 - len(set(w)) / len(w)
+    return 1.0 - len(set(grams)) / len(grams)
 
 
-def most_common_count(text: str) -> int:
-    counts = Counter(words(text))
-    return max(counts.values(), default=0)
+def is_legible(text: str) -> bool:
+    """Printable and free of U+FFFD (a token that split a UTF-8 character)."""
+    return text.isprintable() and "\ufffd" not in text
 
 
 def expect_same_text(actual: Reply, expected_text: str, what: str) -> None:

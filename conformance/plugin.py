@@ -74,8 +74,18 @@ def pytest_configure(config: pytest.Config) -> None:
                 shutil.rmtree(run_dir / stale)
         state = RunState(target=target, run_dir=run_dir)
     config.stash[STATE] = state
+    _run_suites_when_targeted(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "conformance-xdist")
+
+
+def _run_suites_when_targeted(config: pytest.Config) -> None:
+    """`pytest --target NAME` with no paths runs the checks, wherever pytest is started."""
+    named_target = any(a == "--target" or a.startswith("--target=") for a in config.invocation_params.args)
+    if named_target and config.args_source != pytest.Config.ArgsSource.ARGS:
+        import conformance.suites
+
+        config.args = [list(conformance.suites.__path__)[0]]
 
 
 def _ensure_endpoint(state: RunState) -> None:

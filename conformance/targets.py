@@ -186,10 +186,17 @@ def load_target(
     target = parse_target(data, str(path))
     changes: dict = {}
     if base_url:
-        # A live base URL replaces the embedded server.
-        changes.update(base_url=base_url.rstrip("/"), embedded=False)
         if not (api_key_env or target.api_key_env):
             raise TargetError("--base-url needs a key: pass --api-key-env VAR naming the variable that holds it")
+        changes.update(base_url=base_url.rstrip("/"), embedded=False)
+        if target.embedded:
+            # A server of unknown make: it claims OpenAI's parameters and declares no extensions.
+            from .catalogue import load_catalogue
+
+            openai_parameters = tuple(dict.fromkeys(p.name for p in load_catalogue().parameters if not p.is_extension))
+            changes.update(name="custom", description=f"OpenAI-compatible server at {base_url}", limits=Limits(),
+                           declared=Declared(endpoints=ENDPOINTS, modes=MODES, parameters=openai_parameters),
+                           model_endpoints=())
     if api_key_env:
         changes["api_key_env"] = api_key_env
     if models:

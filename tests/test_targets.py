@@ -34,7 +34,11 @@ def test_overrides_apply():
 def test_base_url_turns_the_reference_target_into_a_live_one_and_needs_a_key_variable():
     with pytest.raises(TargetError, match="--api-key-env"):
         load_target("reference", base_url="http://127.0.0.1:9/v1")
-    assert not load_target("reference", base_url="http://127.0.0.1:9/v1", api_key_env="K").embedded
+    custom = load_target("reference", base_url="http://127.0.0.1:9/v1", api_key_env="K")
+    assert not custom.embedded and custom.name == "custom"
+    # a server of unknown make claims OpenAI's parameters and no extension
+    assert {"stop", "n", "logit_bias", "seed"} <= set(custom.declared.parameters)
+    assert custom.declared.extensions == () and "repetition_penalty" not in custom.declared.parameters
 
 
 @pytest.mark.parametrize("text, message", [

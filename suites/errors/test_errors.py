@@ -8,7 +8,7 @@ import json
 
 from conformance.catalogue import load_catalogue
 from conformance.checks import check, expect
-from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint
+from conformance.oracles import STORY_PROMPT, prompt_body, require_declared_extension, require_endpoint
 from conformance.schema import validate_error_envelope
 
 UNKNOWN_MODEL = "conformance-no-such-model"
@@ -45,6 +45,7 @@ def _shared(api, key, send):
 
 def _invalid_reply(api, endpoint, case):
     name, bad = case
+    require_declared_extension(api, name)
     body = {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, name: bad.value}
     return _shared(api, ("invalid", endpoint, name, json.dumps(bad.value)), lambda: api.create(endpoint, body))
 

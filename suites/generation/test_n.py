@@ -32,3 +32,7 @@ def test_n_finish_reason_each(api, endpoint):
     reasons = {c.index: c.finish_reason for c in reply.choices}
     expect(len(reasons) == N and all(r in ("stop", "length") for r in reasons.values()),
            f"{N} choices, each with finish_reason 'stop' or 'length'", reasons)
+    if api.mode == "stream":
+        seen = {c.index: c.finish_reasons_seen for c in reply.choices}
+        expect(all(count == 1 for count in seen.values()), "exactly one chunk with a finish_reason per choice",
+               seen)
