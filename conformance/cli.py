@@ -48,9 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key-env", help=f"variable holding the key to accept (default key: {DEFAULT_SERVE_KEY})")
     serve.add_argument("--model", action="append", dest="models", metavar="ID", help="model ids to serve")
+    serve.add_argument("--quirk", action="append", dest="quirks", default=[], metavar="NAME",
+                       help="reproduce a real-world deviation (repeatable); --list-quirks lists them")
+    serve.add_argument("--list-quirks", action="store_true", help="list the quirks and legal variations, then exit")
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
     sub.add_parser("targets", help="list the known targets")
+
+    selftest = sub.add_parser("selftest", help="run the suite against every quirk of the reference server and "
+                                               "write the kill matrix")
+    selftest.add_argument("--quirk", action="append", dest="quirks", metavar="NAME", help="only these quirks")
+    selftest.add_argument("--out", default="reports/self-test", help="where to write the kill matrix")
+    selftest.add_argument("-j", "--jobs", type=int, default=2, help="suite runs at a time (default 2)")
     return parser
 
 
@@ -60,7 +69,25 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "selftest":
+        return cmd_selftest(args)
     return cmd_targets()
+
+
+def cmd_selftest(args) -> int:
+    from .selftest import run_all
+    from .server.quirks import check_names
+
+    try:
+        names = sorted(check_names(args.quirks)) if args.quirks else None
+    except ValueError as exc:
+        return _fail_usage(str(exc))
+    out = Path(args.out)
+    matrix = run_all(out, names, workers=args.jobs)
+    print(f"{len(matrix.checks)} checks x {len(matrix.runs)} quirks; kill matrix: {out / 'kill-matrix.md'}")
+    for problem in matrix.problems():
+        print(f"problem: {problem}")
+    return EXIT_DEVIATIONS if matrix.problems() else EXIT_OK
 
 
 def cmd_targets() -> int:
@@ -79,7 +106,13 @@ def cmd_targets() -> int:
 
 def cmd_serve(args) -> int:
     from .server import DEFAULT_MODELS, ReferenceServer
+    from .server.quirks import registry
 
+    if args.list_quirks:
+        for quirk in registry().values():
+            kind = "variation" if quirk.variation else "quirk"
+            print(f"{quirk.name:36} {kind:9} {quirk.description}")
+        return EXIT_OK
     if args.api_key_env:
         key = os.environ.get(args.api_key_env, "")
         if not key:
@@ -88,11 +121,14 @@ def cmd_serve(args) -> int:
     else:
         key, shown = DEFAULT_SERVE_KEY, DEFAULT_SERVE_KEY
     try:
-        server = ReferenceServer(api_key=key, host=args.host, port=args.port,
+        server = ReferenceServer(api_key=key, host=args.host, port=args.port, quirks=args.quirks,
                                  models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose)
     except OSError as exc:
         return _fail_usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
-    print(f"reference server on {server.base_url} (Bearer key: {shown}); Ctrl-C stops it", flush=True)
+    except ValueError as exc:
+        return _fail_usage(str(exc))
+    quirks = f"; quirks: {', '.join(sorted(server.quirks))}" if server.quirks else ""
+    print(f"reference server on {server.base_url} (Bearer key: {shown}){quirks}; Ctrl-C stops it", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ class RunState:
 
     target: Target
     run_dir: Path
+    quirks: tuple[str, ...] = ()
     base_url: str | None = None
     api_key: str | None = None
     server: object | None = None
@@ -48,6 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="model id to test (repeatable); replaces the target's model list")
     group.addoption("--report-dir", default=None,
                     help="where to write results and the matrix (default: reports/<run id>)")
+    group.addoption("--server-quirk", action="append", default=[], dest="server_quirks", metavar="NAME",
+                    help="self-test: start the embedded reference server with this quirk (repeatable)")
 
 
 def _new_run_dir(target: Target) -> Path:
@@ -64,6 +67,16 @@ def pytest_configure(config: pytest.Config) -> None:
                              models=config.getoption("conformance_models"))
     except TargetError as exc:
         raise pytest.UsageError(str(exc)) from None
+    quirks = tuple(config.getoption("server_quirks"))
+    if quirks:
+        from .server.quirks import check_names
+
+        if not target.embedded:
+            raise pytest.UsageError("--server-quirk applies to the embedded reference server only")
+        try:
+            check_names(quirks)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if workerinput is not None and "conformance_run_dir" in workerinput:
         state = RunState(target=target, run_dir=Path(workerinput["conformance_run_dir"]),
                          base_url=workerinput["conformance_base_url"], api_key=workerinput["conformance_api_key"])
@@ -72,7 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
         for stale in ("results", "evidence"):  # a reused report directory starts clean
             if (run_dir / stale).is_dir():
                 shutil.rmtree(run_dir / stale)
-        state = RunState(target=target, run_dir=run_dir)
+        state = RunState(target=target, run_dir=run_dir, quirks=quirks)
     config.stash[STATE] = state
     _run_suites_when_targeted(config)
     if config.pluginmanager.hasplugin("xdist"):
@@ -96,7 +109,7 @@ def _ensure_endpoint(state: RunState) -> None:
         from .server import ReferenceServer
 
         key = "ref-" + secrets.token_urlsafe(18)
-        server = ReferenceServer(api_key=key, models=state.target.models).start()
+        server = ReferenceServer(api_key=key, models=state.target.models, quirks=state.quirks).start()
         state.server, state.base_url, state.api_key = server, server.base_url, key
     else:
         state.api_key = state.target.api_key()

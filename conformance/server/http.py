@@ -6,67 +6,100 @@ import hmac
 import json
 import threading
 import time
-
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterable
 from urllib.parse import unquote
 
 from .model import ToyModel
-from .protocol import ApiError, Generator, model_object, models_list, response_body, stream_events
+from .protocol import ApiError, Generator, Responses, model_object, models_list, shape_error
+from .quirks import check_names
 
 MAX_BODY = 8 * 1024 * 1024
 DEFAULT_MODELS = ("ref-small", "ref-large")
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stalls
     server: "_Server"
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet by default
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet unless asked
         if self.server.verbose:
             super().log_message(format, *args)
 
     # --- plumbing -------------------------------------------------------------------------
-    def _send_json(self, status: int, body: dict) -> None:
-        payload = json.dumps(body).encode()
+    def _send_body(self, status: int, payload: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 
-    def _send_error(self, err: ApiError) -> None:
-        self._send_json(err.status, err.body)
+    def _send_json(self, status: int, body: dict) -> None:
+        self._send_body(status, json.dumps(body).encode(), "application/json")
 
-    def _send_stream(self, events) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+    def _send_error(self, err: ApiError) -> None:
+        status, body = shape_error(err, self.server.quirks)
+        if isinstance(body, bytes):
+            self._send_body(status, body, "text/plain; charset=utf-8")
+        else:
+            self._send_json(status, body)
+
+    def _frames(self, events: Iterable[str], event_name: str | None = None) -> Iterable[bytes]:
+        q = self.server.quirks
+        newline = "\r\n" if "crlf" in q else "\r" if "cr" in q else "\n"
+        events = list(events)
+        for number, data in enumerate(events):
+            named = f"event: {event_name}{newline}" if event_name else ""
+            last = number == len(events) - 1
+            end = newline if last and "stream-unterminated" in q else newline * 2
+            frame = f"{named}data: {data}{end}"
+            if "keep-alive-comments" in q:
+                frame = f": keep-alive{newline}{newline}" + frame
+            yield frame.encode()
+
+    def _send_stream(self, events: Iterable[str], status: int = 200, event_name: str | None = None) -> None:
+        q = self.server.quirks
+        self.send_response(status)
+        content_type = "application/json" if "stream-content-type-json" in q else "text/event-stream; charset=utf-8"
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for data in events:
-            frame = f"data: {data}\n\n".encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
-            self.wfile.flush()
+        for frame in self._frames(events, event_name):
+            # split-reads: each frame leaves in pieces of 7 bytes, so events straddle reads.
+            parts = [frame[i:i + 7] for i in range(0, len(frame), 7)] if "split-reads" in q else [frame]
+            for part in parts:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
     def _authorise(self) -> None:
+        if "any-key" in self.server.quirks:
+            return
         header = self.headers.get("Authorization", "")
         if not header:
             raise ApiError(401, "You didn't provide an API key. You need to provide your API key in an "
                                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not any(hmac.compare_digest(key.strip(), k) for k in self.server.api_keys):
-            raise ApiError(401, "Incorrect API key provided. You can find your API key in your account settings.",
+            status = 403 if "wrong-key-403" in self.server.quirks else 401
+            raise ApiError(status, "Incorrect API key provided. You can find your API key in your account settings.",
                            code="invalid_api_key")
 
-    def _read_json(self):
+    def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             raise ApiError(413, "Request body too large.")
-        raw = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _parse_json(self, raw: bytes):
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
+            if "malformed-json-500" in self.server.quirks:
+                raise ApiError(500, "Internal Server Error", raw=True) from None
             raise ApiError(400, "We could not parse the JSON body of your request. (HINT: This likely means you "
                                 "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
                                 "but what was sent was not valid JSON.)") from None
@@ -81,44 +114,46 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         try:
-            if method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
-                # Drain the body before answering so keep-alive connections stay in step.
-                self._authorise_after_read(path)
+            # Read the body first, so keep-alive connections stay in step whatever the answer.
+            raw = self._read_body() if method == "POST" else b""
+            if method == "POST" and path in ENDPOINTS:
+                self._complete(ENDPOINTS[path], raw)
             elif method == "GET" and path == "/v1/models":
                 self._authorise()
-                self._send_json(200, models_list(self.server.models, self.server.created))
-            elif method == "GET" and path.startswith("/v1/models/"):
+                self._send_json(200, models_list(list(self.server.models), self.server.created, self.server.quirks))
+            elif method == "GET" and path.startswith("/v1/models/") and "models-no-retrieve" not in self.server.quirks:
                 self._authorise()
-                model_id = unquote(path[len("/v1/models/"):])
-                if model_id not in self.server.models:
-                    raise ApiError(404, f"The model '{model_id}' does not exist", param="model",
-                                   code="model_not_found")
-                self._send_json(200, model_object(model_id, self.server.created))
+                self._retrieve(unquote(path[len("/v1/models/"):]))
             else:
-                if method == "POST":
-                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 raise ApiError(404, f"Invalid URL ({method} {path})")
         except ApiError as err:
             self._send_error(err)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def _authorise_after_read(self, path: str) -> None:
-        endpoint = "chat" if path.endswith("/chat/completions") else "completions"
+    def _retrieve(self, model_id: str) -> None:
+        if model_id not in self.server.models and "models-unknown-200" not in self.server.quirks:
+            raise ApiError(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
+        self._send_json(200, model_object(model_id, self.server.created, self.server.quirks))
+
+    def _complete(self, endpoint: str, raw: bytes) -> None:
+        self._authorise()  # a missing key is reported before a bad body, as OpenAI does
+        body = self._parse_json(raw)
+        streaming = isinstance(body, dict) and body.get("stream") is True
         try:
-            body = self._read_json()
-        except ApiError as parse_error:
-            self._authorise()  # a missing key is reported before a bad body, as OpenAI does
-            raise parse_error
-        self._authorise()
-        generator = self.server.generator
-        generator.validate(endpoint, body)
-        choices, usage = generator.generate(endpoint, body)
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._send_stream(stream_events(endpoint, body["model"], choices, usage, include_usage))
+            request = self.server.generator.validate(endpoint, body)
+        except ApiError as err:
+            if streaming and "stream-error-event" in self.server.quirks and err.status < 500:
+                self._send_stream([json.dumps(err.body)], event_name="error")
+                return
+            raise
+        choices, usage = self.server.generator.generate(endpoint, request)
+        responses = self.server.responses
+        if request.get("stream"):
+            include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+            self._send_stream(responses.stream(endpoint, request["model"], choices, usage, include_usage))
         else:
-            self._send_json(200, response_body(endpoint, body["model"], choices, usage))
+            self._send_json(200, responses.body(endpoint, request["model"], choices, usage))
 
 
 class _Server(ThreadingHTTPServer):
@@ -126,22 +161,29 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], verbose: bool):
+    def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], quirks: frozenset[str],
+                 verbose: bool):
         super().__init__(address, _Handler)
         self.api_keys = api_keys
+        self.quirks = quirks
         self.models = {name: ToyModel(name) for name in models}
-        self.generator = Generator(self.models)
+        self.generator = Generator(self.models, quirks)
+        self.responses = Responses(quirks)
         self.created = int(time.time())
         self.verbose = verbose
 
 
 class ReferenceServer:
-    """The embedded reference server; `with ReferenceServer(...) as srv:` serves on srv.base_url."""
+    """The embedded reference server; `with ReferenceServer(...) as srv:` serves on srv.base_url.
+
+    `quirks` (names from conformance.server.quirks) make it reproduce real-world deviations.
+    """
 
     def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0,
-                 models: tuple[str, ...] = DEFAULT_MODELS, verbose: bool = False):
+                 models: tuple[str, ...] = DEFAULT_MODELS, quirks=(), verbose: bool = False):
         self.api_key = api_key
-        self._server = _Server((host, port), (api_key,), tuple(models), verbose)
+        self.quirks = check_names(quirks)
+        self._server = _Server((host, port), (api_key,), tuple(models), self.quirks, verbose)
         self._thread: threading.Thread | None = None
 
     @property
@@ -166,6 +208,3 @@ class ReferenceServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-

@@ -24,9 +24,10 @@ class ApiError(Exception):
     """An error answered in OpenAI's envelope."""
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 type: str = "invalid_request_error"):
+                 type: str = "invalid_request_error", raw: bool = False):
         super().__init__(message)
         self.status = status
+        self.raw = raw  # a crash: plain text, no envelope
         self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
@@ -103,7 +104,7 @@ def _validate_prompt(prompt: Any) -> None:
         raise _invalid_type("prompt", "a string, an array of strings or an array of token arrays", prompt)
 
 
-def validate_value(p: Parameter, value: Any) -> None:
+def validate_value(p: Parameter, value: Any, check_ranges: bool = True) -> None:
     name = p.name
     if p.type == "string":
         if not isinstance(value, str):
@@ -114,11 +115,13 @@ def validate_value(p: Parameter, value: Any) -> None:
     elif p.type == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise _invalid_type(name, "an integer", value)
-        _check_range(p, value, name)
+        if check_ranges:
+            _check_range(p, value, name)
     elif p.type == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _invalid_type(name, "a number", value)
-        _check_range(p, value, name)
+        if check_ranges:
+            _check_range(p, value, name)
     elif p.type == "messages":
         _validate_messages(value)
     elif p.type == "prompt":
@@ -127,7 +130,7 @@ def validate_value(p: Parameter, value: Any) -> None:
         if isinstance(value, list):
             if not all(isinstance(s, str) for s in value):
                 raise _invalid_type(name, "a string or an array of strings", value)
-            if p.max_items is not None and len(value) > p.max_items:
+            if check_ranges and p.max_items is not None and len(value) > p.max_items:
                 raise ApiError(400, f"Invalid 'stop': array too long. Expected an array with maximum length "
                                     f"{p.max_items}, but got an array with length {len(value)} instead.",
                                param="stop", code="array_above_max_length")
@@ -142,7 +145,7 @@ def validate_value(p: Parameter, value: Any) -> None:
                                param="logit_bias", code="invalid_value")
             if isinstance(bias, bool) or not isinstance(bias, (int, float)):
                 raise _invalid_type(f"logit_bias.{key}", "a number", bias)
-            if not (p.minimum <= bias <= p.maximum):
+            if check_ranges and not (p.minimum <= bias <= p.maximum):
                 raise ApiError(400, f"Invalid 'logit_bias': value {bias} for token {key} is out of range. "
                                     f"Expected a value between {p.minimum:g} and {p.maximum:g}.",
                                param="logit_bias", code="invalid_value")
@@ -171,15 +174,18 @@ class Choice:
         return "".join(self.pieces)
 
 
-def _apply_stop(pieces: list[str], stops: list[str]) -> tuple[list[str], int] | None:
-    """Cut at the first stop sequence to appear; return (pieces up to it, tokens generated)."""
+def _apply_stop(pieces: list[str], stops: list[str], keep: bool = False) -> tuple[list[str], int] | None:
+    """Cut at the first stop sequence to appear; return (pieces up to it, tokens generated).
+
+    `keep` is the quirk that leaves the stop sequence in the output.
+    """
     text = "".join(pieces)
     found = [(text.find(s), s) for s in stops if s and s in text]
     if not found:
         return None
     # Generation is checked after every token, so the sequence that completes first wins.
     end_first = min(idx + len(s) for idx, s in found)
-    cut = min(idx for idx, s in found if idx + len(s) <= end_first)
+    cut = end_first if keep else min(idx for idx, s in found if idx + len(s) <= end_first)
     kept, length, tokens = [], 0, 0
     for piece in pieces:
         if length >= end_first:
@@ -192,32 +198,52 @@ def _apply_stop(pieces: list[str], stops: list[str]) -> tuple[list[str], int] | 
 
 
 class Generator:
-    """Turns a validated request into choices and usage."""
+    """Turns a validated request into choices and usage; `quirks` make it deviate on purpose."""
 
-    def __init__(self, models: dict[str, ToyModel]):
+    def __init__(self, models: dict[str, ToyModel], quirks: frozenset[str] = frozenset()):
         self.models = models
+        self.quirks = quirks
         self.catalogue = load_catalogue()
 
-    def validate(self, endpoint: str, body: Any) -> None:
+    def validate(self, endpoint: str, body: Any) -> dict:
+        """Validate a request body; returns the body the generator will act on."""
+        q = self.quirks
         if not isinstance(body, dict):
             raise ApiError(400, "The request body must be a JSON object.")
         params = {p.name: p for p in self.catalogue.for_endpoint(endpoint)}
         for key in body:
-            if key not in params:
+            if f"reject-{key}" in q:
                 raise ApiError(400, f"Unrecognized request argument supplied: {key}")
+            if f"crash-{key}" in q:
+                raise ApiError(500, "Internal Server Error", raw=True)
+            if key not in params and "unknown-parameters-accepted" not in q:
+                raise ApiError(400, f"Unrecognized request argument supplied: {key}")
+        if body.get("model") is None and "missing-model-defaulted" in q:
+            body = {**body, "model": next(iter(self.models))}
         for p in params.values():
             if p.required and body.get(p.name) is None:
                 raise ApiError(400, f"Missing required parameter: '{p.name}'.", param=p.name,
                                code="missing_required_parameter")
         for name, value in body.items():
-            if value is not None:
-                validate_value(params[name], value)
+            if value is not None and name in params:
+                validate_value(params[name], value, check_ranges="out-of-range-accepted" not in q)
         if body.get("stream_options") is not None and not body.get("stream"):
             raise ApiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                            param="stream_options", code="invalid_value")
+        if "system-role-rejected" in q and endpoint == "chat":
+            for i, m in enumerate(body["messages"]):
+                if m.get("role") in ("system", "assistant"):
+                    raise ApiError(400, "Conversation roles must alternate user/assistant/user/assistant/...",
+                                   param=f"messages[{i}].role")
         if body["model"] not in self.models:
+            if "unknown-model-400" in q:
+                raise ApiError(400, f"The model `{body['model']}` does not exist.", param="model")
             raise ApiError(404, f"The model `{body['model']}` does not exist or you do not have access to it.",
-                           code="model_not_found")
+                           code=None if "unknown-model-code-null" in q else "model_not_found")
+        ignored = {k for k in body if f"ignore-{k}" in q}
+        if "stop-string-ignored" in q and isinstance(body.get("stop"), str):
+            ignored.add("stop")
+        return {k: v for k, v in body.items() if k not in ignored}
 
     @staticmethod
     def render_chat(messages: list[dict]) -> str:
@@ -229,10 +255,10 @@ class Generator:
             lines.append(f"{m['role']}: {content or ''}")
         return "\n".join(lines) + "\nassistant:"
 
-    @staticmethod
-    def prompts(endpoint: str, body: dict) -> list[list[int]]:
+    def prompts(self, endpoint: str, body: dict) -> list[list[int]]:
         if endpoint == "chat":
-            return [tokenize(Generator.render_chat(body["messages"]))]
+            messages = body["messages"][-1:] if "messages-last-only" in self.quirks else body["messages"]
+            return [tokenize(self.render_chat(messages))]
         prompt = body["prompt"]
         if isinstance(prompt, str):
             return [tokenize(prompt)]
@@ -240,22 +266,43 @@ class Generator:
             return [list(prompt)]
         return [tokenize(x) if isinstance(x, str) else list(x) for x in prompt]
 
-    def generate(self, endpoint: str, body: dict) -> tuple[list[Choice], dict]:
-        model = self.models[body["model"]]
-        n = body.get("n") or 1
-        stop = body.get("stop")
-        stops = [stop] if isinstance(stop, str) else list(stop or [])
-        bias = tuple((int(k), float(v)) for k, v in (body.get("logit_bias") or {}).items())
-        temperature = body.get("temperature")
-        sampling = Sampling(
-            temperature=1.0 if temperature is None else float(temperature),
-            top_p=1.0 if body.get("top_p") is None else float(body["top_p"]),
+    def _sampling(self, body: dict) -> Sampling:
+        q = self.quirks
+        temperature = 1.0 if body.get("temperature") is None else float(body["temperature"])
+        top_p = 1.0 if body.get("top_p") is None else float(body["top_p"])
+        if "always-greedy" in q or ("seed-forces-greedy" in q and body.get("seed") is not None):
+            temperature = 0.0
+        elif "greedy-not-repeatable" in q and temperature == 0:
+            temperature = 1.0
+        return Sampling(
+            temperature=temperature,
+            top_p=top_p,
             presence_penalty=float(body.get("presence_penalty") or 0.0),
             frequency_penalty=float(body.get("frequency_penalty") or 0.0),
             repetition_penalty=float(body.get("repetition_penalty") or 1.0),
-            logit_bias=bias,
+            logit_bias=tuple((int(k), float(v)) for k, v in (body.get("logit_bias") or {}).items()),
             seed=body.get("seed"),
         )
+
+    def _stops(self, body: dict) -> list[str]:
+        stop = body.get("stop")
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        return stops[:1] if "stop-first-only" in self.quirks else stops
+
+    def _finish(self, reason: str, by_stop_sequence: bool = False) -> str:
+        q = self.quirks
+        if "finish-reason-tgi" in q and reason == "stop":
+            return "stop_sequence" if by_stop_sequence else "eos_token"
+        if "finish-stop-on-length" in q and reason == "length":
+            return "stop"
+        return reason
+
+    def generate(self, endpoint: str, body: dict) -> tuple[list[Choice], dict]:
+        q = self.quirks
+        model = self.models[body["model"]]
+        n = max(0, body.get("n") or 1)
+        stops = self._stops(body)
+        sampling = self._sampling(body)
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if limit is None and endpoint == "completions":
             limit = 16  # OpenAI's default for the completions endpoint
@@ -270,7 +317,7 @@ class Generator:
                                     f"({len(prompt_ids)} in the prompt, {limit or 0} for the completion).",
                                param="messages" if endpoint == "chat" else "prompt",
                                code="context_length_exceeded")
-            max_new = room if limit is None else limit
+            max_new = room if limit is None else max(0, limit) + ("max-tokens-off-by-one" in q)
             for j in range(n):
                 if sampling.seed is not None:
                     rng = random.Random(f"{sampling.seed}:{p_index}:{j}")
@@ -278,77 +325,151 @@ class Generator:
                     rng = random.Random(os.urandom(16))
                 gen = model.generate(prompt_ids, max_new, sampling, rng)
                 pieces = gen.pieces
-                finish = "stop" if gen.ended_naturally else "length"
+                finish = self._finish("stop" if gen.ended_naturally else "length")
                 tokens = len(pieces)
-                cut = _apply_stop(pieces, stops)
+                cut = _apply_stop(pieces, stops, keep="stop-kept" in q)
                 if cut is not None:
                     pieces, tokens = cut
-                    finish = "stop"
+                    finish = self._finish("stop", by_stop_sequence=True)
                 choices.append(Choice(index=len(choices), pieces=pieces, finish_reason=finish,
                                       completion_tokens=tokens))
         completion_tokens = sum(c.completion_tokens for c in choices)
+        if "usage-prompt-zero" in q:
+            prompt_tokens = 0
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
+                 "total_tokens": prompt_tokens + completion_tokens + ("usage-miscounted" in q)}
+        if "usage-details" in q:
+            usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+            usage["completion_tokens_details"] = {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                  "accepted_prediction_tokens": 0,
+                                                  "rejected_prediction_tokens": 0}
         return choices, usage
+
+
+class Responses:
+    """Response bodies and stream events, in OpenAI's shapes unless a quirk says otherwise."""
+
+    def __init__(self, quirks: frozenset[str] = frozenset()):
+        self.quirks = quirks
+
+    def _base(self, endpoint: str, model: str) -> dict:
+        q = self.quirks
+        base: dict = {"id": completion_id(endpoint),
+                      "created": time.time() if "created-float" in q else int(time.time()),
+                      "model": "some-other-model" if "model-echo-wrong" in q else model}
+        if "optional-fields-absent" not in q:
+            base["system_fingerprint"] = f"fp_{model}"
+        if "extra-fields" in q:
+            base["x_backend"] = {"node": "ref-1", "latency_ms": 3}
+        return base
+
+    def _choice_extras(self) -> dict:
+        extras = {} if "optional-fields-absent" in self.quirks else {"logprobs": None}
+        if "extra-fields" in self.quirks:
+            extras["stop_reason"] = None
+        return extras
+
+    def body(self, endpoint: str, model: str, choices: list[Choice], usage: dict) -> dict:
+        q = self.quirks
+        base = self._base(endpoint, model)
+        extras = self._choice_extras()
+        if endpoint == "chat":
+            def message(c: Choice) -> dict:
+                m = {"role": "assistant", "content": c.text}
+                if "optional-fields-absent" not in q:
+                    m["refusal"] = None
+                return m
+            return {**base, "object": "chat.completion", "choices": [
+                {"index": c.index, "message": message(c), **extras, "finish_reason": c.finish_reason}
+                for c in choices], "usage": usage}
+        text_key = "message" if "completions-text-as-message" in q else "text"
+        return {**base, "object": "text_completion", "choices": [
+            {text_key: c.text, "index": c.index, **extras, "finish_reason": c.finish_reason}
+            for c in choices], "usage": usage}
+
+    def stream(self, endpoint: str, model: str, choices: list[Choice], usage: dict,
+               include_usage: bool) -> Iterator[str]:
+        """The `data:` payloads of a streamed response, ending with [DONE]."""
+        q = self.quirks
+        base = self._base(endpoint, model)
+        extras = self._choice_extras()
+        object_name = {"chat": "chat.completion.chunk", "completions": "text_completion"}[endpoint]
+        if "stream-wrong-object" in q:
+            object_name = {"chat": "chat.completion", "completions": "text_completion.chunk"}[endpoint]
+        usage_field = {"usage": None} if include_usage else {}
+        text_key = "message" if "completions-text-as-message" in q else "text"
+
+        def chunk(choice: dict) -> str:
+            ident = {"id": completion_id(endpoint)} if "stream-id-per-chunk" in q else {}
+            return json.dumps({**base, **ident, "object": object_name, "choices": [choice], **usage_field})
+
+        def piece(index: int, text: str | None, finish: str | None, first: bool = False) -> str:
+            if endpoint == "chat":
+                delta: dict = {}
+                if first:
+                    delta = {"content": ""} if "stream-no-role" in q else {"role": "assistant", "content": ""}
+                    if "optional-fields-absent" not in q:
+                        delta["refusal"] = None
+                elif text is not None:
+                    delta = {"content": text}
+                    if "stream-role-every-delta" in q:
+                        delta["role"] = "assistant"
+                return chunk({"index": index, "delta": delta, **extras, "finish_reason": finish})
+            return chunk({text_key: text or "", "index": index, **extras, "finish_reason": finish})
+
+        if endpoint == "chat":
+            for c in choices:
+                yield piece(c.index, None, None, first=True)
+        pieces = {c.index: (c.pieces[1:] if "stream-drops-first-token" in q else c.pieces) for c in choices}
+        longest = max((len(p) for p in pieces.values()), default=0)
+        for step in range(longest):
+            for c in choices:
+                if step < len(pieces[c.index]):
+                    yield piece(c.index, pieces[c.index][step], None)
+            if step == 0 and "stream-malformed-event" in q:
+                yield '{"id": "broken", "choices": [{"index": 0, "delta": {"content": "x"'
+        for c in choices:
+            yield piece(c.index, None, c.finish_reason)
+            if "stream-finish-reason-repeated" in q:
+                yield piece(c.index, None, c.finish_reason)
+        if include_usage or "stream-usage-always" in q:
+            choices_field = None if "stream-usage-choices-null" in q else []
+            yield json.dumps({**base, "object": object_name, "choices": choices_field, "usage": usage})
+        if "stream-no-done" not in q:
+            yield "[DONE]"
 
 
 def completion_id(endpoint: str) -> str:
     return ("chatcmpl-" if endpoint == "chat" else "cmpl-") + uuid.uuid4().hex[:24]
 
 
-def response_body(endpoint: str, model: str, choices: list[Choice], usage: dict) -> dict:
-    base = {"id": completion_id(endpoint), "created": int(time.time()), "model": model,
-            "system_fingerprint": f"fp_{model}"}
-    if endpoint == "chat":
-        return {**base, "object": "chat.completion", "choices": [
-            {"index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
-             "logprobs": None, "finish_reason": c.finish_reason} for c in choices], "usage": usage}
-    return {**base, "object": "text_completion", "choices": [
-        {"text": c.text, "index": c.index, "logprobs": None, "finish_reason": c.finish_reason}
-        for c in choices], "usage": usage}
+def shape_error(err: "ApiError", quirks: frozenset[str]) -> tuple[int, dict | bytes]:
+    """The status and body of an error, in OpenAI's envelope unless a quirk says otherwise."""
+    if err.raw:
+        return err.status, err.body["error"]["message"].encode()
+    status, error = err.status, dict(err.body["error"])
+    if "errors-422" in quirks and status == 400:
+        status = 422
+    if "errors-no-param" in quirks:
+        error["param"] = None
+    if "errors-flat" in quirks:
+        return status, {"object": "error", "message": error["message"], "type": error["type"],
+                        "param": error["param"], "code": status}
+    if "errors-detail" in quirks:
+        return status, {"detail": error["message"]}
+    return status, {"error": error}
 
 
-def stream_events(endpoint: str, model: str, choices: list[Choice], usage: dict,
-                  include_usage: bool) -> Iterator[str]:
-    """The `data:` payloads of a streamed response, ending with [DONE]."""
-    base = {"id": completion_id(endpoint), "created": int(time.time()), "model": model,
-            "system_fingerprint": f"fp_{model}"}
-    extra = {"usage": None} if include_usage else {}
-
-    def chunk(choice: dict) -> str:
-        if endpoint == "chat":
-            return json.dumps({**base, "object": "chat.completion.chunk", "choices": [choice], **extra})
-        return json.dumps({**base, "object": "text_completion", "choices": [choice], **extra})
-
-    def piece(index: int, text: str | None, finish: str | None, first: bool = False) -> str:
-        if endpoint == "chat":
-            delta: dict = {}
-            if first:
-                delta = {"role": "assistant", "content": "", "refusal": None}
-            elif text is not None:
-                delta = {"content": text}
-            return chunk({"index": index, "delta": delta, "logprobs": None, "finish_reason": finish})
-        return chunk({"text": text or "", "index": index, "logprobs": None, "finish_reason": finish})
-
-    if endpoint == "chat":
-        for c in choices:
-            yield piece(c.index, None, None, first=True)
-    longest = max((len(c.pieces) for c in choices), default=0)
-    for step in range(longest):
-        for c in choices:
-            if step < len(c.pieces):
-                yield piece(c.index, c.pieces[step], None)
-    for c in choices:
-        yield piece(c.index, None, c.finish_reason)
-    if include_usage:
-        yield json.dumps({**base, "object": "chat.completion.chunk" if endpoint == "chat" else "text_completion",
-                          "choices": [], "usage": usage})
-    yield "[DONE]"
+def models_list(names: list[str], created: int, quirks: frozenset[str]) -> dict:
+    if "models-list-empty" in quirks:
+        names = []
+    return {"object": "list", "data": [model_object(name, created, quirks) for name in names]}
 
 
-def models_list(models: dict[str, ToyModel], created: int) -> dict:
-    return {"object": "list", "data": [model_object(name, created) for name in models]}
-
-
-def model_object(name: str, created: int) -> dict:
-    return {"id": name, "object": "model", "created": created, "owned_by": "conformance-reference"}
+def model_object(name: str, created: int, quirks: frozenset[str]) -> dict:
+    body: dict = {"id": name, "object": "model", "created": created, "owned_by": "conformance-reference"}
+    if "models-owner" in quirks:
+        body["owner"] = body.pop("owned_by")
+    if "models-no-created" in quirks:
+        del body["created"]
+    return body

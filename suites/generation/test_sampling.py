@@ -14,6 +14,10 @@ def test_temperature_zero_repeatable(api, endpoint):
     body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 0, "max_tokens": 24}
     first = send_judged(api, endpoint, body, "temperature")
     second = send_judged(api, endpoint, body, "temperature")
+    # Numerical nondeterminism makes long greedy outputs drift apart late, never at the first
+    # characters: outputs that differ from the start mean temperature 0 is not applied at all.
+    if first.text[:8] != second.text[:8]:
+        api.observe(endpoint, "temperature", "ignored", "temperature 0 gave different outputs from the start")
     expect(first.text == second.text, f"the same text twice, {first.text[:80]!r}", second.text)
 
 

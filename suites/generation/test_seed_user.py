@@ -22,6 +22,18 @@ def test_seed_reproducible(api, endpoint):
     expect(same, f"the same text for the same seed, {seeded[0].text[:80]!r}", seeded[1].text)
 
 
+@check(id="{endpoint}.seed.different-seeds-vary", level="SHOULD", feature="{endpoint}.seed", parameter="seed")
+def test_different_seeds_vary(api, endpoint):
+    """Different seeds at temperature 1 give different texts: a seed does not switch sampling off."""
+    require_endpoint(api, endpoint)
+    body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 1, "max_tokens": 12}
+    control = [api.create(endpoint, body, mode="regular", path="http") for _ in range(2)]
+    if not all(c.ok for c in control) or control[0].text == control[1].text:
+        inconclusive("unseeded samples at temperature 1 do not vary, so seeds cannot be told apart")
+    texts = {send_judged(api, endpoint, {**body, "seed": seed}, "seed").text for seed in (SEED, SEED + 1, SEED + 2)}
+    expect(len(texts) > 1, "different texts for three different seeds", texts)
+
+
 @check(id="{endpoint}.user.accepted", level="MUST", feature="{endpoint}.user", parameter="user")
 def test_user_accepted(api, endpoint):
     """A `user` identifier is accepted (its effect cannot be observed from outside)."""

@@ -1,0 +1,137 @@
+"""Quirks: named switches that make the reference server reproduce one real-world deviation each.
+
+`conformance serve --quirk NAME` (several at once), `ReferenceServer(quirks=...)`, and the
+`--server-quirk` option of the pytest plugin turn the server into a mutant.  The self-tests run
+the suite against every quirk: each check must fail on at least one, and each quirk must be
+caught by a check of the feature it breaks (`features`).  `verdicts` says which parameter
+verdict (endpoint.parameter -> verdict) the quirk must produce.
+
+Variations are the opposite: legal differences from the reference's own output (CRLF line
+ends, keep-alive comments, ...) that the suite must never flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..catalogue import load_catalogue
+
+
+@dataclasses.dataclass(frozen=True)
+class Quirk:
+    name: str
+    description: str
+    features: tuple[str, ...]  # matrix features (check feature ids) it breaks
+    verdicts: tuple[tuple[str, str], ...] = ()  # ("chat.stop", "ignored"), ...
+    variation: bool = False  # a legal variation, not a deviation
+
+
+def _both(feature: str) -> tuple[str, ...]:
+    return (f"chat.{feature}", f"completions.{feature}")
+
+
+NAMED = [
+    # semantics
+    Quirk("stop-kept", "the stop sequence is left at the end of the output", _both("stop")),
+    Quirk("stop-first-only", "only the first of several stop sequences is honoured", _both("stop")),
+    Quirk("stop-string-ignored", "stop given as a plain string (not a list) is ignored", _both("stop")),
+    Quirk("always-greedy", "temperature and top_p are ignored: every request is decoded greedily",
+          _both("temperature"), (("chat.temperature", "ignored"), ("completions.temperature", "ignored"))),
+    Quirk("greedy-not-repeatable", "temperature 0 still samples, so it is not repeatable", _both("temperature")),
+    Quirk("seed-forces-greedy", "a seed switches sampling off (the output no longer depends on the seed)",
+          _both("seed")),
+    Quirk("finish-reason-tgi", "finish_reason 'eos_token' / 'stop_sequence' instead of 'stop'",
+          (*_both("stop"), "examples.netmind")),
+    Quirk("finish-stop-on-length", "finish_reason 'stop' when max_tokens was hit", _both("max_tokens")),
+    Quirk("max-tokens-off-by-one", "one token more than max_tokens is generated", _both("max_tokens")),
+    Quirk("usage-miscounted", "total_tokens is not prompt_tokens + completion_tokens", _both("usage")),
+    Quirk("usage-prompt-zero", "usage.prompt_tokens is always 0", ("chat.messages", "completions.prompt",
+                                                                   *_both("usage"))),
+    Quirk("messages-last-only", "only the last message of the conversation is read", ("chat.messages",),
+          (("chat.messages", "ignored"),)),
+    Quirk("system-role-rejected", "system and assistant messages are refused with 400", ("chat.messages",)),
+    Quirk("completions-text-as-message", "completions choices carry 'message' instead of 'text'",
+          ("completions.prompt", "completions.response")),
+    Quirk("created-float", "'created' is a float timestamp", _both("response")),
+    Quirk("model-echo-wrong", "the response names another model than the one requested", _both("model")),
+    # stream framing
+    Quirk("stream-no-done", "the stream ends without data: [DONE]", _both("stream")),
+    Quirk("stream-id-per-chunk", "every chunk of a stream has a new id", _both("stream")),
+    Quirk("stream-no-role", "the first delta carries no role", ("chat.stream",)),
+    Quirk("stream-role-every-delta", "role is repeated in every delta", ("chat.stream",)),
+    Quirk("stream-wrong-object", "chunks say object 'chat.completion' / 'text_completion.chunk'", _both("stream")),
+    Quirk("stream-error-event", "errors in stream mode are sent as an SSE 'event: error' frame with status 200",
+          _both("errors")),
+    Quirk("stream-usage-choices-null", "the include_usage chunk has choices: null", _both("stream_options")),
+    Quirk("stream-content-type-json", "streams are sent with Content-Type application/json", _both("stream")),
+    Quirk("stream-finish-reason-repeated", "an extra final chunk repeats the finish_reason", _both("stream")),
+    Quirk("stream-unterminated", "the last event ([DONE]) lacks its blank line", _both("stream")),
+    Quirk("stream-usage-always", "a usage chunk with no choices ends every stream, asked for or not",
+          ("examples.netmind",)),
+    Quirk("stream-malformed-event", "one event's data is not valid JSON", _both("stream")),
+    Quirk("stream-drops-first-token", "the first token of the text is missing from the stream", _both("stream")),
+    # errors
+    Quirk("errors-flat", "errors as a flat {object: 'error', message, ...} body", _both("errors")),
+    Quirk("errors-detail", "errors as {detail: ...} bodies", _both("errors")),
+    Quirk("errors-422", "422 instead of 400 for invalid requests", _both("errors")),
+    Quirk("errors-no-param", "error.param is always null", _both("errors")),
+    Quirk("out-of-range-accepted", "out-of-range values are accepted with 200", _both("errors")),
+    Quirk("malformed-json-500", "a malformed JSON body gets 500", _both("errors")),
+    Quirk("unknown-parameters-accepted", "unknown parameters are silently accepted", _both("errors")),
+    Quirk("unknown-model-400", "an unknown model gets 400 instead of 404", _both("errors")),
+    Quirk("unknown-model-code-null", "the unknown-model error has no code", _both("errors")),
+    Quirk("missing-model-defaulted", "a request without a model is served by a default model", _both("errors")),
+    # authentication
+    Quirk("any-key", "any key, or none, is accepted", ("auth.key",)),
+    Quirk("wrong-key-403", "a wrong key gets 403 instead of 401", ("auth.key",)),
+    # models
+    Quirk("models-owner", "models carry 'owner' instead of 'owned_by'", ("models.list", "models.retrieve")),
+    Quirk("models-no-created", "models lack 'created'", ("models.list", "models.retrieve")),
+    Quirk("models-no-retrieve", "GET /models/{id} is not served (404)", ("models.retrieve",)),
+    Quirk("models-list-empty", "GET /models lists no model", ("models.list",)),
+    Quirk("models-unknown-200", "GET /models/{id} answers 200 for any id", ("models.retrieve",)),
+]
+
+VARIATIONS = [
+    Quirk("crlf", "event-stream lines end in CRLF", (), variation=True),
+    Quirk("cr", "event-stream lines end in CR", (), variation=True),
+    Quirk("keep-alive-comments", "': keep-alive' comment lines between events", (), variation=True),
+    Quirk("split-reads", "every event arrives split across several network reads, mid-line", (), variation=True),
+    Quirk("extra-fields", "undocumented extra fields in every response object", (), variation=True),
+    Quirk("optional-fields-absent", "no system_fingerprint, no logprobs, no refusal", (), variation=True),
+    Quirk("usage-details", "usage carries prompt_tokens_details and completion_tokens_details", (),
+          variation=True),
+]
+
+# Per-parameter quirks: the parameter silently ignored, refused with 400, or answered with 500.
+PARAMETRIC = ("ignore", "reject", "crash")
+_PARAMETRIC_SKIP = {"model", "messages", "prompt", "stream"}  # breaking these breaks everything
+
+
+def _parametric() -> list[Quirk]:
+    quirks = []
+    for p in load_catalogue().parameters:
+        if p.name in _PARAMETRIC_SKIP:
+            continue
+        features = tuple(f"{e}.{p.name}" for e in p.endpoints)
+        quirks += [
+            Quirk(f"ignore-{p.name}", f"'{p.name}' is accepted and silently ignored", features,
+                  tuple((f, "ignored" if p.name != "user" else "accepted") for f in features)),
+            Quirk(f"reject-{p.name}", f"'{p.name}' is refused with 400 as an unknown parameter", features,
+                  tuple((f, "rejected") for f in features)),
+            Quirk(f"crash-{p.name}", f"'{p.name}' makes the server answer 500", features,
+                  tuple((f, "broken") for f in features)),
+        ]
+    return [q for q in quirks if q.name != "ignore-user"]  # an ignored `user` is indistinguishable
+
+
+def registry() -> dict[str, Quirk]:
+    return {q.name: q for q in [*NAMED, *_parametric(), *VARIATIONS]}
+
+
+def check_names(names) -> frozenset[str]:
+    known = registry()
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"unknown quirk(s): {', '.join(unknown)}; `conformance serve --list-quirks` lists them")
+    return frozenset(names)

@@ -1,0 +1,62 @@
+"""The mutation self-test (DESIGN.md section 6): every check can fail, every quirk is caught.
+
+Runs the whole suite once per quirk of the reference server (about 90 runs of ~700 check
+instances; a few minutes on 2 cores) and writes the kill matrix to reports/self-test/ (or
+$CONFORMANCE_SELFTEST_DIR), which CI keeps as an artifact.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conformance.selftest import run_all
+from conformance.server.quirks import registry
+
+QUIRKS = registry()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def kill_matrix():
+    out = Path(os.environ.get("CONFORMANCE_SELFTEST_DIR", ROOT / "reports" / "self-test"))
+    return run_all(out)
+
+
+def test_the_unmutated_server_passes_every_check(kill_matrix):
+    assert kill_matrix.baseline.outcomes, kill_matrix.baseline.output_tail
+    assert {c: o for c, o in kill_matrix.baseline.outcomes.items() if o != "pass"} == {}
+
+
+def test_every_check_fails_on_at_least_one_quirk(kill_matrix):
+    assert [c for c in kill_matrix.checks if not kill_matrix.killers(c)] == []
+
+
+@pytest.mark.parametrize("name", [q.name for q in QUIRKS.values() if not q.variation])
+def test_quirk_is_caught_by_a_check_of_the_feature_it_breaks(kill_matrix, name):
+    quirk, run = QUIRKS[name], kill_matrix.runs[name]
+    caught = [c for c in kill_matrix.caught_by(name) if run.features[c] in quirk.features]
+    assert caught, f"{name} breaks {quirk.features} but only {kill_matrix.caught_by(name)} failed"
+    for feature, expected in quirk.verdicts:
+        assert run.verdicts.get(feature) == expected, (feature, run.verdicts.get(feature))
+
+
+@pytest.mark.parametrize("name", [q.name for q in QUIRKS.values() if q.variation])
+def test_legal_variation_is_never_flagged(kill_matrix, name):
+    run = kill_matrix.runs[name]
+    assert run.outcomes, run.output_tail
+    assert {c: o for c, o in run.outcomes.items() if o in ("fail", "error")} == {}
+
+
+def test_quirks_cover_every_feature_row(kill_matrix):
+    deviations = [q for q in QUIRKS.values() if not q.variation]
+    assert len(deviations) >= 30
+    features = set(kill_matrix.baseline.features.values())
+    covered = {f for q in deviations for f in q.features}
+    assert features - covered == set()
+
+
+def test_the_kill_matrix_is_written(kill_matrix):
+    out = Path(os.environ.get("CONFORMANCE_SELFTEST_DIR", ROOT / "reports" / "self-test"))
+    text = (out / "kill-matrix.md").read_text()
+    assert "# Kill matrix" in text and all(f"`{c}`" in text for c in kill_matrix.checks)
