@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("targets", help="list the known targets")
 
+    manifest = sub.add_parser("manifest", help="print (or --write) the generated manifest of all checks")
+    manifest.add_argument("--write", action="store_true", help="write suites/MANIFEST.md")
+
     selftest = sub.add_parser("selftest", help="run the suite against every quirk of the reference server and "
                                                "write the kill matrix")
     selftest.add_argument("--quirk", action="append", dest="quirks", metavar="NAME", help="only these quirks")
@@ -71,7 +74,26 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "selftest":
         return cmd_selftest(args)
+    if args.command == "manifest":
+        return cmd_manifest(args)
     return cmd_targets()
+
+
+def cmd_manifest(args) -> int:
+    from .registry import lint, manifest, manifest_path
+
+    problems = lint()
+    for problem in problems:
+        print(f"conformance: check metadata: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    text = manifest()
+    if args.write:
+        manifest_path().write_text(text, encoding="utf-8")
+        print(f"wrote {manifest_path()}")
+    else:
+        print(text, end="")
+    return EXIT_OK
 
 
 def cmd_selftest(args) -> int:

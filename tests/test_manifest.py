@@ -1,0 +1,33 @@
+"""Check metadata lint and the committed manifest."""
+
+from conformance.checks import check
+from conformance.registry import discover, lint, manifest, manifest_path, resolved_checks
+
+
+def test_check_metadata_is_complete_and_ids_are_unique():
+    assert lint() == []
+    ids = [c.id for c in resolved_checks()]
+    assert len(ids) == len(set(ids)) and len(ids) >= 80
+
+
+def test_every_check_function_is_found():
+    assert {where.split(":")[0].split(".")[0] for where, _ in discover()} == {
+        "auth", "errors", "examples", "generation", "messages", "models", "streaming"}
+
+
+def test_the_committed_manifest_is_current():
+    committed = manifest_path().read_text(encoding="utf-8")
+    assert committed == manifest(), "suites/MANIFEST.md is stale: run `conformance manifest --write` and review"
+
+
+def test_the_decorator_refuses_incomplete_metadata():
+    import pytest
+
+    with pytest.raises(ValueError, match="level"):
+        check(id="chat.x.y", level="MUST-ish", feature="chat.x", clause="https://e")
+    with pytest.raises(ValueError, match="clause"):
+        check(id="chat.x.y", level="MUST", feature="chat.x")
+    with pytest.raises(ValueError, match="dotted"):
+        check(id="Chat X", level="MUST", feature="chat.x", clause="https://e")
+    with pytest.raises(ValueError, match="docstring"):
+        check(id="chat.x.y", level="MUST", feature="chat.x", clause="https://e")(lambda api: None)
