@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="parallel workers (pytest-xdist); 'auto' = min(CPUs, the target's concurrency)")
     run.add_argument("--report-dir", help="where to write the run (default: reports/<run id>)")
     run.add_argument("-k", dest="keyword", help="only checks whose test name matches this pytest -k expression")
+    run.add_argument("--expectations", help="known deviations to compare against "
+                                            "(default: expectations/<target>.toml when it exists)")
+    run.add_argument("--no-expectations", action="store_true", help="ignore any expectations file")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 
     serve = sub.add_parser("serve", help="serve the embedded reference server")
@@ -54,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
     sub.add_parser("targets", help="list the known targets")
+
+    expectations = sub.add_parser("expectations", help="write a target's known deviations from a run")
+    expectations_sub = expectations.add_subparsers(dest="action", required=True)
+    update = expectations_sub.add_parser("update", help="write expectations/<target>.toml from a run's matrix.json")
+    update.add_argument("run_dir", help="a run directory (reports/<run id>)")
+    update.add_argument("--out", help="the file to write (default: expectations/<target>.toml)")
 
     manifest = sub.add_parser("manifest", help="print (or --write) the generated manifest of all checks")
     manifest.add_argument("--write", action="store_true", help="write suites/MANIFEST.md")
@@ -76,7 +85,28 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_selftest(args)
     if args.command == "manifest":
         return cmd_manifest(args)
+    if args.command == "expectations":
+        return cmd_expectations_update(args)
     return cmd_targets()
+
+
+def cmd_expectations_update(args) -> int:
+    from . import expectations
+
+    matrix_path = Path(args.run_dir) / "matrix.json"
+    if not matrix_path.is_file():
+        return _fail_usage(f"{matrix_path} does not exist: give the directory of a finished run")
+    matrix = json.loads(matrix_path.read_text(encoding="utf-8"))
+    target = matrix["run"]["target"]
+    out = Path(args.out) if args.out else expectations.default_path(target)
+    try:
+        existing = expectations.load(out) if out.is_file() else {}
+    except expectations.ExpectationsError as exc:
+        return _fail_usage(str(exc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(expectations.render(target, matrix, existing), encoding="utf-8")
+    print(f"wrote {out}")
+    return EXIT_OK
 
 
 def cmd_manifest(args) -> int:
@@ -198,6 +228,15 @@ def cmd_run(args) -> int:
             target.api_key()
     except TargetError as exc:
         return _fail_usage(str(exc))
+    from . import expectations
+
+    known = None
+    expectations_path = Path(args.expectations) if args.expectations else expectations.default_path(target.name)
+    if not args.no_expectations and (args.expectations or expectations_path.is_file()):
+        try:
+            known = expectations.load(expectations_path)
+        except expectations.ExpectationsError as exc:
+            return _fail_usage(str(exc))
     if not target.embedded:
         problem = _preflight(target.base_url)
         if problem:
@@ -236,6 +275,15 @@ def cmd_run(args) -> int:
     matrix = json.loads(matrix_path.read_text(encoding="utf-8"))
     print_summary(matrix, time.monotonic() - started, run_dir)
     outcomes = matrix["summary"]["outcomes"]
+    if known is not None:
+        comparison = expectations.compare(matrix, known)
+        (run_dir / "expectations.json").write_text(json.dumps(comparison.to_json(), indent=2), encoding="utf-8")
+        print(f"compared with {expectations_path}:")
+        for line in comparison.lines():
+            print(line)
+        if comparison.changed:
+            return EXIT_DEVIATIONS
+        return EXIT_INCOMPLETE if outcomes["error"] else EXIT_OK
     if outcomes["fail"]:
         return EXIT_DEVIATIONS
     if outcomes["error"] or code == pytest.ExitCode.INTERRUPTED:

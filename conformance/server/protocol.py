@@ -324,7 +324,7 @@ class Generator:
                 else:
                     rng = random.Random(os.urandom(16))
                 gen = model.generate(prompt_ids, max_new, sampling, rng)
-                pieces = gen.pieces
+                pieces = [p.lstrip(" ") for p in gen.pieces] if "no-spaces" in q else gen.pieces
                 finish = self._finish("stop" if gen.ended_naturally else "length")
                 tokens = len(pieces)
                 cut = _apply_stop(pieces, stops, keep="stop-kept" in q)

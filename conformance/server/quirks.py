@@ -101,6 +101,8 @@ VARIATIONS = [
     Quirk("optional-fields-absent", "no system_fingerprint, no logprobs, no refusal", (), variation=True),
     Quirk("usage-details", "usage carries prompt_tokens_details and completion_tokens_details", (),
           variation=True),
+    Quirk("no-spaces", "the model writes without spaces (as a random-weight model does): word-based oracles "
+                       "would be wrong", (), variation=True),
 ]
 
 # Per-parameter quirks: the parameter silently ignored, refused with 400, or answered with 500.

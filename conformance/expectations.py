@@ -1,0 +1,130 @@
+"""Expectations: a target's known deviations, as data (expectations/<target>.toml).
+
+Each entry names a check id, the outcome expected of it on that target (the worst outcome
+across the check's instances, as a matrix cell shows it), the clause link, a note and the
+evidence seen by hand.  A run compares itself against them: a check that fails but was
+expected to pass is an *unexpected failure* (a regression), one that passes but was expected
+to fail an *unexpected pass* (a fix); both are what a nightly job must hear about, and only
+they make the exit code 1 when expectations are present.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .checks import OUTCOMES
+
+
+class ExpectationsError(Exception):
+    """A malformed expectations file; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Expectation:
+    check: str
+    outcome: str
+    link: str = ""
+    note: str = ""
+    evidence: str = ""
+
+
+@dataclasses.dataclass
+class Comparison:
+    unexpected_failures: list[tuple[str, str, str]]  # (check, expected, actual)
+    unexpected_passes: list[tuple[str, str, str]]
+    other_changes: list[tuple[str, str, str]]  # e.g. expected fail, now inconclusive
+    expected_deviations: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.unexpected_failures or self.unexpected_passes)
+
+    def lines(self) -> list[str]:
+        out = [f"expectations: {len(self.expected_deviations)} known deviations still present, "
+               f"{len(self.unexpected_failures)} unexpected failures, {len(self.unexpected_passes)} unexpected passes"]
+        out += [f"  unexpected failure: {c} (expected {e}, got {a})" for c, e, a in self.unexpected_failures]
+        out += [f"  unexpected pass: {c} (expected {e}, got {a})" for c, e, a in self.unexpected_passes]
+        out += [f"  changed: {c} (expected {e}, got {a})" for c, e, a in self.other_changes]
+        return out
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items()}
+
+
+def default_path(target_name: str) -> Path:
+    return Path("expectations") / f"{target_name}.toml"
+
+
+def load(path: Path) -> dict[str, Expectation]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExpectationsError(f"expectations file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ExpectationsError(f"expectations file {path} is not valid TOML: {exc}") from None
+    entries = {}
+    for number, entry in enumerate(data.get("expect", []), 1):
+        if not isinstance(entry, dict) or "check" not in entry or "outcome" not in entry:
+            raise ExpectationsError(f"{path}: entry {number} needs 'check' and 'outcome'")
+        if entry["outcome"] not in OUTCOMES:
+            raise ExpectationsError(f"{path}: entry {number} ({entry['check']}): outcome must be one of {OUTCOMES}")
+        unknown = set(entry) - {f.name for f in dataclasses.fields(Expectation)}
+        if unknown:
+            raise ExpectationsError(f"{path}: entry {number} has unknown key(s) {', '.join(sorted(unknown))}")
+        entries[entry["check"]] = Expectation(**entry)
+    return entries
+
+
+def worst_outcomes(matrix: dict) -> dict[str, str]:
+    """check id -> the worst outcome over all its instances (fail, error, inconclusive, unsupported, pass)."""
+    order = ("fail", "error", "inconclusive", "unsupported", "pass")
+    return {row["id"]: min(row["outcomes"], key=order.index) for row in matrix["checks"] if row["outcomes"]}
+
+
+def compare(matrix: dict, expectations: dict[str, Expectation]) -> Comparison:
+    actual = worst_outcomes(matrix)
+    result = Comparison([], [], [], [])
+    for check_id, outcome in sorted(actual.items()):
+        expected = expectations[check_id].outcome if check_id in expectations else "pass"
+        if outcome == expected:
+            if outcome != "pass":
+                result.expected_deviations.append(check_id)
+        elif outcome == "fail":
+            result.unexpected_failures.append((check_id, expected, outcome))
+        elif expected == "fail" and outcome == "pass":
+            result.unexpected_passes.append((check_id, expected, outcome))
+        else:
+            result.other_changes.append((check_id, expected, outcome))
+    return result
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def render(target_name: str, matrix: dict, existing: dict[str, Expectation]) -> str:
+    """The expectations file for a run: every check not passing, keeping notes already written."""
+    rows = {row["id"]: row for row in matrix["checks"]}
+    lines = [f"# Known deviations of target '{target_name}': check id -> expected outcome (the worst over",
+             "# its instances). Written by `conformance expectations update`; notes and evidence are kept",
+             "# across updates. Checks not listed are expected to pass.",
+             f"target = {_quote(target_name)}", ""]
+    for check_id, outcome in sorted(worst_outcomes(matrix).items()):
+        if outcome == "pass":
+            continue
+        old = existing.get(check_id)
+        row = rows[check_id]
+        example = next((i for i in row["instances"] if i["outcome"] == outcome), {})
+        lines += ["[[expect]]", f"check = {_quote(check_id)}", f"outcome = {_quote(outcome)}",
+                  f"link = {_quote(row['clause'])}",
+                  f"note = {_quote(old.note if old and old.note else example.get('message', ''))}",
+                  f"evidence = {_quote(old.evidence if old else '')}", ""]
+    return "\n".join(lines)
