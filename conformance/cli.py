@@ -245,7 +245,7 @@ def cmd_run(args) -> int:
     run_dir = Path(args.report_dir) if args.report_dir else _new_run_dir(target)
     workers = _workers(args.workers, target)
     pytest_args = [str(_suites_dir()), "--target", args.target, "--report-dir", str(run_dir),
-                   "--alluredir", str(run_dir / "allure-results"), "-p", "no:cacheprovider", "-q",
+                   "--alluredir", str(run_dir / "allure-results"), "--clean-alluredir", "-p", "no:cacheprovider", "-q",
                    "--no-header", "-rN", "--tb=no", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if args.base_url:
         pytest_args += ["--base-url", args.base_url]
