@@ -57,7 +57,9 @@ def main(extra: list[str]) -> int:
                               cwd=BUILD, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_until_serving(url, server)
-        run = [sys.executable, "-m", "conformance", "run", "--target", "transformers-serve", "--base-url", url,
+        # -P: import the installed package, not the source folder beside the current directory
+        # (the installed copy is where conformance.suites and conformance.target_files live).
+        run = [sys.executable, "-P", "-m", "conformance", "run", "--target", "transformers-serve", "--base-url", url,
                "--report-dir", str(ROOT / "reports" / "transformers-serve"), *extra]
         env[KEY_ENV] = env.get(KEY_ENV) or "any-key-transformers-serve-accepts"
         return subprocess.run(run, cwd=ROOT, env=env).returncode
