@@ -35,6 +35,9 @@ class Parameter:
     maximum: float | None = None
     exclusive_minimum: float | None = None
     max_items: int | None = None
+    values: tuple[str, ...] = ()  # the allowed values of an enum
+    observable: bool = True  # False: the effect cannot be seen from outside (verdict at best `accepted`)
+    sample: Any = None  # a valid value, for the acceptance check of unobservable parameters
     invalid: tuple[InvalidValue, ...] = ()
 
     @property
@@ -51,9 +54,10 @@ class Catalogue:
     def for_endpoint(self, endpoint: str) -> list[Parameter]:
         return [p for p in self.parameters if endpoint in p.endpoints]
 
-    def get(self, name: str) -> Parameter:
+    def get(self, name: str, endpoint: str | None = None) -> Parameter:
+        """The parameter of that name (of that endpoint: `logprobs` differs between the two)."""
         for p in self.parameters:
-            if p.name == name:
+            if p.name == name and (endpoint is None or endpoint in p.endpoints):
                 return p
         raise KeyError(name)
 
@@ -76,5 +80,6 @@ def load_catalogue() -> Catalogue:
             for i in entry.pop("invalid", [])
         )
         entry["endpoints"] = tuple(entry["endpoints"])
+        entry["values"] = tuple(entry.get("values", ()))
         params.append(Parameter(invalid=invalid, **entry))
     return Catalogue(parameters=tuple(params), clauses=dict(data["clauses"]), references=dict(data["references"]))

@@ -30,10 +30,14 @@ class ExpectationsError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Expectation:
     check: str
-    outcome: str
+    outcome: str | tuple[str, ...]  # several: an intermittent deviation, any of them is expected
     link: str = ""
     note: str = ""
     evidence: str = ""
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return (self.outcome,) if isinstance(self.outcome, str) else tuple(self.outcome)
 
 
 @dataclasses.dataclass
@@ -74,8 +78,11 @@ def load(path: Path) -> dict[str, Expectation]:
     for number, entry in enumerate(data.get("expect", []), 1):
         if not isinstance(entry, dict) or "check" not in entry or "outcome" not in entry:
             raise ExpectationsError(f"{path}: entry {number} needs 'check' and 'outcome'")
-        if entry["outcome"] not in OUTCOMES:
-            raise ExpectationsError(f"{path}: entry {number} ({entry['check']}): outcome must be one of {OUTCOMES}")
+        outcomes = [entry["outcome"]] if isinstance(entry["outcome"], str) else entry["outcome"]
+        if not outcomes or any(o not in OUTCOMES for o in outcomes):
+            raise ExpectationsError(f"{path}: entry {number} ({entry['check']}): outcome must be one of {OUTCOMES} "
+                                    "(or a list of them, for an intermittent deviation)")
+        entry = {**entry, "outcome": entry["outcome"] if isinstance(entry["outcome"], str) else tuple(outcomes)}
         unknown = set(entry) - {f.name for f in dataclasses.fields(Expectation)}
         if unknown:
             raise ExpectationsError(f"{path}: entry {number} has unknown key(s) {', '.join(sorted(unknown))}")
@@ -93,13 +100,14 @@ def compare(matrix: dict, expectations: dict[str, Expectation]) -> Comparison:
     actual = worst_outcomes(matrix)
     result = Comparison([], [], [], [])
     for check_id, outcome in sorted(actual.items()):
-        expected = expectations[check_id].outcome if check_id in expectations else "pass"
-        if outcome == expected:
-            if outcome != "pass":
+        allowed = expectations[check_id].allowed if check_id in expectations else ("pass",)
+        expected = "/".join(allowed)
+        if outcome in allowed:
+            if allowed != ("pass",):
                 result.expected_deviations.append(check_id)
         elif outcome == "fail":
             result.unexpected_failures.append((check_id, expected, outcome))
-        elif expected == "fail" and outcome == "pass":
+        elif "fail" in allowed and outcome == "pass":
             result.unexpected_passes.append((check_id, expected, outcome))
         else:
             result.other_changes.append((check_id, expected, outcome))
@@ -117,13 +125,17 @@ def render(target_name: str, matrix: dict, existing: dict[str, Expectation]) -> 
              "# its instances). Written by `conformance expectations update`; notes and evidence are kept",
              "# across updates. Checks not listed are expected to pass.",
              f"target = {_quote(target_name)}", ""]
-    for check_id, outcome in sorted(worst_outcomes(matrix).items()):
-        if outcome == "pass":
-            continue
+    checks = sorted(set(worst_outcomes(matrix)) | {c for c, e in existing.items() if len(e.allowed) > 1})
+    for check_id in checks:
+        outcome = worst_outcomes(matrix).get(check_id, "pass")
         old = existing.get(check_id)
-        row = rows[check_id]
+        if outcome == "pass" and not (old and len(old.allowed) > 1):
+            continue
+        row = rows.get(check_id, {"clause": old.link if old else "", "instances": []})
         example = next((i for i in row["instances"] if i["outcome"] == outcome), {})
-        lines += ["[[expect]]", f"check = {_quote(check_id)}", f"outcome = {_quote(outcome)}",
+        # an intermittent deviation keeps its list of outcomes
+        shown = "[" + ", ".join(_quote(o) for o in old.allowed) + "]" if old and len(old.allowed) > 1 else _quote(outcome)
+        lines += ["[[expect]]", f"check = {_quote(check_id)}", f"outcome = {shown}",
                   f"link = {_quote(row['clause'])}",
                   f"note = {_quote(old.note if old and old.note else example.get('message', ''))}",
                   f"evidence = {_quote(old.evidence if old else '')}", ""]

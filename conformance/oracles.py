@@ -63,7 +63,10 @@ def require_accepted(api: Api, reply: Reply, endpoint: str, parameter: str | Non
     if status is not None and 400 <= status < 500 and reply.error is not None:
         if parameter is not None:
             api.observe(endpoint, parameter, "rejected", reply.describe())
-            p = load_catalogue().get(parameter)
+            p = load_catalogue().get(parameter, endpoint)
+            if p.optional and parameter in api.target.unsupported_for(api.model):
+                unsupported(f"'{parameter}' was refused ({reply.describe()}); target '{api.target.name}' declares "
+                            "that it does not offer it")
             if p.optional and not is_declared(api, parameter):
                 unsupported(f"'{parameter}' was refused ({reply.describe()}) and the target does not declare it")
             if p.optional and p.is_extension:

@@ -31,6 +31,7 @@ class Limits:
     concurrency: int = 4
     requests_per_minute: int | None = None
     timeout_seconds: float = 60.0
+    context_tokens: int = 131072  # the models' context window, for the context-length check
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Declared:
     modes: tuple[str, ...] = MODES
     parameters: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
+    unsupported: tuple[str, ...] = ()  # parameters the target says it does not offer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +56,14 @@ class Target:
     limits: Limits = Limits()
     declared: Declared = Declared()
     model_endpoints: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    model_unsupported: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def endpoints_for(self, model: str) -> tuple[str, ...]:
         return dict(self.model_endpoints).get(model, self.declared.endpoints)
+
+    def unsupported_for(self, model: str) -> tuple[str, ...]:
+        """What the target says it does not offer, for all models and for this one."""
+        return self.declared.unsupported + dict(self.model_unsupported).get(model, ())
 
     def api_key(self) -> str:
         """The key from the environment; raises TargetError naming the variable to set."""
@@ -117,7 +124,7 @@ def parse_target(data: dict, source: str) -> Target:
     """Build a Target from parsed TOML, with one-line errors naming the bad field."""
     known_keys = {
         "name", "description", "base_url", "api_key_env", "embedded", "models",
-        "headers", "limits", "declared", "model_endpoints",
+        "headers", "limits", "declared", "model_endpoints", "model_unsupported",
     }
     unknown = sorted(set(data) - known_keys)
     if unknown:
@@ -152,6 +159,9 @@ def parse_target(data: dict, source: str) -> Target:
     if not isinstance(headers, dict):
         raise TargetError(f"{source}: [headers] must be a table of strings")
     model_endpoints = data.get("model_endpoints", {})
+    model_unsupported = data.get("model_unsupported", {})
+    if not isinstance(model_endpoints, dict) or not isinstance(model_unsupported, dict):
+        raise TargetError(f"{source}: [model_endpoints] and [model_unsupported] must be tables of model -> list")
     return Target(
         name=name,
         description=data.get("description", ""),
@@ -165,6 +175,9 @@ def parse_target(data: dict, source: str) -> Target:
         declared=declared,
         model_endpoints=tuple(
             (m, _tuple_of_str(e, f"model_endpoints.{m}", source)) for m, e in model_endpoints.items()
+        ),
+        model_unsupported=tuple(
+            (m, _tuple_of_str(u, f"model_unsupported.{m}", source)) for m, u in model_unsupported.items()
         ),
     )
 
@@ -190,13 +203,10 @@ def load_target(
             raise TargetError("--base-url needs a key: pass --api-key-env VAR naming the variable that holds it")
         changes.update(base_url=base_url.rstrip("/"), embedded=False)
         if target.embedded:
-            # A server of unknown make: it claims OpenAI's parameters and declares no extensions.
-            from .catalogue import load_catalogue
-
-            openai_parameters = tuple(dict.fromkeys(p.name for p in load_catalogue().parameters if not p.is_extension))
+            # A server of unknown make declares nothing: refusing an optional parameter is then
+            # `unsupported`, refusing a core one or accepting any and ignoring it is a `fail`.
             changes.update(name="custom", description=f"OpenAI-compatible server at {base_url}", limits=Limits(),
-                           declared=Declared(endpoints=ENDPOINTS, modes=MODES, parameters=openai_parameters),
-                           model_endpoints=())
+                           declared=Declared(endpoints=ENDPOINTS, modes=MODES), model_endpoints=())
     if api_key_env:
         changes["api_key_env"] = api_key_env
     if models:

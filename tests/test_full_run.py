@@ -41,7 +41,12 @@ def test_every_check_instance_passes_on_the_reference_server(embedded_run):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     recs = records(run_dir)
     assert len(recs) >= 300
-    failing = [(r["nodeid"], r["outcome"], r["message"]) for r in recs if r["outcome"] != "pass"]
+    # The only instances that do not pass are parameters the reference target declares it does not
+    # offer (a text-only toy model: audio, web search, reasoning; tools until implemented).
+    declared_unsupported = [r for r in recs if r["outcome"] == "unsupported"
+                            and "declares that it does not offer it" in r["message"]]
+    failing = [(r["nodeid"], r["outcome"], r["message"]) for r in recs
+               if r["outcome"] != "pass" and r not in declared_unsupported]
     assert failing == []
     assert "Parameter verdicts (reference)" in result.stdout
     assert re.search(r"\d+ check instances of \d+ checks: \d+ pass, 0 fail", result.stdout)
@@ -52,12 +57,16 @@ def test_the_matrix_agrees_with_the_results(embedded_run):
     recs = records(run_dir)
     matrix = json.loads((run_dir / "matrix.json").read_text())
     assert matrix["summary"]["instances"] == len(recs)
-    assert matrix["summary"]["outcomes"]["pass"] == len(recs)
+    for outcome in ("pass", "fail", "unsupported", "inconclusive", "error"):
+        assert matrix["summary"]["outcomes"][outcome] == sum(r["outcome"] == outcome for r in recs)
     assert sum(len(row["instances"]) for row in matrix["checks"]) == len(recs)
     assert {row["id"] for row in matrix["checks"]} == {r["check"] for r in recs}
     for row in matrix["checks"]:
         mine = [r for r in recs if r["check"] == row["id"]]
-        assert row["outcomes"] == {"pass": len(mine)}
+        counts = {}
+        for r in mine:
+            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+        assert row["outcomes"] == counts
         for cell in row["models"].values():
             assert (run_dir / cell["evidence"]).is_file()
     # every check carries its metadata
@@ -93,7 +102,8 @@ def test_evidence_and_allure_results(embedded_run):
     assert len(allure) == len(recs)
     labels = {label["name"] for label in allure[0]["labels"]}
     assert {"endpoint", "feature", "check", "target", "model", "mode", "path", "epic", "story"} <= labels
-    assert all(r["status"] == "passed" for r in allure)
+    assert all(r["status"] in ("passed", "skipped") for r in allure)
+    assert sum(r["status"] == "passed" for r in allure) == sum(r["outcome"] == "pass" for r in recs)
     assert any(a.get("attachments") for a in allure)
 
 

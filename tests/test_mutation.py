@@ -25,7 +25,8 @@ def kill_matrix():
 
 def test_the_unmutated_server_passes_every_check(kill_matrix):
     assert kill_matrix.baseline.outcomes, kill_matrix.baseline.output_tail
-    assert {c: o for c, o in kill_matrix.baseline.outcomes.items() if o != "pass"} == {}
+    # unsupported: what the reference target declares its toy model does not offer (e.g. audio)
+    assert {c: o for c, o in kill_matrix.baseline.outcomes.items() if o not in ("pass", "unsupported")} == {}
 
 
 def test_every_check_fails_on_at_least_one_quirk(kill_matrix):

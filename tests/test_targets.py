@@ -36,9 +36,8 @@ def test_base_url_turns_the_reference_target_into_a_live_one_and_needs_a_key_var
         load_target("reference", base_url="http://127.0.0.1:9/v1")
     custom = load_target("reference", base_url="http://127.0.0.1:9/v1", api_key_env="K")
     assert not custom.embedded and custom.name == "custom"
-    # a server of unknown make claims OpenAI's parameters and no extension
-    assert {"stop", "n", "logit_bias", "seed"} <= set(custom.declared.parameters)
-    assert custom.declared.extensions == () and "repetition_penalty" not in custom.declared.parameters
+    # a server of unknown make declares nothing
+    assert custom.declared.parameters == () and custom.declared.extensions == ()
 
 
 @pytest.mark.parametrize("text, message", [
@@ -101,3 +100,11 @@ def test_cli_unreachable_url_is_one_line_and_incomplete(monkeypatch):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach http://127.0.0.1:9/v1" in lines[0]
     assert "k-unreachable-123" not in result.stderr + result.stdout
+
+
+def test_a_target_may_say_what_a_model_does_not_offer(tmp_path):
+    text = ("name = 'x'\nbase_url = 'http://h/v1'\nmodels = ['a', 'b']\n[declared]\nunsupported = ['audio']\n"
+            "[model_unsupported]\nb = ['tools']\n")
+    target = load_target(write(tmp_path, text))
+    assert target.unsupported_for("a") == ("audio",)
+    assert target.unsupported_for("b") == ("audio", "tools")

@@ -53,9 +53,10 @@ def parameter_verdicts(records: list[dict], target: Target) -> list[dict]:
                     verdict, evidence, notes = "not measured", [], []
                 cells[model] = {"verdict": verdict, "evidence": evidence[:5], "notes": notes[:3],
                                 "observations": len(seen)}
-            rows.append({"endpoint": endpoint, "parameter": p.name, "kind": p.kind,
-                         "clause": catalogue.clause(endpoint, p.name), "declared": p.name in declared_list,
-                         "models": cells})
+            declared = ("unsupported" if p.name in target.declared.unsupported
+                        else "yes" if p.name in declared_list else "no")
+            rows.append({"endpoint": endpoint, "parameter": p.name, "kind": p.kind, "observable": p.observable,
+                         "clause": catalogue.clause(endpoint, p.name), "declared": declared, "models": cells})
     return rows
 
 

@@ -52,7 +52,7 @@ def render_markdown(matrix: dict) -> str:
             if cell["evidence"]:
                 text = f"[{text}]({cell['evidence'][0]})"
             cells.append(text)
-        out.append(f"| {row['endpoint']} | {name} | {'yes' if row['declared'] else 'no'} | " + " | ".join(cells) + " |")
+        out.append(f"| {row['endpoint']} | {name} | {row['declared']} | " + " | ".join(cells) + " |")
     out += ["", "## Checks", "", "| check | level | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
     for row in matrix["checks"]:
         cells = []
@@ -117,7 +117,7 @@ def render_html(matrix: dict) -> str:
             if cell["evidence"]:
                 label = f"<a href='{_e(cell['evidence'][0])}' title='{_e('; '.join(cell['notes']))}'>{label}</a>"
             cells.append(f"<td class='{css}'>{label}</td>")
-        parts.append(f"<tr><td>{_e(row['endpoint'])}</td><td>{name}</td><td>{'yes' if row['declared'] else 'no'}</td>"
+        parts.append(f"<tr><td>{_e(row['endpoint'])}</td><td>{name}</td><td>{_e(row['declared'])}</td>"
                      + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
     parts.append("<h2 id='checks'>Checks</h2><table id='checks-table'><thead><tr><th>check</th><th>level</th>"

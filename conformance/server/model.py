@@ -79,10 +79,17 @@ class Sampling:
 class Generation:
     token_ids: list[int]
     ended_naturally: bool  # the model produced its end-of-text token
+    logprobs: list[list[float]] = dataclasses.field(default_factory=list)  # per step, when asked for
 
     @property
     def pieces(self) -> list[str]:
         return [VOCAB[t] for t in self.token_ids]
+
+
+def log_softmax(logits: list[float]) -> list[float]:
+    top = max(logits)
+    total = math.log(sum(math.exp(v - top) for v in logits)) + top
+    return [min(0.0, v - total) for v in logits]
 
 
 class ToyModel:
@@ -103,12 +110,14 @@ class ToyModel:
         values[EOS_ID] += 0.25 * position  # ends of its own after about 40 tokens
         return values
 
-    def generate(self, prompt_ids: list[int], max_tokens: int, sampling: Sampling, rng: random.Random) -> Generation:
+    def generate(self, prompt_ids: list[int], max_tokens: int, sampling: Sampling, rng: random.Random,
+                 want_logprobs: bool = False) -> Generation:
         prompt_key = _digest(tuple(prompt_ids))
         previous = prompt_ids[-1] if prompt_ids else EOS_ID
         counts: dict[int, int] = {}
         seen_in_prompt = set(prompt_ids)
         out: list[int] = []
+        steps: list[list[float]] = []
         bias = dict(sampling.logit_bias)
         while len(out) < max_tokens:
             logits = self.logits(prompt_key, previous, len(out))
@@ -125,11 +134,21 @@ class ToyModel:
                         logits[tid] *= sampling.repetition_penalty
             token = self._choose(logits, sampling, rng)
             if token == EOS_ID:
-                return Generation(out, ended_naturally=True)
+                return Generation(out, ended_naturally=True, logprobs=steps)
+            if want_logprobs:
+                steps.append(log_softmax(logits))
             out.append(token)
             counts[token] = counts.get(token, 0) + 1
             previous = token
-        return Generation(out, ended_naturally=False)
+        return Generation(out, ended_naturally=False, logprobs=steps)
+
+    def prompt_logprobs(self, prompt_ids: list[int]) -> list[list[float] | None]:
+        """The distribution each prompt token was drawn from (None for the first), for echo."""
+        prompt_key = _digest(tuple(prompt_ids))
+        out: list[list[float] | None] = [None]
+        for position in range(1, len(prompt_ids)):
+            out.append(log_softmax(self.logits(prompt_key, prompt_ids[position - 1], position)))
+        return out
 
     @staticmethod
     def _choose(logits: list[float], sampling: Sampling, rng: random.Random) -> int:

@@ -15,9 +15,13 @@ import uuid
 from typing import Any, Iterator
 
 from ..catalogue import Parameter, load_catalogue
-from .model import Sampling, ToyModel, tokenize
+from .model import _PIECE, VOCAB, Sampling, ToyModel, tokenize
 
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
+# OpenAI parameters the reference server does not implement yet: refused cleanly, never ignored.
+NOT_IMPLEMENTED = ("response_format", "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
+# Parameters OpenAI refuses for a text-only, non-reasoning model such as the toy model.
+MODEL_UNSUPPORTED = ("reasoning_effort", "verbosity", "web_search_options", "audio")
 
 
 class ApiError(Exception):
@@ -149,6 +153,24 @@ def validate_value(p: Parameter, value: Any, check_ranges: bool = True) -> None:
                 raise ApiError(400, f"Invalid 'logit_bias': value {bias} for token {key} is out of range. "
                                     f"Expected a value between {p.minimum:g} and {p.maximum:g}.",
                                param="logit_bias", code="invalid_value")
+    elif p.type == "enum":
+        if not isinstance(value, str):
+            raise _invalid_type(name, "a string", value)
+        if value not in p.values:
+            raise ApiError(400, f"Invalid value: '{value}'. Supported values are: "
+                                + ", ".join(f"'{v}'" for v in p.values) + ".", param=name, code="invalid_value")
+    elif p.type == "object":
+        if not isinstance(value, dict):
+            raise _invalid_type(name, "an object", value)
+    elif p.type == "array":
+        if not isinstance(value, list):
+            raise _invalid_type(name, "an array", value)
+    elif p.type == "string_map":
+        if not isinstance(value, dict):
+            raise _invalid_type(name, "an object", value)
+        for key, item in value.items():
+            if not isinstance(item, str):
+                raise _invalid_type(f"{name}.{key}", "a string", item)
     elif p.type == "stream_options":
         if not isinstance(value, dict):
             raise _invalid_type(name, "an object", value)
@@ -168,10 +190,44 @@ class Choice:
     pieces: list[str]  # the text of each generated token, after stop truncation
     finish_reason: str
     completion_tokens: int
+    token_ids: list[int] = dataclasses.field(default_factory=list)
+    steps: list[list[float]] = dataclasses.field(default_factory=list)  # distribution per generated token
+    logprobs_k: int | None = None  # None: logprobs not asked for; else how many alternatives
+    prefix: list[str] = dataclasses.field(default_factory=list)  # echoed prompt pieces (completions echo)
+    prefix_ids: list[int] = dataclasses.field(default_factory=list)
+    prefix_steps: list = dataclasses.field(default_factory=list)
 
     @property
     def text(self) -> str:
-        return "".join(self.pieces)
+        return "".join(self.prefix) + "".join(self.pieces)
+
+    def token_entries(self) -> list[tuple[str, int, list[float] | None]]:
+        """(token text, token id, its distribution) for every token in `text`, echoed ones first."""
+        echoed = list(zip(self.prefix, self.prefix_ids, self.prefix_steps))
+        return echoed + list(zip(self.pieces, self.token_ids, self.steps))
+
+
+def _top(dist: list[float], k: int) -> list[tuple[str, float]]:
+    ids = sorted(range(len(dist)), key=lambda i: -dist[i])[:k]
+    return [(VOCAB[i], dist[i]) for i in ids]
+
+
+def chat_logprobs(entries, k: int) -> dict:
+    return {"content": [
+        {"token": text, "logprob": dist[tid], "bytes": list(text.encode()),
+         "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in _top(dist, k)]}
+        for text, tid, dist in entries], "refusal": None}
+
+
+def completion_logprobs(entries, k: int, offset: int) -> dict:
+    out: dict = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for text, tid, dist in entries:
+        out["tokens"].append(text)
+        out["token_logprobs"].append(None if dist is None else dist[tid])
+        out["top_logprobs"].append(None if dist is None else dict(_top(dist, k)))
+        out["text_offset"].append(offset)
+        offset += len(text)
+    return out
 
 
 def _apply_stop(pieces: list[str], stops: list[str], keep: bool = False) -> tuple[list[str], int] | None:
@@ -227,14 +283,20 @@ class Generator:
         for name, value in body.items():
             if value is not None and name in params:
                 validate_value(params[name], value, check_ranges="out-of-range-accepted" not in q)
+        self._model_rules(endpoint, body)
         if body.get("stream_options") is not None and not body.get("stream"):
             raise ApiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                            param="stream_options", code="invalid_value")
-        if "system-role-rejected" in q and endpoint == "chat":
+        if endpoint == "chat":
+            refused_roles = {"system", "assistant"} if "system-role-rejected" in q else set()
+            if "developer-role-rejected" in q:
+                refused_roles.add("developer")
             for i, m in enumerate(body["messages"]):
-                if m.get("role") in ("system", "assistant"):
+                if m.get("role") in refused_roles:
                     raise ApiError(400, "Conversation roles must alternate user/assistant/user/assistant/...",
                                    param=f"messages[{i}].role")
+                if "content-parts-rejected" in q and isinstance(m.get("content"), list):
+                    raise ApiError(400, "Input should be a valid string", param=f"messages[{i}].content")
         if body["model"] not in self.models:
             if "unknown-model-400" in q:
                 raise ApiError(400, f"The model `{body['model']}` does not exist.", param="model")
@@ -244,6 +306,32 @@ class Generator:
         if "stop-string-ignored" in q and isinstance(body.get("stop"), str):
             ignored.add("stop")
         return {k: v for k, v in body.items() if k not in ignored}
+
+    @staticmethod
+    def _model_rules(endpoint: str, body: dict) -> None:
+        """What OpenAI refuses for this kind of model, and combinations it refuses."""
+        for name in NOT_IMPLEMENTED:
+            if body.get(name) is not None:
+                raise ApiError(400, f"'{name}' is not supported by the reference server yet.", param=name,
+                               code="unsupported_parameter")
+        for name in MODEL_UNSUPPORTED:
+            if body.get(name) is not None:
+                raise ApiError(400, f"Unsupported parameter: '{name}' is not supported with this model.",
+                               param=name, code="unsupported_parameter")
+        if "audio" in (body.get("modalities") or []):
+            raise ApiError(400, "This model does not support the 'audio' modality.", param="modalities",
+                           code="unsupported_value")
+        if endpoint == "chat" and body.get("top_logprobs") is not None and not body.get("logprobs"):
+            raise ApiError(400, "'logprobs' must be set to true when 'top_logprobs' is used.", param="top_logprobs",
+                           code="invalid_value")
+        best_of = body.get("best_of")
+        if endpoint == "completions" and best_of is not None:
+            if best_of < (body.get("n") or 1):
+                raise ApiError(400, "best_of must be greater than or equal to n.", param="best_of",
+                               code="invalid_value")
+            if best_of > 1 and body.get("stream"):
+                raise ApiError(400, "Cannot stream results with best_of greater than 1.", param="best_of",
+                               code="invalid_value")
 
     @staticmethod
     def render_chat(messages: list[dict]) -> str:
@@ -264,7 +352,19 @@ class Generator:
             return [tokenize(prompt)]
         if all(isinstance(x, int) for x in prompt):
             return [list(prompt)]
-        return [tokenize(x) if isinstance(x, str) else list(x) for x in prompt]
+        prompts = [tokenize(x) if isinstance(x, str) else list(x) for x in prompt]
+        return prompts[:1] if "prompt-list-first-only" in self.quirks else prompts
+
+    @staticmethod
+    def prompt_pieces(body: dict, index: int, prompt_ids: list[int]) -> list[str]:
+        """The prompt's text, token by token, for echo."""
+        prompt = body["prompt"]
+        if isinstance(prompt, str):
+            return _PIECE.findall(prompt)
+        item = prompt if all(isinstance(x, int) for x in prompt) else prompt[index]
+        if isinstance(item, str):
+            return _PIECE.findall(item)
+        return [VOCAB[t] if 0 < t < len(VOCAB) else "" for t in prompt_ids]
 
     def _sampling(self, body: dict) -> Sampling:
         q = self.quirks
@@ -306,10 +406,18 @@ class Generator:
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if limit is None and endpoint == "completions":
             limit = 16  # OpenAI's default for the completions endpoint
+        if endpoint == "chat":
+            k = (body.get("top_logprobs") or 0) if body.get("logprobs") else None
+        else:
+            k = body.get("logprobs")
+        echo = endpoint == "completions" and bool(body.get("echo"))
         choices: list[Choice] = []
         prompt_tokens = 0
         for p_index, prompt_ids in enumerate(self.prompts(endpoint, body)):
+            prefix = self.prompt_pieces(body, p_index, prompt_ids) if echo else []
             prompt_tokens += len(prompt_ids)
+            if "context-truncated" in q:
+                prompt_ids = prompt_ids[-model.context_window // 2:]
             room = model.context_window - len(prompt_ids)
             if limit is not None and limit > room or room <= 0:
                 raise ApiError(400, f"This model's maximum context length is {model.context_window} tokens. "
@@ -323,7 +431,7 @@ class Generator:
                     rng = random.Random(f"{sampling.seed}:{p_index}:{j}")
                 else:
                     rng = random.Random(os.urandom(16))
-                gen = model.generate(prompt_ids, max_new, sampling, rng)
+                gen = model.generate(prompt_ids, max_new, sampling, rng, want_logprobs=k is not None)
                 pieces = [p.lstrip(" ") for p in gen.pieces] if "no-spaces" in q else gen.pieces
                 finish = self._finish("stop" if gen.ended_naturally else "length")
                 tokens = len(pieces)
@@ -331,8 +439,12 @@ class Generator:
                 if cut is not None:
                     pieces, tokens = cut
                     finish = self._finish("stop", by_stop_sequence=True)
-                choices.append(Choice(index=len(choices), pieces=pieces, finish_reason=finish,
-                                      completion_tokens=tokens))
+                choices.append(Choice(
+                    index=len(choices), pieces=pieces, finish_reason=finish, completion_tokens=tokens,
+                    token_ids=gen.token_ids[:len(pieces)], steps=gen.logprobs[:len(pieces)], logprobs_k=k,
+                    prefix=prefix, prefix_ids=prompt_ids[:len(prefix)] if prefix else [],
+                    prefix_steps=model.prompt_logprobs(prompt_ids)[:len(prefix)] if prefix and k is not None else
+                    [None] * len(prefix)))
         completion_tokens = sum(c.completion_tokens for c in choices)
         if "usage-prompt-zero" in q:
             prompt_tokens = 0
@@ -363,8 +475,15 @@ class Responses:
             base["x_backend"] = {"node": "ref-1", "latency_ms": 3}
         return base
 
-    def _choice_extras(self) -> dict:
-        extras = {} if "optional-fields-absent" in self.quirks else {"logprobs": None}
+    def _choice_extras(self, endpoint: str, choice: Choice | None = None, entries=None, offset: int = 0) -> dict:
+        """logprobs (when asked for, or null) and the fields the variation quirks add or drop."""
+        extras: dict = {}
+        if choice is not None and choice.logprobs_k is not None:
+            entries = choice.token_entries() if entries is None else entries
+            extras["logprobs"] = (chat_logprobs(entries, choice.logprobs_k) if endpoint == "chat"
+                                  else completion_logprobs(entries, choice.logprobs_k, offset))
+        elif "optional-fields-absent" not in self.quirks:
+            extras["logprobs"] = None
         if "extra-fields" in self.quirks:
             extras["stop_reason"] = None
         return extras
@@ -372,7 +491,6 @@ class Responses:
     def body(self, endpoint: str, model: str, choices: list[Choice], usage: dict) -> dict:
         q = self.quirks
         base = self._base(endpoint, model)
-        extras = self._choice_extras()
         if endpoint == "chat":
             def message(c: Choice) -> dict:
                 m = {"role": "assistant", "content": c.text}
@@ -380,11 +498,11 @@ class Responses:
                     m["refusal"] = None
                 return m
             return {**base, "object": "chat.completion", "choices": [
-                {"index": c.index, "message": message(c), **extras, "finish_reason": c.finish_reason}
-                for c in choices], "usage": usage}
+                {"index": c.index, "message": message(c), **self._choice_extras(endpoint, c),
+                 "finish_reason": c.finish_reason} for c in choices], "usage": usage}
         text_key = "message" if "completions-text-as-message" in q else "text"
         return {**base, "object": "text_completion", "choices": [
-            {text_key: c.text, "index": c.index, **extras, "finish_reason": c.finish_reason}
+            {text_key: c.text, "index": c.index, **self._choice_extras(endpoint, c), "finish_reason": c.finish_reason}
             for c in choices], "usage": usage}
 
     def stream(self, endpoint: str, model: str, choices: list[Choice], usage: dict,
@@ -392,18 +510,23 @@ class Responses:
         """The `data:` payloads of a streamed response, ending with [DONE]."""
         q = self.quirks
         base = self._base(endpoint, model)
-        extras = self._choice_extras()
         object_name = {"chat": "chat.completion.chunk", "completions": "text_completion"}[endpoint]
         if "stream-wrong-object" in q:
             object_name = {"chat": "chat.completion", "completions": "text_completion.chunk"}[endpoint]
         usage_field = {"usage": None} if include_usage else {}
         text_key = "message" if "completions-text-as-message" in q else "text"
 
+        sent = iter(range(1, 1 << 30))
+
         def chunk(choice: dict) -> str:
             ident = {"id": completion_id(endpoint)} if "stream-id-per-chunk" in q else {}
+            if "stream-created-per-chunk" in q:  # as if every chunk left a second after the one before
+                ident["created"] = base["created"] + next(sent)
             return json.dumps({**base, **ident, "object": object_name, "choices": [choice], **usage_field})
 
-        def piece(index: int, text: str | None, finish: str | None, first: bool = False) -> str:
+        def piece(c: Choice, text: str | None, finish: str | None, first: bool = False, entries=(),
+                  offset: int = 0) -> str:
+            extras = self._choice_extras(endpoint, c if entries else None, list(entries), offset)
             if endpoint == "chat":
                 delta: dict = {}
                 if first:
@@ -414,24 +537,35 @@ class Responses:
                     delta = {"content": text}
                     if "stream-role-every-delta" in q:
                         delta["role"] = "assistant"
-                return chunk({"index": index, "delta": delta, **extras, "finish_reason": finish})
-            return chunk({text_key: text or "", "index": index, **extras, "finish_reason": finish})
+                return chunk({"index": c.index, "delta": delta, **extras, "finish_reason": finish})
+            return chunk({text_key: text or "", "index": c.index, **extras, "finish_reason": finish})
 
         if endpoint == "chat":
             for c in choices:
-                yield piece(c.index, None, None, first=True)
-        pieces = {c.index: (c.pieces[1:] if "stream-drops-first-token" in q else c.pieces) for c in choices}
-        longest = max((len(p) for p in pieces.values()), default=0)
+                yield piece(c, None, None, first=True)
+        offsets = {}
+        for c in choices:
+            if c.prefix:  # echo: the prompt comes first
+                prefix_entries = c.token_entries()[:len(c.prefix)]
+                yield piece(c, "".join(c.prefix), None, entries=prefix_entries if c.logprobs_k is not None else ())
+            offsets[c.index] = len("".join(c.prefix))
+        steps = {c.index: list(zip(c.pieces, c.token_ids, c.steps or [None] * len(c.pieces))) for c in choices}
+        if "stream-drops-first-token" in q:
+            steps = {i: s[1:] for i, s in steps.items()}
+        longest = max((len(s) for s in steps.values()), default=0)
         for step in range(longest):
             for c in choices:
-                if step < len(pieces[c.index]):
-                    yield piece(c.index, pieces[c.index][step], None)
+                if step < len(steps[c.index]):
+                    entry = steps[c.index][step]
+                    yield piece(c, entry[0], None, entries=[entry] if c.logprobs_k is not None else (),
+                                offset=offsets[c.index])
+                    offsets[c.index] += len(entry[0])
             if step == 0 and "stream-malformed-event" in q:
                 yield '{"id": "broken", "choices": [{"index": 0, "delta": {"content": "x"'
         for c in choices:
-            yield piece(c.index, None, c.finish_reason)
+            yield piece(c, None, c.finish_reason)
             if "stream-finish-reason-repeated" in q:
-                yield piece(c.index, None, c.finish_reason)
+                yield piece(c, None, c.finish_reason)
         if include_usage or "stream-usage-always" in q:
             choices_field = None if "stream-usage-choices-null" in q else []
             yield json.dumps({**base, "object": object_name, "choices": choices_field, "usage": usage})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..catalogue import load_catalogue
+from .protocol import MODEL_UNSUPPORTED, NOT_IMPLEMENTED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +51,18 @@ NAMED = [
     Quirk("messages-last-only", "only the last message of the conversation is read", ("chat.messages",),
           (("chat.messages", "ignored"),)),
     Quirk("system-role-rejected", "system and assistant messages are refused with 400", ("chat.messages",)),
+    Quirk("developer-role-rejected", "the developer role is refused with 400", ("chat.messages",)),
+    Quirk("content-parts-rejected", "content given as an array of parts is refused with 400", ("chat.messages",)),
     Quirk("completions-text-as-message", "completions choices carry 'message' instead of 'text'",
           ("completions.prompt", "completions.response")),
     Quirk("created-float", "'created' is a float timestamp", _both("response")),
+    Quirk("prompt-list-first-only", "a list of prompts is answered for its first prompt only", ("completions.prompt",)),
+    Quirk("context-truncated", "a prompt longer than the context is silently truncated (200)", _both("errors")),
     Quirk("model-echo-wrong", "the response names another model than the one requested", _both("model")),
     # stream framing
     Quirk("stream-no-done", "the stream ends without data: [DONE]", _both("stream")),
     Quirk("stream-id-per-chunk", "every chunk of a stream has a new id", _both("stream")),
+    Quirk("stream-created-per-chunk", "every chunk carries the time it was sent as 'created'", _both("stream")),
     Quirk("stream-no-role", "the first delta carries no role", ("chat.stream",)),
     Quirk("stream-role-every-delta", "role is repeated in every delta", ("chat.stream",)),
     Quirk("stream-wrong-object", "chunks say object 'chat.completion' / 'text_completion.chunk'", _both("stream")),
@@ -106,25 +112,34 @@ VARIATIONS = [
 ]
 
 # Per-parameter quirks: the parameter silently ignored, refused with 400, or answered with 500.
-PARAMETRIC = ("ignore", "reject", "crash")
-_PARAMETRIC_SKIP = {"model", "messages", "prompt", "stream"}  # breaking these breaks everything
+# A parameter whose effect cannot be observed only gets `reject-` (ignoring it changes nothing
+# observable); parameters every request needs, and those the reference itself refuses, get none.
+_PARAMETRIC_SKIP = {"model", "messages", "prompt", "stream", *NOT_IMPLEMENTED, *MODEL_UNSUPPORTED}
 
 
 def _parametric() -> list[Quirk]:
+    params = load_catalogue().parameters
     quirks = []
-    for p in load_catalogue().parameters:
-        if p.name in _PARAMETRIC_SKIP:
+    for name in dict.fromkeys(p.name for p in params):
+        if name in _PARAMETRIC_SKIP:
             continue
-        features = tuple(f"{e}.{p.name}" for e in p.endpoints)
+        entries = [p for p in params if p.name == name]
+        endpoints = [e for p in entries for e in p.endpoints]
+        verdict_rows = tuple(f"{e}.{name}" for e in endpoints)
+        if all(not p.observable for p in entries):
+            features = tuple(f"{e}.parameters" for e in endpoints)
+            quirks.append(Quirk(f"reject-{name}", f"'{name}' is refused with 400 as an unknown parameter", features,
+                                tuple((f, "rejected") for f in verdict_rows)))
+            continue
         quirks += [
-            Quirk(f"ignore-{p.name}", f"'{p.name}' is accepted and silently ignored", features,
-                  tuple((f, "ignored" if p.name != "user" else "accepted") for f in features)),
-            Quirk(f"reject-{p.name}", f"'{p.name}' is refused with 400 as an unknown parameter", features,
-                  tuple((f, "rejected") for f in features)),
-            Quirk(f"crash-{p.name}", f"'{p.name}' makes the server answer 500", features,
-                  tuple((f, "broken") for f in features)),
+            Quirk(f"ignore-{name}", f"'{name}' is accepted and silently ignored", verdict_rows,
+                  tuple((f, "ignored") for f in verdict_rows)),
+            Quirk(f"reject-{name}", f"'{name}' is refused with 400 as an unknown parameter", verdict_rows,
+                  tuple((f, "rejected") for f in verdict_rows)),
+            Quirk(f"crash-{name}", f"'{name}' makes the server answer 500", verdict_rows,
+                  tuple((f, "broken") for f in verdict_rows)),
         ]
-    return [q for q in quirks if q.name != "ignore-user"]  # an ignored `user` is indistinguishable
+    return quirks
 
 
 def registry() -> dict[str, Quirk]:

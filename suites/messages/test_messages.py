@@ -20,6 +20,31 @@ def test_roles_accepted(api):
     expect(reply.choices[0].role == "assistant", "the role 'assistant'", reply.choices[0].role)
 
 
+@check(id="chat.messages.developer-role", level="MUST", feature="chat.messages", parameter="messages")
+def test_developer_role(api):
+    """A `developer` message (the newer name for `system`) is accepted like a system message."""
+    require_endpoint(api, "chat")
+    messages = [{"role": "developer", "content": "You are terse."}, {"role": "user", "content": "Name a colour."}]
+    reply = send_judged(api, "chat", {"messages": messages, "max_tokens": 4}, "messages")
+    expect(reply.choices and reply.choices[0].role == "assistant", "an assistant message",
+           reply.choices[0].role if reply.choices else None)
+
+
+@check(id="chat.messages.content-parts", level="MUST", feature="chat.messages", parameter="messages",
+       modes=("regular",))
+def test_content_parts(api):
+    """Content given as an array of text parts (and a `name` on the message) is read: every part counts."""
+    require_endpoint(api, "chat")
+
+    def ask(*texts):
+        message = {"role": "user", "name": "reader", "content": [{"type": "text", "text": t} for t in texts]}
+        return send_judged(api, "chat", {"messages": [message], "max_tokens": 2}, "messages")
+
+    one, two = ask("Tell me a story"), ask("Tell me a story", " about a lighthouse keeper who finds a map.")
+    counts = [(r.usage or {}).get("prompt_tokens", 0) for r in (one, two)]
+    expect(counts[1] > counts[0], "more prompt tokens with a second text part", counts)
+
+
 @check(id="chat.messages.read", level="MUST", feature="chat.messages", parameter="messages", modes=("regular",))
 def test_messages_read(api):
     """Adding messages to the conversation increases usage.prompt_tokens."""

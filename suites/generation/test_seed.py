@@ -1,4 +1,4 @@
-"""seed and user."""
+"""seed: reproducible sampling."""
 
 from conformance.checks import check, expect, inconclusive
 from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
@@ -32,12 +32,3 @@ def test_different_seeds_vary(api, endpoint):
         inconclusive("unseeded samples at temperature 1 do not vary, so seeds cannot be told apart")
     texts = {send_judged(api, endpoint, {**body, "seed": seed}, "seed").text for seed in (SEED, SEED + 1, SEED + 2)}
     expect(len(texts) > 1, "different texts for three different seeds", texts)
-
-
-@check(id="{endpoint}.user.accepted", level="MUST", feature="{endpoint}.user", parameter="user")
-def test_user_accepted(api, endpoint):
-    """A `user` identifier is accepted (its effect cannot be observed from outside)."""
-    require_endpoint(api, endpoint)
-    send_judged(api, endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, "user": "conformance-user-1"},
-                "user")
-    api.observe(endpoint, "user", "accepted", "accepted; its effect is not observable from outside")

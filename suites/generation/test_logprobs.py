@@ -1,0 +1,109 @@
+"""logprobs: the log probabilities of the output tokens (chat: logprobs + top_logprobs;
+completions: logprobs = k, in the legacy shape with text_offset)."""
+
+import math
+
+from conformance.checks import check, expect
+from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
+
+TOP = 3
+
+
+def _chat_entries(reply) -> list[dict] | None:
+    if reply.mode == "regular":
+        choice = (reply.body.get("choices") or [{}])[0]
+        logprobs = choice.get("logprobs")
+        return None if logprobs is None else logprobs.get("content")
+    entries = []
+    for chunk in reply.chunks:
+        for choice in chunk.get("choices") or []:
+            content = (choice.get("logprobs") or {}).get("content")
+            if content:
+                entries.extend(content)
+    return entries or None
+
+
+def _completion_logprobs(reply) -> dict | None:
+    if reply.mode == "regular":
+        return (reply.body.get("choices") or [{}])[0].get("logprobs")
+    merged: dict = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    seen = False
+    for chunk in reply.chunks:
+        for choice in chunk.get("choices") or []:
+            part = choice.get("logprobs")
+            if part:
+                seen = True
+                for key in merged:
+                    merged[key].extend(part.get(key) or [])
+    return merged if seen else None
+
+
+@check(id="chat.logprobs.tokens-and-values", level="MUST", feature="chat.logprobs", parameter="logprobs")
+def test_chat_logprobs(api):
+    """With logprobs, the tokens concatenate to the content and every logprob is <= 0."""
+    require_endpoint(api, "chat")
+    reply = send_judged(api, "chat", {**prompt_body("chat", STORY_PROMPT), "max_tokens": 8, "temperature": 0,
+                                      "logprobs": True}, "logprobs")
+    entries = _chat_entries(reply)
+    api.observe("chat", "logprobs", "honoured" if entries else "ignored")
+    expect(entries, "choices[].logprobs.content with one entry per token", entries)
+    expect("".join(e.get("token", "") for e in entries) == reply.text,
+           f"tokens that concatenate to the content {reply.text!r}", [e.get("token") for e in entries])
+    values = [e.get("logprob") for e in entries]
+    expect(all(isinstance(v, (int, float)) and v <= 0 for v in values), "every logprob a number <= 0", values)
+
+
+@check(id="chat.top_logprobs.sorted-alternatives", level="MUST", feature="chat.top_logprobs",
+       parameter="top_logprobs")
+def test_chat_top_logprobs(api):
+    """top_logprobs=3 gives three alternatives per token, in descending order, the greedy token first."""
+    require_endpoint(api, "chat")
+    reply = send_judged(api, "chat", {**prompt_body("chat", STORY_PROMPT), "max_tokens": 6, "temperature": 0,
+                                      "logprobs": True, "top_logprobs": TOP}, "top_logprobs")
+    entries = _chat_entries(reply) or []
+    tops = [e.get("top_logprobs") or [] for e in entries]
+    api.observe("chat", "top_logprobs", "honoured" if any(tops) else "ignored")
+    expect(entries and all(len(t) == TOP for t in tops), f"{TOP} alternatives for every token",
+           [len(t) for t in tops])
+    for entry, top in zip(entries, tops):
+        values = [t.get("logprob") for t in top]
+        expect(values == sorted(values, reverse=True), "alternatives in descending order of logprob", values)
+        expect(math.isclose(top[0]["logprob"], entry["logprob"], abs_tol=1e-6),
+               f"the chosen (greedy) token {entry.get('token')!r} first among the alternatives", top[0])
+
+
+@check(id="completions.logprobs.legacy-shape", level="MUST", feature="completions.logprobs", parameter="logprobs")
+def test_completion_logprobs(api):
+    """logprobs=3 gives tokens, token_logprobs (<= 0), 3 top_logprobs each and text_offset that add up."""
+    require_endpoint(api, "completions")
+    reply = send_judged(api, "completions", {**prompt_body("completions", STORY_PROMPT), "max_tokens": 8,
+                                             "temperature": 0, "logprobs": TOP}, "logprobs")
+    logprobs = _completion_logprobs(reply)
+    api.observe("completions", "logprobs", "honoured" if logprobs else "ignored")
+    expect(isinstance(logprobs, dict), "choices[].logprobs {tokens, token_logprobs, top_logprobs, text_offset}",
+           logprobs)
+    tokens = logprobs.get("tokens") or []
+    expect("".join(tokens) == reply.text, f"tokens that concatenate to the text {reply.text!r}", tokens)
+    values = logprobs.get("token_logprobs") or []
+    expect(len(values) == len(tokens) and all(v <= 0 for v in values), "one logprob <= 0 per token", values)
+    tops = logprobs.get("top_logprobs") or []
+    expect(len(tops) == len(tokens) and all(len(t) == TOP for t in tops), f"{TOP} alternatives per token",
+           [len(t) for t in tops])
+    offsets = logprobs.get("text_offset") or []
+    steps = [b - a for a, b in zip(offsets, offsets[1:])]
+    expect(len(offsets) == len(tokens) and steps == [len(t) for t in tokens[:-1]],
+           "text_offset advancing by each token's length", offsets)
+
+
+@check(id="completions.echo.prompt-prepended", level="MUST", feature="completions.echo", parameter="echo",
+       modes=("regular",))
+def test_echo(api):
+    """echo=true returns the prompt followed by the completion."""
+    require_endpoint(api, "completions")
+    prompt = "Once upon a time"
+    plain = send_judged(api, "completions", {"prompt": prompt, "max_tokens": 6, "temperature": 0}, None)
+    reply = send_judged(api, "completions", {"prompt": prompt, "max_tokens": 6, "temperature": 0, "echo": True},
+                        "echo")
+    api.observe("completions", "echo", "honoured" if reply.text.startswith(prompt) else "ignored")
+    expect(reply.text == prompt + plain.text, f"the prompt and then the completion, {prompt + plain.text!r}",
+           reply.text)

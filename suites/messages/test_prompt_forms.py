@@ -1,0 +1,42 @@
+"""The forms of `prompt` (string, list of strings, token arrays) and the context limit."""
+
+from conformance.checks import check, expect
+from conformance.oracles import STORY_PROMPT, OTHER_PROMPT, greedy_baseline, prompt_body, require_endpoint, send_judged
+
+
+
+@check(id="completions.prompt.list-of-strings", level="MUST", feature="completions.prompt", parameter="prompt")
+def test_prompt_list(api):
+    """A list of two prompts gives one choice per prompt, each the greedy completion of its own prompt."""
+    require_endpoint(api, "completions")
+    bases = [greedy_baseline(api, "completions", {"prompt": p}, max_tokens=6) for p in (STORY_PROMPT, OTHER_PROMPT)]
+    reply = send_judged(api, "completions", {"prompt": [STORY_PROMPT, OTHER_PROMPT], "max_tokens": 6,
+                                             "temperature": 0}, "prompt")
+    texts = [c.text for c in sorted(reply.choices, key=lambda c: c.index)]
+    expect(texts == [b.text for b in bases], f"the two greedy completions {[b.text for b in bases]}", texts)
+
+
+@check(id="completions.prompt.token-array", level="SHOULD", feature="completions.prompt", parameter="prompt",
+       modes=("regular",))
+def test_prompt_tokens(api):
+    """A prompt given as an array of token ids is accepted and counted as that many prompt tokens."""
+    require_endpoint(api, "completions")
+    tokens = [15, 16, 17, 18, 19]
+    reply = send_judged(api, "completions", {"prompt": tokens, "max_tokens": 2}, "prompt")
+    used = (reply.usage or {}).get("prompt_tokens")
+    expect(used == len(tokens), f"usage.prompt_tokens == {len(tokens)}", used)
+
+
+@check(id="{endpoint}.errors.context-length", level="MUST", feature="{endpoint}.errors", clause="errors",
+       modes=("regular",))
+def test_context_length(api, endpoint):
+    """A prompt longer than the model's context is refused with 400 and code 'context_length_exceeded'."""
+    require_endpoint(api, endpoint)
+    # One and a half times the context the target file states (limits.context_tokens); a word
+    # of a common English word is at least one token in every tokenizer.
+    words = api.target.limits.context_tokens * 3 // 2
+    body = {**prompt_body(endpoint, "word " * words), "max_tokens": 4}
+    reply = api.create(endpoint, body)
+    expect(reply.status == 400, "HTTP 400", reply.describe())
+    expect(reply.error is not None and reply.error.get("code") == "context_length_exceeded",
+           "error.code 'context_length_exceeded'", reply.error)
