@@ -161,9 +161,12 @@ def cmd_serve(args) -> int:
     from .server.quirks import registry
 
     if args.list_quirks:
-        for quirk in registry().values():
-            kind = "variation" if quirk.variation else "quirk"
-            print(f"{quirk.name:36} {kind:9} {quirk.description}")
+        try:
+            for quirk in registry().values():
+                kind = "variation" if quirk.variation else "quirk"
+                print(f"{quirk.name:36} {kind:9} {quirk.description}")
+        except BrokenPipeError:  # `| head` closed the pipe: nothing more to say
+            sys.stderr.close()
         return EXIT_OK
     if args.api_key_env:
         key = os.environ.get(args.api_key_env, "")
