@@ -9,8 +9,9 @@ inconclusive rather than failed.
 from __future__ import annotations
 
 import json
+
 from .catalogue import load_catalogue
-from .checks import Deviation, expect, inconclusive, unsupported
+from .checks import Deviation, inconclusive, unsupported
 from .client import Api, Reply
 
 # Prompts chosen so that greedy decoding repeats itself on small and large models alike.
@@ -135,7 +136,3 @@ def repetition(text: str, size: int = 4) -> float:
 def is_legible(text: str) -> bool:
     """Printable and free of U+FFFD (a token that split a UTF-8 character)."""
     return text.isprintable() and "\ufffd" not in text
-
-
-def expect_same_text(actual: Reply, expected_text: str, what: str) -> None:
-    expect(actual.text == expected_text, f"{what} {expected_text[:120]!r}", actual.text[:200])
