@@ -42,6 +42,9 @@ class ChoiceView:
     role: str | None = None
     finish_reasons_seen: int = 0  # streams: how many chunks carried a finish_reason
     roles_seen: int = 0  # streams: how many deltas carried a role
+    # message.tool_calls as sent, or (streams) joined from the deltas by their index
+    tool_calls: list[dict] = dataclasses.field(default_factory=list)
+    function_call: dict | None = None  # the deprecated form, likewise
 
 
 @dataclasses.dataclass
@@ -135,7 +138,12 @@ def choices_from_body(endpoint: str, body: Any) -> list[ChoiceView]:
         index = choice.get("index", position)
         if endpoint == "chat":
             message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-            views.append(ChoiceView(index, _content_of(message), choice.get("finish_reason"), message.get("role")))
+            calls = message.get("tool_calls")
+            function_call = message.get("function_call")
+            views.append(ChoiceView(index, _content_of(message), choice.get("finish_reason"), message.get("role"),
+                                    tool_calls=[c for c in calls if isinstance(c, dict)] if isinstance(calls, list)
+                                    else [],
+                                    function_call=function_call if isinstance(function_call, dict) else None))
         else:
             text = choice.get("text") if isinstance(choice.get("text"), str) else ""
             views.append(ChoiceView(index, text, choice.get("finish_reason")))
@@ -158,12 +166,41 @@ def aggregate_chunks(endpoint: str, chunks: list[dict]) -> list[ChoiceView]:
                 if delta.get("role") is not None:
                     view.roles_seen += 1
                     view.role = view.role or delta["role"]
+                _join_call_deltas(view, delta)
             elif isinstance(choice.get("text"), str):
                 view.text += choice["text"]
             if choice.get("finish_reason") is not None:
                 view.finish_reasons_seen += 1
                 view.finish_reason = choice["finish_reason"]
     return [views[i] for i in sorted(views, key=lambda k: (not isinstance(k, int), k))]
+
+
+def _join_fields(target: dict, fragment: dict) -> None:
+    """id, type and name from the first fragment that has them; arguments fragments concatenated."""
+    for key, value in fragment.items():
+        if key == "arguments" and isinstance(value, str):
+            target["arguments"] = target.get("arguments", "") + value
+        elif key in ("id", "type", "name") and value is not None and target.get(key) is None:
+            target[key] = value
+
+
+def _join_call_deltas(view: ChoiceView, delta: dict) -> None:
+    """Fold the tool-call (or function_call) fragments of one delta into the calls built so far."""
+    for part in delta.get("tool_calls") or []:
+        if not isinstance(part, dict):
+            continue
+        index = part.get("index")
+        if not isinstance(index, int):  # no index: a new call when it carries an id, else the last one
+            index = len(view.tool_calls) if part.get("id") or not view.tool_calls else len(view.tool_calls) - 1
+        while len(view.tool_calls) <= index:
+            view.tool_calls.append({})
+        call = view.tool_calls[index]
+        _join_fields(call, part)
+        if isinstance(part.get("function"), dict):
+            _join_fields(call.setdefault("function", {}), part["function"])
+    if isinstance(delta.get("function_call"), dict):
+        view.function_call = {} if view.function_call is None else view.function_call
+        _join_fields(view.function_call, delta["function_call"])
 
 
 def read_stream(exchange: Exchange) -> StreamView:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 
 from .catalogue import load_catalogue
-from .checks import Deviation, inconclusive, unsupported
+from .checks import Deviation, expect, inconclusive, unsupported
 from .client import Api, Reply
+from .schema import validate_error_envelope
 
 # Prompts chosen so that greedy decoding repeats itself on small and large models alike.
 REPEATING_PROMPT = "Continue this list, one word per line, and never stop: apple, apple, apple, apple, apple,"
@@ -80,25 +81,41 @@ def require_accepted(api: Api, reply: Reply, endpoint: str, parameter: str | Non
     raise Deviation(f"expected a successful response; got {reply.describe()}")
 
 
-def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, **kwargs) -> Reply:
+def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, companions: tuple[str, ...] = (),
+                **kwargs) -> Reply:
     """Send a request carrying `parameter` and require that it was accepted.
 
-    When it was not, the control request (the same body without the parameter) tells whether
-    the parameter is to blame: if the control fails too, nothing can be said of the parameter.
+    When it was not, the control request (the same body without the parameter, and without the
+    `companions` that are only valid with it, e.g. tool_choice with tools) tells whether the
+    parameter is to blame: if the control fails too, nothing can be said of the parameter; if the
+    parameter alone (without its companions) is accepted, the first companion takes the blame.
     """
     reply = api.create(endpoint, body, **kwargs)
     if not reply.ok and parameter is not None and parameter in body and parameter not in ("model", "messages", "prompt"):
-        control_body = {k: v for k, v in body.items() if k != parameter}
+        control_body = {k: v for k, v in body.items() if k != parameter and k not in companions}
         control = api.create(endpoint, control_body, **kwargs)
         if not control.ok:
             inconclusive(f"the request fails without '{parameter}' too ({control.describe()}), so '{parameter}' "
                          "cannot be judged")
+        present = [c for c in companions if c in body]
+        if present and api.create(endpoint, {k: v for k, v in body.items() if k not in present}, **kwargs).ok:
+            parameter = present[0]  # the parameter alone is accepted: its companion is what is refused
     require_accepted(api, reply, endpoint, parameter)
     if reply.mode == "stream" and reply.stream is not None and reply.stream.problems:
         if parameter is not None:
             api.observe(endpoint, parameter, "broken", reply.stream.problems[0])
         raise Deviation(f"expected a well-formed event stream; got {reply.stream.problems[0]}")
     return reply
+
+
+def expect_envelope(reply: Reply, status: int) -> None:
+    """The reply is an error with `status` in OpenAI's envelope (and not an event stream)."""
+    if reply.stream is not None and reply.stream.data:
+        expect(False, f"HTTP {status} with a JSON error, not an event stream",
+               f"HTTP {reply.status} event stream {reply.stream.data[:2]}")
+    expect(reply.status == status, f"HTTP {status}", reply.describe())
+    problems = validate_error_envelope(reply.body)
+    expect(not problems, "OpenAI's error envelope {error: {message, type, param, code}}", "; ".join(problems))
 
 
 def greedy_baseline(api: Api, endpoint: str, body: dict, max_tokens: int) -> Reply:

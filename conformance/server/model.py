@@ -80,10 +80,11 @@ class Generation:
     token_ids: list[int]
     ended_naturally: bool  # the model produced its end-of-text token
     logprobs: list[list[float]] = dataclasses.field(default_factory=list)  # per step, when asked for
+    text_pieces: list[str] | None = None  # the text of each token, when it is not the vocabulary's
 
     @property
     def pieces(self) -> list[str]:
-        return [VOCAB[t] for t in self.token_ids]
+        return self.text_pieces if self.text_pieces is not None else [VOCAB[t] for t in self.token_ids]
 
 
 def log_softmax(logits: list[float]) -> list[float]:
@@ -141,6 +142,12 @@ class ToyModel:
             counts[token] = counts.get(token, 0) + 1
             previous = token
         return Generation(out, ended_naturally=False, logprobs=steps)
+
+    def distributions(self, prompt_ids: list[int], token_ids: list[int]) -> list[list[float]]:
+        """The model's distribution at each step of an output it did not choose freely (constrained)."""
+        prompt_key = _digest(tuple(prompt_ids))
+        previous = [prompt_ids[-1] if prompt_ids else EOS_ID] + token_ids[:-1]
+        return [log_softmax(self.logits(prompt_key, prev, position)) for position, prev in enumerate(previous)]
 
     def prompt_logprobs(self, prompt_ids: list[int]) -> list[list[float] | None]:
         """The distribution each prompt token was drawn from (None for the first), for echo."""

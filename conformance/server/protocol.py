@@ -15,11 +15,21 @@ import uuid
 from typing import Any, Iterator
 
 from ..catalogue import Parameter, load_catalogue
-from .model import _PIECE, VOCAB, Sampling, ToyModel, tokenize
+from .model import _PIECE, VOCAB, Generation, Sampling, ToyModel, tokenize
+from .structured import (
+    NAME_PATTERN,
+    Chooser,
+    SchemaError,
+    check_schema,
+    generate_value,
+    json_text,
+    parameters_schema,
+    relevant,
+    tool_function,
+)
 
-CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
-# OpenAI parameters the reference server does not implement yet: refused cleanly, never ignored.
-NOT_IMPLEMENTED = ("response_format", "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+TOOL_CHOICES = ("none", "auto", "required")
 # Parameters OpenAI refuses for a text-only, non-reasoning model such as the toy model.
 MODEL_UNSUPPORTED = ("reasoning_effort", "verbosity", "web_search_options", "audio")
 
@@ -84,6 +94,16 @@ def _validate_messages(messages: Any) -> None:
                                 + ", ".join(f"'{r}'" for r in CHAT_ROLES) + ".",
                            param=f"messages[{i}].role", code="invalid_value")
         content = message.get("content")
+        if role == "assistant" and message.get("tool_calls") is not None:
+            _validate_tool_calls(message["tool_calls"], f"messages[{i}].tool_calls")
+        if role == "assistant" and message.get("function_call") is not None:
+            _validate_tool_calls([{"id": "", "function": message["function_call"]}], f"messages[{i}].function_call")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise ApiError(400, f"Missing required parameter: 'messages[{i}].tool_call_id'.",
+                           param=f"messages[{i}].tool_call_id", code="missing_required_parameter")
+        if role == "function" and not isinstance(message.get("name"), str):
+            raise ApiError(400, f"Missing required parameter: 'messages[{i}].name'.", param=f"messages[{i}].name",
+                           code="missing_required_parameter")
         if content is None and role == "assistant":
             continue
         if isinstance(content, list):
@@ -94,6 +114,93 @@ def _validate_messages(messages: Any) -> None:
                                    code="invalid_value")
         elif not isinstance(content, str):
             raise _invalid_type(f"messages[{i}].content", "a string or an array of content parts", content)
+
+
+def message_text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _validate_tool_calls(calls: Any, where: str) -> None:
+    if not isinstance(calls, list):
+        raise _invalid_type(where, "an array", calls)
+    for j, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not (isinstance(call.get("id") if isinstance(call, dict) else None, str) and isinstance(function, dict)
+                and isinstance(function.get("name"), str) and isinstance(function.get("arguments"), str)):
+            raise ApiError(400, f"Invalid '{where}[{j}]': expected {{id, type: 'function', function: {{name, "
+                                "arguments}}}.", param=f"{where}[{j}]", code="invalid_value")
+
+
+def _validate_function(function: Any, where: str) -> None:
+    """A function definition of `tools[i].function` or of the deprecated `functions[i]`."""
+    if not isinstance(function, dict):
+        raise _invalid_type(where, "an object", function)
+    name = function.get("name")
+    if not isinstance(name, str):
+        raise ApiError(400, f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
+                       code="missing_required_parameter")
+    if not NAME_PATTERN.match(name):
+        raise ApiError(400, f"Invalid '{where}.name': string does not match pattern. Expected a string that "
+                            "matches the pattern '^[a-zA-Z0-9_-]+$'.", param=f"{where}.name", code="invalid_value")
+    if function.get("parameters") is not None:
+        try:
+            check_schema(function["parameters"], strict=function.get("strict") is True)
+        except SchemaError as exc:
+            raise ApiError(400, f"Invalid schema for function '{name}': {exc}", param=f"{where}.parameters",
+                           code="invalid_function_parameters") from None
+
+
+def _validate_tools(tools: Any, name: str) -> None:
+    if not isinstance(tools, list):
+        raise _invalid_type(name, "an array", tools)
+    for i, tool in enumerate(tools):
+        if name == "functions":
+            _validate_function(tool, f"functions[{i}]")
+            continue
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise ApiError(400, f"Invalid value for 'tools[{i}].type': expected 'function'.",
+                           param=f"tools[{i}].type", code="invalid_value")
+        _validate_function(tool.get("function"), f"tools[{i}].function")
+
+
+def _validate_choice(value: Any, name: str) -> None:
+    """tool_choice: none | auto | required | {type: function, function: {name}}; function_call: none | auto | {name}."""
+    if isinstance(value, str):
+        allowed = TOOL_CHOICES if name == "tool_choice" else TOOL_CHOICES[:2]
+        if value not in allowed:
+            raise ApiError(400, f"Invalid value: '{value}'. Supported values are: "
+                                + ", ".join(f"'{v}'" for v in allowed) + " or a named function.",
+                           param=name, code="invalid_value")
+        return
+    named = (value.get("function") if name == "tool_choice" else value) if isinstance(value, dict) else None
+    if not (isinstance(named, dict) and isinstance(named.get("name"), str)):
+        raise _invalid_type(name, "a string or a named function", value)
+
+
+def _validate_response_format(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise _invalid_type("response_format", "an object", value)
+    kind = value.get("type")
+    if kind not in ("text", "json_object", "json_schema"):
+        raise ApiError(400, f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and "
+                            "'json_schema'.", param="response_format.type", code="invalid_value")
+    if kind != "json_schema":
+        return
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ApiError(400, "Missing required parameter: 'response_format.json_schema.name'.",
+                       param="response_format.json_schema.name", code="missing_required_parameter")
+    if not NAME_PATTERN.match(spec["name"]):
+        raise ApiError(400, "Invalid 'response_format.json_schema.name': string does not match pattern.",
+                       param="response_format.json_schema.name", code="invalid_value")
+    try:
+        check_schema(spec.get("schema") or {"type": "object"}, strict=spec.get("strict") is True)
+    except SchemaError as exc:
+        raise ApiError(400, f"Invalid schema for response_format '{spec['name']}': {exc}",
+                       param="response_format", code="invalid_json_schema") from None
 
 
 def _validate_prompt(prompt: Any) -> None:
@@ -159,6 +266,12 @@ def validate_value(p: Parameter, value: Any, check_ranges: bool = True) -> None:
         if value not in p.values:
             raise ApiError(400, f"Invalid value: '{value}'. Supported values are: "
                                 + ", ".join(f"'{v}'" for v in p.values) + ".", param=name, code="invalid_value")
+    elif p.type in ("tools", "functions"):
+        _validate_tools(value, name)
+    elif p.type in ("tool_choice", "function_call"):
+        _validate_choice(value, name)
+    elif p.type == "response_format":
+        _validate_response_format(value)
     elif p.type == "object":
         if not isinstance(value, dict):
             raise _invalid_type(name, "an object", value)
@@ -196,6 +309,12 @@ class Choice:
     prefix: list[str] = dataclasses.field(default_factory=list)  # echoed prompt pieces (completions echo)
     prefix_ids: list[int] = dataclasses.field(default_factory=list)
     prefix_steps: list = dataclasses.field(default_factory=list)
+    tool_calls: list[dict] = dataclasses.field(default_factory=list)  # [{id, name, arguments}]
+    function_call: dict | None = None  # the deprecated form: {name, arguments}
+
+    @property
+    def calls(self) -> bool:
+        return bool(self.tool_calls or self.function_call)
 
     @property
     def text(self) -> str:
@@ -284,6 +403,11 @@ class Generator:
             if value is not None and name in params:
                 validate_value(params[name], value, check_ranges="out-of-range-accepted" not in q)
         self._model_rules(endpoint, body)
+        if (endpoint == "chat" and (body.get("response_format") or {}).get("type") == "json_object"
+                and "json-word-unchecked" not in q
+                and not any("json" in message_text(m).lower() for m in body["messages"])):
+            raise ApiError(400, "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+                                "type 'json_object'.", param="messages")
         if body.get("stream_options") is not None and not body.get("stream"):
             raise ApiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                            param="stream_options", code="invalid_value")
@@ -291,6 +415,7 @@ class Generator:
             refused_roles = {"system", "assistant"} if "system-role-rejected" in q else set()
             if "developer-role-rejected" in q:
                 refused_roles.add("developer")
+            refused_roles |= {role for role in ("tool", "function") if f"{role}-role-rejected" in q}
             for i, m in enumerate(body["messages"]):
                 if m.get("role") in refused_roles:
                     raise ApiError(400, "Conversation roles must alternate user/assistant/user/assistant/...",
@@ -307,13 +432,8 @@ class Generator:
             ignored.add("stop")
         return {k: v for k, v in body.items() if k not in ignored}
 
-    @staticmethod
-    def _model_rules(endpoint: str, body: dict) -> None:
+    def _model_rules(self, endpoint: str, body: dict) -> None:
         """What OpenAI refuses for this kind of model, and combinations it refuses."""
-        for name in NOT_IMPLEMENTED:
-            if body.get(name) is not None:
-                raise ApiError(400, f"'{name}' is not supported by the reference server yet.", param=name,
-                               code="unsupported_parameter")
         for name in MODEL_UNSUPPORTED:
             if body.get(name) is not None:
                 raise ApiError(400, f"Unsupported parameter: '{name}' is not supported with this model.",
@@ -324,8 +444,10 @@ class Generator:
         if endpoint == "chat" and body.get("top_logprobs") is not None and not body.get("logprobs"):
             raise ApiError(400, "'logprobs' must be set to true when 'top_logprobs' is used.", param="top_logprobs",
                            code="invalid_value")
+        if endpoint == "chat":
+            Generator._tool_rules(body)
         best_of = body.get("best_of")
-        if endpoint == "completions" and best_of is not None:
+        if endpoint == "completions" and best_of is not None and "best-of-unchecked" not in self.quirks:
             if best_of < (body.get("n") or 1):
                 raise ApiError(400, "best_of must be greater than or equal to n.", param="best_of",
                                code="invalid_value")
@@ -334,19 +456,44 @@ class Generator:
                                code="invalid_value")
 
     @staticmethod
-    def render_chat(messages: list[dict]) -> str:
-        lines = []
+    def _tool_rules(body: dict) -> None:
+        """What OpenAI refuses about tools, functions and JSON output beyond each value's own shape."""
+        for choice, list_name in (("tool_choice", "tools"), ("parallel_tool_calls", "tools"),
+                                  ("function_call", "functions")):
+            if body.get(choice) is not None and not body.get(list_name):
+                raise ApiError(400, f"Invalid value for '{choice}': '{choice}' is only allowed when '{list_name}' "
+                                    "are specified.", param=choice, code="invalid_value")
+        for choice, list_name in (("tool_choice", "tools"), ("function_call", "functions")):
+            value = body.get(choice)
+            if isinstance(value, dict):
+                wanted = (value.get("function") or {}).get("name") if choice == "tool_choice" else value.get("name")
+                names = [tool_function(t).get("name") for t in body[list_name]]
+                if wanted not in names:
+                    raise ApiError(400, f"Invalid value for '{choice}': function '{wanted}' is not among the "
+                                        f"'{list_name}'.", param=choice, code="invalid_value")
+        answered = {call["id"] for m in body["messages"] for call in (m.get("tool_calls") or [])}
+        for i, message in enumerate(body["messages"]):
+            if message.get("role") == "tool" and message.get("tool_call_id") not in answered:
+                raise ApiError(400, "Invalid parameter: messages with role 'tool' must be a response to a preceding "
+                                    "message with 'tool_calls'.", param=f"messages[{i}].role", code="invalid_value")
+
+    def render_chat(self, body: dict) -> str:
+        """The conversation as the toy model reads it: tool definitions, then every message."""
+        lines = [f"tools: {json.dumps(body[key], sort_keys=True)}" for key in ("tools", "functions") if body.get(key)]
+        messages = body["messages"][-1:] if "messages-last-only" in self.quirks else body["messages"]
         for m in messages:
-            content = m.get("content")
-            if isinstance(content, list):
-                content = "".join(part["text"] for part in content)
-            lines.append(f"{m['role']}: {content or ''}")
+            if m.get("role") == "tool" and "tool-message-dropped" in self.quirks:
+                continue
+            calls = [c["function"] for c in m.get("tool_calls") or []]
+            if m.get("function_call"):
+                calls.append(m["function_call"])
+            called = "".join(f" [call {c['name']}({c['arguments']})]" for c in calls)
+            lines.append(f"{m['role']}: {message_text(m)}{called}")
         return "\n".join(lines) + "\nassistant:"
 
     def prompts(self, endpoint: str, body: dict) -> list[list[int]]:
         if endpoint == "chat":
-            messages = body["messages"][-1:] if "messages-last-only" in self.quirks else body["messages"]
-            return [tokenize(self.render_chat(messages))]
+            return [tokenize(self.render_chat(body))]
         prompt = body["prompt"]
         if isinstance(prompt, str):
             return [tokenize(prompt)]
@@ -397,6 +544,75 @@ class Generator:
             return "stop"
         return reason
 
+    def _plan(self, body: dict) -> tuple[str, Any]:
+        """What the reply will be: ("text", None), ("json", schema), ("tools" | "functions", [function, ...]).
+
+        `auto` calls the functions whose name or description the last user message mentions (a
+        stand-in for a model's judgement); `required` calls those or else the first; a named
+        choice calls that one.  Without parallel tool calls, and always for `functions`, one call.
+        """
+        last = body["messages"][-1]
+        user_turn = last.get("role") == "user"
+        for kind, list_name, choice_name in (("tools", "tools", "tool_choice"), ("functions", "functions",
+                                                                                  "function_call")):
+            functions = [tool_function(t) for t in body.get(list_name) or []]
+            if not functions:
+                continue
+            choice = body.get(choice_name) or "auto"
+            if isinstance(choice, dict):
+                wanted = (choice.get("function") or {}).get("name") if kind == "tools" else choice.get("name")
+                return kind, [f for f in functions if f["name"] == wanted][:1]
+            picked = relevant(functions, message_text(last)) if user_turn else []
+            if choice == "required":
+                picked = picked or functions[:1]
+            if choice != "none" and picked:
+                single = kind == "functions" or body.get("parallel_tool_calls") is False
+                return kind, picked[:1] if single else picked
+        response_format = body.get("response_format") or {}
+        if response_format.get("type") == "json_object":
+            return "json", {"type": "object"}
+        if response_format.get("type") == "json_schema":
+            schema = response_format["json_schema"].get("schema") or {"type": "object"}
+            if "json-schema-loose" in self.quirks:
+                schema = {"type": "object"}
+            return "json", schema
+        return "text", None
+
+    def _json(self, schema: dict, model: ToyModel, prompt_ids: list[int], max_new: int, sampling: Sampling,
+              rng: random.Random, want_logprobs: bool) -> Generation:
+        """JSON valid against `schema`, cut at max_new tokens like any other output."""
+        text = json_text(generate_value(schema, Chooser(model, prompt_ids, sampling, rng)))
+        if "json-fenced" in self.quirks:
+            text = f"```json\n{text}\n```"
+        token_ids = [tokenize(piece)[0] for piece in _PIECE.findall(text)]
+        pieces = _PIECE.findall(text)
+        done = len(pieces) <= max_new
+        pieces, token_ids = pieces[:max_new], token_ids[:max_new]
+        steps = model.distributions(prompt_ids, token_ids) if want_logprobs else []
+        return Generation(token_ids, ended_naturally=done, logprobs=steps, text_pieces=pieces)
+
+    def _call(self, plan: tuple[str, list[dict]], model: ToyModel, prompt_ids: list[int], sampling: Sampling,
+              rng: random.Random, index: int) -> Choice:
+        """A choice that calls functions, with arguments generated against their parameter schemas."""
+        q = self.quirks
+        kind, functions = plan
+        calls = []
+        for function in functions:
+            schema = {"type": "object"} if "tool-arguments-loose" in q else parameters_schema(function)
+            arguments = generate_value(schema, Chooser(model, prompt_ids + tokenize(function["name"]), sampling, rng))
+            calls.append({"id": "call_" + uuid.uuid4().hex[:24], "name": function["name"],
+                          "arguments": arguments if "tool-arguments-object" in q else json_text(arguments)})
+        tokens = sum(len(_PIECE.findall(c["name"] + json_text(c["arguments"]))) for c in calls)
+        if kind == "functions" and "functions-as-tool-calls" not in q:
+            return Choice(index=index, pieces=[], finish_reason="function_call", completion_tokens=tokens,
+                          function_call={"name": calls[0]["name"], "arguments": calls[0]["arguments"]})
+        if "tool-calls-as-content" in q:
+            text = "".join(f"<tool_call>{json_text({'name': c['name'], 'arguments': c['arguments']})}</tool_call>"
+                           for c in calls)
+            return Choice(index=index, pieces=_PIECE.findall(text), finish_reason="stop", completion_tokens=tokens)
+        finish = "stop" if "tool-finish-stop" in q else "tool_calls"
+        return Choice(index=index, pieces=[], finish_reason=finish, completion_tokens=tokens, tool_calls=calls)
+
     def generate(self, endpoint: str, body: dict) -> tuple[list[Choice], dict]:
         q = self.quirks
         model = self.models[body["model"]]
@@ -410,9 +626,16 @@ class Generator:
             k = (body.get("top_logprobs") or 0) if body.get("logprobs") else None
         else:
             k = body.get("logprobs")
+        if k is not None and "top-logprobs-capped" in q:
+            k = min(k, 5)
+        if k == 0 and "logprobs-zero-falsy" in q:
+            k = None
         echo = endpoint == "completions" and bool(body.get("echo"))
+        plan = self._plan(body) if endpoint == "chat" else ("text", None)
+        candidates = max(n, body.get("best_of") or 0) if endpoint == "completions" else n
+        rank = k is not None or candidates > n  # best_of ranks candidates by their log probabilities
         choices: list[Choice] = []
-        prompt_tokens = 0
+        prompt_tokens = billed_tokens = 0
         for p_index, prompt_ids in enumerate(self.prompts(endpoint, body)):
             prefix = self.prompt_pieces(body, p_index, prompt_ids) if echo else []
             prompt_tokens += len(prompt_ids)
@@ -426,12 +649,19 @@ class Generator:
                                param="messages" if endpoint == "chat" else "prompt",
                                code="context_length_exceeded")
             max_new = room if limit is None else max(0, limit) + ("max-tokens-off-by-one" in q)
-            for j in range(n):
+            batch: list[Choice] = []
+            for j in range(candidates):
                 if sampling.seed is not None:
                     rng = random.Random(f"{sampling.seed}:{p_index}:{j}")
                 else:
                     rng = random.Random(os.urandom(16))
-                gen = model.generate(prompt_ids, max_new, sampling, rng, want_logprobs=k is not None)
+                if plan[0] in ("tools", "functions"):
+                    batch.append(self._call(plan, model, prompt_ids, sampling, rng, 0))
+                    continue
+                if plan[0] == "json":
+                    gen = self._json(plan[1], model, prompt_ids, max_new, sampling, rng, want_logprobs=rank)
+                else:
+                    gen = model.generate(prompt_ids, max_new, sampling, rng, want_logprobs=rank)
                 pieces = [p.lstrip(" ") for p in gen.pieces] if "no-spaces" in q else gen.pieces
                 finish = self._finish("stop" if gen.ended_naturally else "length")
                 tokens = len(pieces)
@@ -439,13 +669,21 @@ class Generator:
                 if cut is not None:
                     pieces, tokens = cut
                     finish = self._finish("stop", by_stop_sequence=True)
-                choices.append(Choice(
-                    index=len(choices), pieces=pieces, finish_reason=finish, completion_tokens=tokens,
+                batch.append(Choice(
+                    index=0, pieces=pieces, finish_reason=finish, completion_tokens=tokens,
                     token_ids=gen.token_ids[:len(pieces)], steps=gen.logprobs[:len(pieces)], logprobs_k=k,
                     prefix=prefix, prefix_ids=prompt_ids[:len(prefix)] if prefix else [],
                     prefix_steps=model.prompt_logprobs(prompt_ids)[:len(prefix)] if prefix and k is not None else
                     [None] * len(prefix)))
-        completion_tokens = sum(c.completion_tokens for c in choices)
+            billed_tokens += sum(c.completion_tokens for c in batch)
+            if candidates > n:  # best_of: keep the n with the highest log probability per token
+                batch = sorted(batch, key=_mean_logprob, reverse=True)[:n]
+            for c in batch:
+                c.index = len(choices)
+                if k is None:
+                    c.steps = []
+                choices.append(c)
+        completion_tokens = billed_tokens
         if "usage-prompt-zero" in q:
             prompt_tokens = 0
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -488,14 +726,47 @@ class Responses:
             extras["stop_reason"] = None
         return extras
 
+    def tool_call(self, call: dict, index: int | None = None, with_arguments: bool = True) -> dict:
+        """One entry of message.tool_calls, or (with an index) the first delta of a streamed one."""
+        q = self.quirks
+        out: dict = {} if index is None or "stream-tool-call-no-index" in q else {"index": index}
+        if "tool-call-no-id" not in q:
+            out["id"] = call["id"]
+        out["type"] = "function"
+        function = {"name": call["name"]} if "stream-tool-call-name-late" not in q or index is None else {}
+        out["function"] = {**function, "arguments": call["arguments"] if with_arguments else ""}
+        return out
+
+    def tool_call_deltas(self, c: Choice) -> Iterator[dict]:
+        """The deltas of a choice's calls: the head of each call, then its arguments in fragments."""
+        q = self.quirks
+        if c.function_call:
+            yield {"function_call": {"name": c.function_call["name"], "arguments": ""}}
+            for fragment in _fragments(c.function_call["arguments"]):
+                yield {"function_call": {"arguments": fragment}}
+            return
+        for i, call in enumerate(c.tool_calls):
+            yield {"tool_calls": [self.tool_call(call, i, with_arguments=False)]}
+            fragments = _fragments(call["arguments"]) if isinstance(call["arguments"], str) else [call["arguments"]]
+            for n, fragment in enumerate(fragments):
+                entry = {} if "stream-tool-call-no-index" in q else {"index": i}
+                function = {"arguments": fragment}
+                if "stream-tool-call-name-late" in q and n == len(fragments) - 1:
+                    function = {"name": call["name"], **function}
+                yield {"tool_calls": [{**entry, "function": function}]}
+
     def body(self, endpoint: str, model: str, choices: list[Choice], usage: dict) -> dict:
         q = self.quirks
         base = self._base(endpoint, model)
         if endpoint == "chat":
             def message(c: Choice) -> dict:
-                m = {"role": "assistant", "content": c.text}
+                m = {"role": "assistant", "content": None if c.calls else c.text}
                 if "optional-fields-absent" not in q:
                     m["refusal"] = None
+                if c.tool_calls:
+                    m["tool_calls"] = [self.tool_call(call) for call in c.tool_calls]
+                if c.function_call:
+                    m["function_call"] = dict(c.function_call)
                 return m
             return {**base, "object": "chat.completion", "choices": [
                 {"index": c.index, "message": message(c), **self._choice_extras(endpoint, c),
@@ -530,7 +801,8 @@ class Responses:
             if endpoint == "chat":
                 delta: dict = {}
                 if first:
-                    delta = {"content": ""} if "stream-no-role" in q else {"role": "assistant", "content": ""}
+                    content = None if c.calls else ""
+                    delta = {"content": content} if "stream-no-role" in q else {"role": "assistant", "content": content}
                     if "optional-fields-absent" not in q:
                         delta["refusal"] = None
                 elif text is not None:
@@ -543,6 +815,10 @@ class Responses:
         if endpoint == "chat":
             for c in choices:
                 yield piece(c, None, None, first=True)
+            for c in choices:
+                for delta in self.tool_call_deltas(c):
+                    yield chunk({"index": c.index, "delta": delta, **self._choice_extras(endpoint),
+                                 "finish_reason": None})
         offsets = {}
         for c in choices:
             if c.prefix:  # echo: the prompt comes first
@@ -571,6 +847,15 @@ class Responses:
             yield json.dumps({**base, "object": object_name, "choices": choices_field, "usage": usage})
         if "stream-no-done" not in q:
             yield "[DONE]"
+
+
+def _mean_logprob(choice: Choice) -> float:
+    values = [dist[tid] for tid, dist in zip(choice.token_ids, choice.steps)]
+    return sum(values) / len(values) if values else 0.0
+
+
+def _fragments(text: str, size: int = 8) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
 
 
 def completion_id(endpoint: str) -> str:

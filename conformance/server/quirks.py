@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..catalogue import load_catalogue
-from .protocol import MODEL_UNSUPPORTED, NOT_IMPLEMENTED
+from .protocol import MODEL_UNSUPPORTED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,31 @@ NAMED = [
           ("completions.prompt", "completions.response")),
     Quirk("created-float", "'created' is a float timestamp", _both("response")),
     Quirk("prompt-list-first-only", "a list of prompts is answered for its first prompt only", ("completions.prompt",)),
+    # tools, functions, JSON output, logprobs ranges, best_of
+    Quirk("tool-calls-as-content", "tool calls come back as <tool_call> text in content (no tool parser)",
+          ("chat.tools",), (("chat.tools", "ignored"),)),
+    Quirk("tool-arguments-object", "function.arguments is a JSON object instead of a string", ("chat.tools",)),
+    Quirk("tool-arguments-loose", "tool arguments do not follow the function's parameter schema", ("chat.tools",)),
+    Quirk("tool-call-no-id", "tool calls carry no id", ("chat.tools",)),
+    Quirk("tool-finish-stop", "finish_reason 'stop' instead of 'tool_calls' after tool calls", ("chat.tool_choice",)),
+    Quirk("stream-tool-call-no-index", "streamed tool-call deltas carry no index", ("chat.tools",)),
+    Quirk("stream-tool-call-name-late", "the function name arrives in the last tool-call delta, not the first",
+          ("chat.tools",)),
+    Quirk("tool-role-rejected", "messages with role 'tool' are refused with 400", ("chat.tools",)),
+    Quirk("tool-message-dropped", "tool results are left out of the prompt", ("chat.tools",)),
+    Quirk("json-fenced", "JSON output is wrapped in a ```json code fence", ("chat.response_format",)),
+    Quirk("json-schema-loose", "json_schema output is some JSON object, not one valid against the schema",
+          ("chat.response_format",)),
+    Quirk("json-word-unchecked", "json_object mode without 'json' in the messages is accepted",
+          ("chat.response_format",)),
+    Quirk("functions-as-tool-calls", "deprecated functions are answered with tool_calls, not function_call",
+          ("chat.functions",)),
+    Quirk("function-role-rejected", "messages with role 'function' are refused with 400", ("chat.functions",)),
+    Quirk("top-logprobs-capped", "top_logprobs is capped at 5 alternatives", ("chat.top_logprobs",)),
+    Quirk("logprobs-zero-falsy", "logprobs/top_logprobs 0 is taken as 'no logprobs' (a falsy test)",
+          ("chat.top_logprobs", "completions.logprobs")),
+    Quirk("best-of-unchecked", "best_of below n, and best_of with stream, are accepted",
+          ("completions.best_of",)),
     Quirk("context-truncated", "a prompt longer than the context is silently truncated (200)", _both("errors")),
     Quirk("model-echo-wrong", "the response names another model than the one requested", _both("model")),
     # stream framing
@@ -114,7 +139,7 @@ VARIATIONS = [
 # Per-parameter quirks: the parameter silently ignored, refused with 400, or answered with 500.
 # A parameter whose effect cannot be observed only gets `reject-` (ignoring it changes nothing
 # observable); parameters every request needs, and those the reference itself refuses, get none.
-_PARAMETRIC_SKIP = {"model", "messages", "prompt", "stream", *NOT_IMPLEMENTED, *MODEL_UNSUPPORTED}
+_PARAMETRIC_SKIP = {"model", "messages", "prompt", "stream", *MODEL_UNSUPPORTED}
 
 
 def _parametric() -> list[Quirk]:

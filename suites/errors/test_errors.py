@@ -8,8 +8,13 @@ import json
 
 from conformance.catalogue import load_catalogue
 from conformance.checks import check, expect
-from conformance.oracles import STORY_PROMPT, prompt_body, require_declared_extension, require_endpoint
-from conformance.schema import validate_error_envelope
+from conformance.oracles import (
+    STORY_PROMPT,
+    expect_envelope,
+    prompt_body,
+    require_declared_extension,
+    require_endpoint,
+)
 
 UNKNOWN_MODEL = "conformance-no-such-model"
 UNKNOWN_PARAMETER = "conformance_unknown_parameter"
@@ -23,15 +28,6 @@ def invalid_values(endpoint):
 
 def required_parameters(endpoint):
     return [(p.name, p.name) for p in load_catalogue().for_endpoint(endpoint) if p.required]
-
-
-def expect_envelope(reply, status: int) -> None:
-    if reply.stream is not None and reply.stream.data:
-        expect(False, f"HTTP {status} with a JSON error, not an event stream",
-               f"HTTP {reply.status} event stream {reply.stream.data[:2]}")
-    expect(reply.status == status, f"HTTP {status}", reply.describe())
-    problems = validate_error_envelope(reply.body)
-    expect(not problems, "OpenAI's error envelope {error: {message, type, param, code}}", "; ".join(problems))
 
 
 def _shared(api, key, send):

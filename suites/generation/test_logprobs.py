@@ -107,3 +107,36 @@ def test_echo(api):
     api.observe("completions", "echo", "honoured" if reply.text.startswith(prompt) else "ignored")
     expect(reply.text == prompt + plain.text, f"the prompt and then the completion, {prompt + plain.text!r}",
            reply.text)
+
+
+def _range(low: int, high: int):
+    return lambda endpoint: [(str(low), low), (str(high), high)]
+
+
+@check(id="chat.top_logprobs.range", level="MUST", feature="chat.top_logprobs", parameter="top_logprobs",
+       variants=_range(0, 20))
+def test_chat_top_logprobs_range(api, case):
+    """top_logprobs takes any value from 0 to 20 and gives exactly that many alternatives per token."""
+    require_endpoint(api, "chat")
+    reply = send_judged(api, "chat", {**prompt_body("chat", STORY_PROMPT), "max_tokens": 4, "temperature": 0,
+                                      "logprobs": True, "top_logprobs": case}, "top_logprobs")
+    entries = _chat_entries(reply)
+    expect(entries, "choices[].logprobs.content with one entry per token", entries)
+    counts = [len(e["top_logprobs"]) if isinstance(e.get("top_logprobs"), list) else e.get("top_logprobs")
+              for e in entries]
+    expect(all(c == case for c in counts), f"{case} alternatives for every token", counts)
+
+
+@check(id="completions.logprobs.range", level="MUST", feature="completions.logprobs", parameter="logprobs",
+       variants=_range(0, 5))
+def test_completion_logprobs_range(api, case):
+    """logprobs takes any value from 0 to 5 and gives that many alternatives per token (OpenAI may add the
+    sampled token, so k or k + 1)."""
+    require_endpoint(api, "completions")
+    reply = send_judged(api, "completions", {**prompt_body("completions", STORY_PROMPT), "max_tokens": 4,
+                                             "temperature": 0, "logprobs": case}, "logprobs")
+    logprobs = _completion_logprobs(reply)
+    expect(isinstance(logprobs, dict) and logprobs.get("tokens"), "choices[].logprobs with the tokens", logprobs)
+    counts = [len(t) if isinstance(t, dict) else t for t in logprobs.get("top_logprobs") or []]
+    expect(len(counts) == len(logprobs["tokens"]) and all(c in (case, case + 1) for c in counts),
+           f"{case} (or {case + 1}) alternatives for every token", counts)

@@ -1,0 +1,105 @@
+"""Oracles for JSON output and function calls: what a call or a JSON reply must look like.
+
+They judge structure against a JSON Schema (the `jsonschema` package, draft 2020-12), never the
+content: a model need not be clever to be conformant, only to follow the schema it was given.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+
+from .checks import expect, inconclusive
+from .oracles import require_accepted
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Get the current weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city", "unit"],
+        "additionalProperties": False,
+    },
+}
+TIME = {
+    "name": "get_time",
+    "description": "Get the local time in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+}
+FUNCTIONS = {f["name"]: f for f in (WEATHER, TIME)}
+WEATHER_QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
+ROOM = 200  # max_tokens: room for any arguments of the example functions
+
+
+def tool(function: dict) -> dict:
+    return {"type": "function", "function": function}
+
+
+def named_tool(name: str) -> dict:
+    return {"type": "function", "function": {"name": name}}
+
+
+def json_problems(text: Any, schema: dict | None = None) -> list[str]:
+    """Why `text` is not a JSON document (an object, and valid against `schema` if given)."""
+    if not isinstance(text, str):
+        return [f"expected a string holding JSON, got {type(text).__name__}"]
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return [f"not valid JSON ({exc}): {text[:120]!r}"]
+    if not isinstance(value, dict):
+        return [f"a JSON {type(value).__name__}, not an object"]
+    if schema is None:
+        return []
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(value)]
+
+
+def call_problems(call: dict, functions: dict[str, dict] = FUNCTIONS) -> list[str]:
+    """Why one tool call ({id, type, function: {name, arguments}}) is not a well-formed call of one of
+    `functions` with arguments valid against its parameter schema."""
+    problems = []
+    if not (isinstance(call.get("id"), str) and call["id"]):
+        problems.append(f"no id (got {call.get('id')!r})")
+    if call.get("type") != "function":
+        problems.append(f"type {call.get('type')!r} instead of 'function'")
+    return problems + function_call_problems(call.get("function") or {}, functions)
+
+
+def function_call_problems(function_call: dict, functions: dict[str, dict] = FUNCTIONS) -> list[str]:
+    """Why a {name, arguments} pair is not a call of one of `functions` with valid arguments."""
+    name = function_call.get("name")
+    if name not in functions:
+        return [f"function name {name!r} is not one of {sorted(functions)}"]
+    return [f"arguments: {p}" for p in json_problems(function_call.get("arguments"), functions[name]["parameters"])]
+
+
+SHORT_RESULT = "Sunny."
+LONG_RESULT = ("Sunny, 21 degrees, a light wind from the west, no rain expected until tomorrow evening, "
+               "and a clear night with a low of 12 degrees.")
+
+
+def expect_result_read(api, build, extra: dict, parameter: str) -> None:
+    """The turn after a call is answered, and the result is read: a longer result, more prompt tokens.
+
+    A refusal of the result message is judged as a refusal of `parameter` (unsupported only where
+    the target does not offer it)."""
+    replies = []
+    for result in (SHORT_RESULT, LONG_RESULT):
+        reply = api.create("chat", {"messages": build(result), **extra, "max_tokens": 8})
+        replies.append(require_accepted(api, reply, "chat", parameter))
+    for reply in replies:
+        expect(reply.choices and reply.choices[0].role == "assistant", "an assistant message",
+               reply.choices[0].role if reply.choices else reply.describe())
+    counts = [(r.usage or {}).get("prompt_tokens") for r in replies]
+    if not all(isinstance(c, int) for c in counts):
+        inconclusive(f"no usage.prompt_tokens to tell whether the result was read: {counts}")
+    expect(counts[1] > counts[0], "more prompt tokens with a longer result (the result is read)", counts)

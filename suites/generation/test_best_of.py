@@ -1,0 +1,31 @@
+"""best_of: the completions endpoint generates best_of candidates and returns the n best.
+
+Which candidate is "best" cannot be seen from outside; its documented constraints can.
+"""
+
+from conformance.checks import check, expect
+from conformance.oracles import STORY_PROMPT, expect_envelope, prompt_body, require_endpoint, send_judged
+
+
+@check(id="completions.best_of.not-below-n", level="SHOULD", feature="completions.best_of", parameter="best_of",
+       modes=("regular",))
+def test_best_of_below_n(api):
+    """best_of smaller than n is refused with 400 naming best_of (best_of candidates, of which n are returned)."""
+    require_endpoint(api, "completions")
+    base = {**prompt_body("completions", STORY_PROMPT), "max_tokens": 4}
+    send_judged(api, "completions", {**base, "best_of": 2, "n": 2}, "best_of")
+    reply = api.create("completions", {**base, "best_of": 1, "n": 2})
+    expect_envelope(reply, 400)
+    expect(reply.error.get("param") == "best_of", "error.param 'best_of'", reply.error.get("param"))
+
+
+@check(id="completions.best_of.not-streamed", level="SHOULD", feature="completions.best_of", parameter="best_of",
+       modes=("stream",))
+def test_best_of_stream(api):
+    """best_of above 1 cannot be streamed: the request is refused with 400 naming best_of."""
+    require_endpoint(api, "completions")
+    base = {**prompt_body("completions", STORY_PROMPT), "max_tokens": 4, "best_of": 2}
+    send_judged(api, "completions", base, "best_of", mode="regular")
+    reply = api.create("completions", base)
+    expect_envelope(reply, 400)
+    expect(reply.error.get("param") == "best_of", "error.param 'best_of'", reply.error.get("param"))

@@ -1,0 +1,50 @@
+"""The deprecated `functions` and `function_call`: still documented, still sent by older applications."""
+
+from conformance.calls import ROOM, WEATHER, WEATHER_QUESTION, expect_result_read, function_call_problems
+from conformance.checks import check, expect
+from conformance.oracles import require_endpoint, send_judged
+
+
+@check(id="chat.functions.forced-call", level="MUST", feature="chat.functions", parameter="functions")
+def test_forced_function_call(api):
+    """A function named in function_call is called: message.function_call with its name and arguments valid
+    against its schema."""
+    require_endpoint(api, "chat")
+    body = {"messages": WEATHER_QUESTION, "functions": [WEATHER], "function_call": {"name": "get_weather"},
+            "max_tokens": ROOM}
+    reply = send_judged(api, "chat", body, "functions", companions=("function_call",))
+    call = reply.choices[0].function_call if reply.choices else None
+    api.observe("chat", "functions", "honoured" if call else "ignored")
+    expect(call, "message.function_call",
+           {"tool_calls": reply.choices[0].tool_calls, "content": reply.text} if reply.choices else reply.describe())
+    problems = function_call_problems(call)
+    expect(not problems, "a call of get_weather whose arguments are a JSON string valid against its parameters",
+           "; ".join(problems))
+    expect(reply.finish_reason in ("function_call", "stop"), "finish_reason 'function_call' (or 'stop' when forced)",
+           reply.finish_reason)
+
+
+@check(id="chat.function_call.none", level="MUST", feature="chat.function_call", parameter="function_call")
+def test_function_call_none(api):
+    """function_call 'none' gets a text reply without a function call."""
+    require_endpoint(api, "chat")
+    body = {"messages": WEATHER_QUESTION, "functions": [WEATHER], "function_call": "none", "max_tokens": 8}
+    reply = send_judged(api, "chat", body, "function_call")
+    call = reply.choices[0].function_call if reply.choices else None
+    api.observe("chat", "function_call", "ignored" if call else "honoured")
+    expect(call is None, "no function_call", call)
+    expect(reply.text, "a text reply in content", reply.choices[0].text if reply.choices else None)
+
+
+def _conversation(result: str) -> list[dict]:
+    call = {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}
+    return [*WEATHER_QUESTION, {"role": "assistant", "content": None, "function_call": call},
+            {"role": "function", "name": "get_weather", "content": result}]
+
+
+@check(id="chat.functions.follow-up", level="MUST", feature="chat.functions", parameter="functions",
+       clause="tools.follow-up", modes=("regular",))
+def test_function_follow_up(api):
+    """After an assistant function_call, a `function` message with the result gets an assistant reply that reads it."""
+    require_endpoint(api, "chat")
+    expect_result_read(api, _conversation, {"functions": [WEATHER]}, "functions")

@@ -1,0 +1,155 @@
+"""tools, tool_choice and parallel_tool_calls: function calling, regular and streamed, and the turn after.
+
+Every oracle forces or forbids the call (a named function, `required`, `none`), so none depends
+on the model judging when a tool is useful; arguments are judged against the function's schema.
+"""
+
+from conformance.calls import (
+    ROOM,
+    TIME,
+    WEATHER,
+    WEATHER_QUESTION,
+    call_problems,
+    expect_result_read,
+    named_tool,
+    tool,
+)
+from conformance.checks import check, expect
+from conformance.oracles import require_endpoint, send_judged
+
+BOTH_QUESTION = [{"role": "user", "content": "What is the weather in Paris, and what time is it there?"}]
+UNRELATED = [{"role": "user", "content": "Write a long story about a lighthouse keeper who finds a map."}]
+BOTH_TOOLS = [tool(WEATHER), tool(TIME)]
+
+
+def calls_of(reply) -> list[dict]:
+    return reply.choices[0].tool_calls if reply.choices else []
+
+
+def expect_well_formed(calls: list[dict]) -> None:
+    for call in calls:
+        problems = call_problems(call)
+        expect(not problems, "a call {id, type: 'function', function: {name, arguments}} whose arguments are a "
+                             "JSON string valid against the function's parameters", "; ".join(problems))
+    ids = [c.get("id") for c in calls]
+    expect(len(set(ids)) == len(ids), "a distinct id for every call", ids)
+
+
+@check(id="chat.tools.forced-call", level="MUST", feature="chat.tools", parameter="tools")
+def test_forced_call(api):
+    """A function named in tool_choice is called: id, type 'function', its name, arguments valid against its schema."""
+    require_endpoint(api, "chat")
+    body = {"messages": WEATHER_QUESTION, "tools": [tool(WEATHER)], "tool_choice": named_tool("get_weather"),
+            "max_tokens": ROOM}
+    reply = send_judged(api, "chat", body, "tools", companions=("tool_choice",))
+    calls = calls_of(reply)
+    api.observe("chat", "tools", "honoured" if calls else "ignored")
+    expect(calls, "message.tool_calls with a call of get_weather", reply.text or reply.describe())
+    expect_well_formed(calls)
+    expect([c["function"].get("name") for c in calls] == ["get_weather"], "exactly one call, of get_weather",
+           [c["function"].get("name") for c in calls])
+    # OpenAI ends a call forced by name with 'stop', and other calls with 'tool_calls'.
+    expect(reply.finish_reason in ("tool_calls", "stop"), "finish_reason 'tool_calls' (or 'stop' for a forced call)",
+           reply.finish_reason)
+
+
+@check(id="chat.tools.stream-deltas", level="MUST", feature="chat.tools", parameter="tools",
+       clause="tools.streaming", modes=("stream",))
+def test_stream_deltas(api):
+    """Streamed tool calls: every delta names its call's index, the first carries id, type and name, and the
+    arguments fragments join into JSON valid against the schema."""
+    require_endpoint(api, "chat")
+    body = {"messages": BOTH_QUESTION, "tools": BOTH_TOOLS, "tool_choice": "required", "max_tokens": ROOM}
+    reply = send_judged(api, "chat", body, "tools", companions=("tool_choice",))
+    parts = [part for chunk in reply.chunks for choice in chunk.get("choices") or []
+             for part in (choice.get("delta") or {}).get("tool_calls") or []]
+    api.observe("chat", "tools", "honoured" if parts else "ignored")
+    expect(parts, "delta.tool_calls fragments in the stream", reply.text or reply.describe())
+    first_seen: dict = {}
+    for part in parts:
+        expect(isinstance(part.get("index"), int), "an integer index on every tool-call delta", part)
+        if part["index"] not in first_seen:
+            first_seen[part["index"]] = part
+    for index, first in first_seen.items():
+        function = first.get("function") or {}
+        expect(first.get("id") and first.get("type") == "function" and function.get("name"),
+               f"the first delta of call {index} carrying id, type 'function' and function.name", first)
+    expect(sorted(first_seen) == list(range(len(first_seen))), "call indices 0, 1, ... in order of appearance",
+           sorted(first_seen))
+    expect_well_formed(calls_of(reply))
+    expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", reply.finish_reason)
+
+
+@check(id="chat.tool_choice.none", level="MUST", feature="chat.tool_choice", parameter="tool_choice")
+def test_tool_choice_none(api):
+    """tool_choice 'none' gets a text reply without tool calls, even when the question is one a tool answers."""
+    require_endpoint(api, "chat")
+    body = {"messages": BOTH_QUESTION, "tools": BOTH_TOOLS, "tool_choice": "none", "max_tokens": 8}
+    reply = send_judged(api, "chat", body, "tool_choice")
+    calls = calls_of(reply)
+    api.observe("chat", "tool_choice", "ignored" if calls else "honoured")
+    expect(not calls, "no tool calls", [c.get("function", {}).get("name") for c in calls])
+    expect(reply.text, "a text reply in content", reply.choices[0].text if reply.choices else None)
+
+
+@check(id="chat.tool_choice.required", level="MUST", feature="chat.tool_choice", parameter="tool_choice")
+def test_tool_choice_required(api):
+    """tool_choice 'required' gets at least one tool call and finish_reason 'tool_calls', even for a request
+    no tool answers."""
+    require_endpoint(api, "chat")
+    body = {"messages": UNRELATED, "tools": BOTH_TOOLS, "tool_choice": "required", "max_tokens": ROOM}
+    reply = send_judged(api, "chat", body, "tool_choice")
+    calls = calls_of(reply)
+    api.observe("chat", "tool_choice", "honoured" if calls else "ignored")
+    expect(calls, "at least one tool call", reply.text or reply.describe())
+    expect_well_formed(calls)
+    expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", reply.finish_reason)
+
+
+@check(id="chat.tool_choice.named", level="MUST", feature="chat.tool_choice", parameter="tool_choice")
+def test_tool_choice_named(api):
+    """A function named in tool_choice is the one called, even when the question asks for another."""
+    require_endpoint(api, "chat")
+    body = {"messages": WEATHER_QUESTION, "tools": BOTH_TOOLS, "tool_choice": named_tool("get_time"),
+            "max_tokens": ROOM}
+    reply = send_judged(api, "chat", body, "tool_choice")
+    names = [c.get("function", {}).get("name") for c in calls_of(reply)]
+    api.observe("chat", "tool_choice", "honoured" if names and set(names) == {"get_time"} else "ignored")
+    expect(names and set(names) == {"get_time"}, "calls of get_time only", names or reply.text)
+    expect_well_formed(calls_of(reply))
+
+
+@check(id="chat.parallel_tool_calls.at-most-one", level="MUST", feature="chat.parallel_tool_calls",
+       parameter="parallel_tool_calls")
+def test_parallel_tool_calls_false(api):
+    """parallel_tool_calls false gets at most one tool call, where the same request without it may get several."""
+    require_endpoint(api, "chat")
+    body = {"messages": BOTH_QUESTION, "tools": BOTH_TOOLS, "tool_choice": "required", "max_tokens": ROOM}
+    single = send_judged(api, "chat", {**body, "parallel_tool_calls": False}, "parallel_tool_calls")
+    count = len(calls_of(single))
+    if count > 1:
+        api.observe("chat", "parallel_tool_calls", "ignored")
+    expect(count <= 1, "at most one tool call", [c.get("function", {}).get("name") for c in calls_of(single)])
+    control = send_judged(api, "chat", body, None)
+    if len(calls_of(control)) > 1:
+        api.observe("chat", "parallel_tool_calls", "honoured")
+    else:
+        api.observe("chat", "parallel_tool_calls", "accepted",
+                    "the request without it made one call too, so the effect was not shown")
+    expect(count == 1, "exactly one call ('required')", count)
+
+
+def _conversation(result: str) -> list[dict]:
+    call = {"id": "call_conformance_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}}
+    return [*WEATHER_QUESTION, {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_conformance_1", "content": result}]
+
+
+@check(id="chat.tools.follow-up", level="MUST", feature="chat.tools", parameter="tools", clause="tools.follow-up",
+       modes=("regular",))
+def test_follow_up(api):
+    """After an assistant message with tool_calls, a `tool` message with the result gets an assistant reply that
+    reads it."""
+    require_endpoint(api, "chat")
+    expect_result_read(api, _conversation, {"tools": [tool(WEATHER)]}, "tools")
