@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--expectations", help="known deviations to compare against "
                                             "(default: expectations/<target>.toml when it exists)")
     run.add_argument("--no-expectations", action="store_true", help="ignore any expectations file")
+    run.add_argument("--history", help="the run history to compare with and append to "
+                                       "(default: history.jsonl beside the report directory)")
+    run.add_argument("--no-history", action="store_true", help="neither read nor append the run history")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 
     serve = sub.add_parser("serve", help="serve the embedded reference server")
@@ -57,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
     sub.add_parser("targets", help="list the known targets")
+
+    report = sub.add_parser("report", help="merge runs into one matrix (one folder to publish), with history "
+                                           "and the Allure HTML report")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (reports/<run id>)")
+    report.add_argument("--out", default="reports/merged", help="where to write it (default: reports/merged)")
+    report.add_argument("--history", help="the run history for trends (default: history.jsonl beside the first run)")
+    report.add_argument("--no-allure", action="store_true", help="do not render the Allure HTML report")
 
     expectations = sub.add_parser("expectations", help="write a target's known deviations from a run")
     expectations_sub = expectations.add_subparsers(dest="action", required=True)
@@ -87,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_manifest(args)
     if args.command == "expectations":
         return cmd_expectations_update(args)
+    if args.command == "report":
+        return cmd_report(args)
     return cmd_targets()
 
 
@@ -106,6 +118,32 @@ def cmd_expectations_update(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(expectations.render(target, matrix, existing), encoding="utf-8")
     print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .report import allure, history
+    from .report.merge import ReportError, merge
+
+    run_dirs = [Path(d) for d in args.run_dirs]
+    out = Path(args.out)
+    history_path = Path(args.history) if args.history else run_dirs[0].parent / "history.jsonl"
+    entries, damaged = history.read(history_path)
+    if damaged:
+        print(f"conformance: {damaged} unreadable line(s) in {history_path} were skipped", file=sys.stderr)
+    try:
+        merged = merge(run_dirs, out, entries)
+    except ReportError as exc:
+        return _fail_usage(str(exc))
+    for t in merged["targets"]:
+        must = t["scores"]["MUST"]
+        share = f"{must['share']:.0%}" if must["share"] is not None else "n/a"
+        print(f"{t['target']:20} run {t['run']}: MUST {share} ({must['passed']}/{must['judged']})")
+    print(f"merged matrix: {out / 'index.html'} ({out / 'matrix.md'}, {out / 'matrix.json'})")
+    if not args.no_allure:
+        results = [d / "allure-results" for d in run_dirs if (d / "allure-results").is_dir()]
+        print(allure.render_html(results, out) if results else "Allure HTML not rendered: the runs have no "
+                                                               "allure-results")
     return EXIT_OK
 
 
@@ -276,6 +314,13 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     matrix = json.loads(matrix_path.read_text(encoding="utf-8"))
+    if not args.no_history:
+        from .report.matrix import record_history
+
+        history_path = Path(args.history) if args.history else run_dir.parent / "history.jsonl"
+        matrix, damaged = record_history(run_dir, matrix, history_path)
+        if damaged:
+            print(f"conformance: {damaged} unreadable line(s) in {history_path} were skipped", file=sys.stderr)
     print_summary(matrix, time.monotonic() - started, run_dir)
     outcomes = matrix["summary"]["outcomes"]
     if known is not None:
@@ -309,6 +354,10 @@ def print_summary(matrix: dict, seconds: float, run_dir: Path) -> None:
     print()
     for line in render_summary_lines(matrix):
         print(line)
+    change = matrix.get("changes")
+    if change:
+        print(f"since run {change['previous_run']}: {len(change['regressed'])} regressed, {len(change['fixed'])} "
+              f"fixed, {len(change['new'])} new (check x model)")
     print(f"finished in {seconds:.1f}s; matrix: {run_dir / 'matrix.html'} ({run_dir / 'matrix.md'}, "
           f"{run_dir / 'matrix.json'}); allure results: {run_dir / 'allure-results'}")
 

@@ -18,6 +18,7 @@ import pytest
 
 from .checks import CheckMeta, Dimensions, outcome_of
 from .client import Api, Runtime
+from .report.allure import attach_record, category_of, tag_failure, write_metadata
 from .results import ResultWriter, record_for
 from .targets import Target, TargetError, load_target
 
@@ -175,60 +176,35 @@ def api(request: pytest.FixtureRequest, conformance_runtime: Runtime) -> Api:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    outcome = yield
-    report = outcome.get_result()
     meta: CheckMeta | None = getattr(getattr(item, "function", None), "conformance_check", None)
-    if meta is None:
-        return
-    if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
-        state: RunState = item.config.stash[STATE]
-        if state.writer is None:
-            state.writer = ResultWriter(state.run_dir, os.environ.get("PYTEST_XDIST_WORKER", "main"))
-        verdict, message = outcome_of(call.excinfo)
-        callspec = getattr(item, "callspec", None)
-        resolved = meta.resolve(callspec.params.get("endpoint", meta.endpoints[0]) if callspec else meta.endpoints[0])
-        harness = item.stash.get(_API, None)
-        runtime = harness.runtime if harness else None
-        record = record_for(item, resolved, state.target, verdict, message, harness,
-                            runtime.redactor if runtime else None, call.duration)
-        evidence_path = state.writer.write(record)
-        report.user_properties.append(("conformance_outcome", verdict))
-        _allure(record, evidence_path)
+    outcome_verdict = None
+    if meta is not None and (call.when == "call" or (call.when == "setup" and call.excinfo is not None)):
+        # Before the report is made: Allure's own hook reads the failure message after this one.
+        outcome_verdict = _record(item, meta, call)
+    outcome = yield
+    if outcome_verdict is not None:
+        outcome.get_result().user_properties.append(("conformance_outcome", outcome_verdict))
 
 
-def _allure(record: dict, evidence_path: Path) -> None:
-    try:
-        import allure
-    except ImportError:  # pragma: no cover - allure-pytest is a dependency
-        return
-    dims = record["dimensions"]
-    allure.dynamic.title(f"{record['check']} [{dims['model']} · {dims['mode']} · {dims['path']}]")
-    allure.dynamic.epic(record["endpoint"])
-    allure.dynamic.feature(record["feature"])
-    allure.dynamic.story(record["check"])
-    allure.dynamic.severity({"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}[record["level"]])
-    allure.dynamic.link(record["clause"], name="clause")
-    for name in ("endpoint", "feature", "check", "target", "level", "outcome"):
-        allure.dynamic.label(name, str(record.get(name)))
-    for name, value in dims.items():
-        allure.dynamic.label(name, str(value))
-    for number, exchange in enumerate(record["evidence"]["exchanges"], 1):
-        request = exchange["request"]
-        allure.attach(
-            _json(request), name=f"{number}. request {request['method']} {request['url']}",
-            attachment_type=allure.attachment_type.JSON)
-        allure.attach(
-            _json(exchange["response"]), name=f"{number}. response {exchange['response']['status']}",
-            attachment_type=allure.attachment_type.JSON)
-    if record["evidence"]["retries"]:
-        allure.attach("\n".join(record["evidence"]["retries"]), name="retries",
-                      attachment_type=allure.attachment_type.TEXT)
-
-
-def _json(value) -> str:
-    import json
-
-    return json.dumps(value, indent=2, ensure_ascii=False)
+def _record(item: pytest.Item, meta: CheckMeta, call: pytest.CallInfo) -> str:
+    """Write the instance's record and evidence, and hand it to Allure; returns the outcome."""
+    state: RunState = item.config.stash[STATE]
+    if state.writer is None:
+        state.writer = ResultWriter(state.run_dir, os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    verdict, message = outcome_of(call.excinfo)
+    callspec = getattr(item, "callspec", None)
+    resolved = meta.resolve(callspec.params.get("endpoint", meta.endpoints[0]) if callspec else meta.endpoints[0])
+    harness = item.stash.get(_API, None)
+    runtime = harness.runtime if harness else None
+    record = record_for(item, resolved, state.target, verdict, message, harness,
+                        runtime.redactor if runtime else None, call.duration)
+    record["category"] = category_of(record)
+    evidence_path = state.writer.write(record)
+    record["evidence_file"] = str(evidence_path)
+    attach_record(record)
+    if record["category"] and call.excinfo is not None:
+        tag_failure(call.excinfo.value, record["category"])
+    return verdict
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -247,4 +223,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if results_dir.is_dir():
         from .report.matrix import write_reports
 
-        write_reports(state.run_dir, state.target, state.base_url or "", state.started)
+        matrix = write_reports(state.run_dir, state.target, state.base_url or "", state.started)
+        alluredir = getattr(config.option, "allure_report_dir", None)
+        if alluredir:
+            run = matrix["run"]
+            write_metadata(Path(alluredir), {
+                "target": run["target"], "base_url": run["base_url"], "models": ", ".join(run["models"]),
+                "run": run["id"], "suite": run["suite_version"], "openai_sdk": run["openai_sdk"],
+                "python": run["python"]})

@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -104,7 +106,9 @@ def test_evidence_and_allure_results(embedded_run):
     assert {"endpoint", "feature", "check", "target", "model", "mode", "path", "epic", "story"} <= labels
     assert all(r["status"] in ("passed", "skipped") for r in allure)
     assert sum(r["status"] == "passed" for r in allure) == sum(r["outcome"] == "pass" for r in recs)
-    assert any(a.get("attachments") for a in allure)
+    # One step per request, each with the redacted request and response attached.
+    assert sum(len(a.get("steps", [])) for a in allure) == sum(r["requests"] for r in recs)
+    assert all(len(step["attachments"]) >= 2 for a in allure for step in a.get("steps", []))
 
 
 def free_port() -> int:
@@ -115,7 +119,7 @@ def free_port() -> int:
 
 def test_live_style_run_with_base_url_and_key_never_leaks_the_key(tmp_path):
     """The same command pointed at a served base URL with a key: same matrix, key nowhere in the output."""
-    key = "sk-test-FAKE-0123456789abcdefFAKE"
+    key = "sk-" + secrets.token_hex(20)
     port = free_port()
     env = {**os.environ, "CONFORMANCE_TEST_KEY": key}
     server = subprocess.Popen([sys.executable, "-m", "conformance", "serve", "--port", str(port),
@@ -139,6 +143,15 @@ def test_live_style_run_with_base_url_and_key_never_leaks_the_key(tmp_path):
     matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())
     assert matrix["summary"]["instances"] >= 300 and matrix["summary"]["outcomes"]["fail"] == 0
     assert matrix["run"]["base_url"] == f"http://127.0.0.1:{port}/v1"
-    leaks = [str(p) for p in (tmp_path / "run").rglob("*") if p.is_file() and key in p.read_text(errors="replace")]
+    # The published folder too: merged matrix, copied evidence, and the Allure HTML where Node is present.
+    report = run_cli("report", "run", "--out", "merged", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    if shutil.which("npx"):
+        assert (tmp_path / "merged" / "allure-report" / "index.html").is_file(), report.stdout
+    # No piece of the key (any 10 characters of it) in any file written, nor in the console output.
+    pieces = {key[i:i + 10] for i in range(len(key) - 9)}
+    leaks = [(str(p), piece) for p in tmp_path.rglob("*") if p.is_file()
+             for piece in pieces if piece in p.read_text(errors="replace")]
     assert leaks == []
-    assert key not in result.stdout + result.stderr
+    console = result.stdout + result.stderr + report.stdout + report.stderr
+    assert not [piece for piece in pieces if piece in console]

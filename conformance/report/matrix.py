@@ -85,7 +85,8 @@ def check_rows(records: list[dict], models: tuple[str, ...]) -> list[dict]:
             "models": per_model,
             "instances": [{"model": i["dimensions"]["model"], "mode": i["dimensions"]["mode"],
                            "path": i["dimensions"]["path"], "variant": i.get("variant"), "outcome": i["outcome"],
-                           "message": i["message"], "evidence": i["evidence_file"], "requests": i["requests"],
+                           "message": i["message"], "category": i.get("category"),
+                           "evidence": i["evidence_file"], "requests": i["requests"],
                            "retries": i["retries"]}
                           for i in instances],
         })
@@ -107,6 +108,7 @@ def summarise(records: list[dict]) -> dict:
         "checks": len({r["check"] for r in records}),
         "outcomes": {o: counts.get(o, 0) for o in OUTCOMES},
         "by_level": by_level,
+        "categories": dict(Counter(r["category"] for r in records if r.get("category"))),
         "requests": sum(r.get("requests", 0) for r in records),
         "retries": sum(r.get("retries", 0) for r in records),
     }
@@ -137,7 +139,26 @@ def build_matrix(run_dir: Path, target: Target, base_url: str, started: float) -
 
 def write_reports(run_dir: Path, target: Target, base_url: str, started: float) -> dict:
     matrix = build_matrix(run_dir, target, base_url, started)
+    write_matrix(run_dir, matrix)
+    return matrix
+
+
+def write_matrix(run_dir: Path, matrix: dict) -> None:
     (run_dir / "matrix.json").write_text(json.dumps(matrix, indent=2, ensure_ascii=False), encoding="utf-8")
     (run_dir / "matrix.md").write_text(render_markdown(matrix), encoding="utf-8")
     (run_dir / "matrix.html").write_text(render_html(matrix), encoding="utf-8")
-    return matrix
+
+
+def record_history(run_dir: Path, matrix: dict, history_path: Path) -> tuple[dict, int]:
+    """Compare the run with the previous run of its target, mark the changes in its matrix, add the
+    trend, and append the run to the history. Returns the matrix and the count of unreadable lines."""
+    from . import history
+
+    entries, damaged = history.read(history_path)
+    entry = history.entry_for(matrix)
+    matrix["changes"] = history.changes(history.previous(entries, entry["target"], entry["run"]), matrix)
+    matrix["trend"] = [{"run": e["run"], "target": e["target"], "finished": e.get("finished"),
+                        "scores": e.get("scores", {})} for e in [*entries, entry] if e["target"] == entry["target"]]
+    history.append(history_path, entry)
+    write_matrix(run_dir, matrix)
+    return matrix, damaged

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import html
 
+from .history import change_marks, trend_svg
+
 VERDICT_SYMBOL = {"honoured": "✅ honoured", "ignored": "⚠️ ignored", "rejected": "⛔ rejected",
                   "broken": "💥 broken", "accepted": "☑️ accepted", "not measured": "· not measured"}
+CHANGE_SYMBOL = {"regressed": "↓ regressed", "fixed": "↑ fixed", "new": "✱ new"}
 OUTCOME_SYMBOL = {"pass": "✅ pass", "fail": "❌ fail", "unsupported": "➖ unsupported",
                   "inconclusive": "❔ inconclusive", "error": "⚠️ error"}
 
@@ -24,6 +27,9 @@ def render_summary_lines(matrix: dict) -> list[str]:
     lines = [f"{s['instances']} check instances of {s['checks']} checks: "
              + ", ".join(f"{o[k]} {k}" for k in ("pass", "fail", "unsupported", "inconclusive", "error")),
              f"{s['requests']} requests, {s['retries']} retries"]
+    if s.get("categories"):
+        lines.append("failures by category: " + ", ".join(f"{n} {c}" for c, n in sorted(
+            s["categories"].items(), key=lambda item: -item[1])))
     for level, counts in s["by_level"].items():
         judged = counts["pass"] + counts["fail"]
         share = f"{100 * counts['pass'] / judged:.0f}%" if judged else "n/a"
@@ -53,12 +59,15 @@ def render_markdown(matrix: dict) -> str:
                 text = f"[{text}]({cell['evidence'][0]})"
             cells.append(text)
         out.append(f"| {row['endpoint']} | {name} | {row['declared']} | " + " | ".join(cells) + " |")
+    out += changes_markdown(matrix.get("changes"))
+    marks = change_marks(matrix.get("changes"))
     out += ["", "## Checks", "", "| check | level | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
     for row in matrix["checks"]:
         cells = []
         for m in models:
             cell = row["models"].get(m)
-            cells.append(f"[{_cell_counts(cell)}]({cell['evidence']})" if cell else "")
+            mark = f" {CHANGE_SYMBOL[marks[(row['id'], m)]]}" if (row["id"], m) in marks else ""
+            cells.append(f"[{_cell_counts(cell)}]({cell['evidence']}){mark}" if cell else "")
         level = row["level"] + (" ext" if row["extension"] else "")
         out.append(f"| [`{row['id']}`]({row['clause']}) | {level} | " + " | ".join(cells) + " |")
     deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
@@ -71,6 +80,34 @@ def render_markdown(matrix: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def check_cell_html(cell: dict, change: str | None) -> str:
+    """One check's cell: the outcome (linked to the evidence), and the change since the previous run."""
+    mark = f"<span class='mark {change}'>{_e(CHANGE_SYMBOL[change])}</span>" if change else ""
+    return (f"<td class='{cell['outcome']}'><a href='{_e(cell['evidence'])}' title='{_e(cell['message'] or '')}'>"
+            f"{_e(_cell_counts(cell))}</a>{mark}</td>")
+
+
+def changes_markdown(change: dict | None) -> list[str]:
+    if not change:
+        return []
+    out = ["", f"## Changes since run `{change['previous_run']}`", "",
+           f"{len(change['regressed'])} regressed, {len(change['fixed'])} fixed, {len(change['new'])} new", ""]
+    for kind in ("regressed", "fixed"):
+        for item in change[kind]:
+            out.append(f"- {CHANGE_SYMBOL[kind]}: `{item['check']}` [{item['model']}] {item['before']} -> {item['after']}")
+    return out
+
+
+def changes_html(change: dict | None) -> str:
+    if not change:
+        return ""
+    items = "".join(f"<li class='{kind}'>{_e(CHANGE_SYMBOL[kind])}: <code>{_e(i['check'])}</code> [{_e(i['model'])}] "
+                    f"{_e(i['before'])} → {_e(i['after'])}</li>" for kind in ("regressed", "fixed") for i in change[kind])
+    return (f"<h2 id='changes'>Changes since run <code>{_e(change['previous_run'])}</code></h2>"
+            f"<p>{len(change['regressed'])} regressed, {len(change['fixed'])} fixed, {len(change['new'])} new "
+            f"(check × model)</p><ul class='changes'>{items}</ul>")
+
+
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d2430;background:#fff}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{margin-top:2rem;font-size:1.2rem}
@@ -80,6 +117,8 @@ th{background:#f1f4f8;position:sticky;top:0}td a{color:inherit;text-decoration:n
 .broken,.fail{background:#fde2e1}.error{background:#fbe7cf}.not-measured{color:#7a8494}
 .meta{color:#566074}.summary li{margin:.1rem 0}code{font-size:.92em}.msg{color:#566074;font-size:.9em;max-width:46rem}
 .legend span{display:inline-block;padding:.05rem .45rem;margin-right:.3rem;border-radius:3px}
+.mark{font-size:.8em;font-weight:600;margin-left:.3rem}.mark.regressed,li.regressed{color:#b42318}
+.mark.fixed,li.fixed{color:#1a7f37}.mark.new{color:#566074}.trend{display:block;margin:.4rem 0}
 """
 
 
@@ -97,6 +136,7 @@ def render_html(matrix: dict) -> str:
              f" · {_e(run['started'])} to {_e(run['finished'])} · suite {_e(run['suite_version'])}, "
              f"openai SDK {_e(run['openai_sdk'])}</p>",
              "<ul class='summary'>" + "".join(f"<li>{_e(l)}</li>" for l in render_summary_lines(matrix)) + "</ul>",
+             trend_svg(matrix["trend"], run["target"]) if matrix.get("trend") else "",
              "<p class='legend'>Verdicts: <span class='honoured'>honoured</span><span class='accepted'>accepted</span>"
              "<span class='ignored'>ignored</span>"
              "<span class='rejected'>rejected</span><span class='broken'>broken</span> · Outcomes: "
@@ -120,6 +160,8 @@ def render_html(matrix: dict) -> str:
         parts.append(f"<tr><td>{_e(row['endpoint'])}</td><td>{name}</td><td>{_e(row['declared'])}</td>"
                      + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
+    parts.append(changes_html(matrix.get("changes")))
+    marks = change_marks(matrix.get("changes"))
     parts.append("<h2 id='checks'>Checks</h2><table id='checks-table'><thead><tr><th>check</th><th>level</th>"
                  "<th>statement</th>" + "".join(f"<th>{_e(m)}</th>" for m in models) + "</tr></thead><tbody>")
     for row in matrix["checks"]:
@@ -129,9 +171,7 @@ def render_html(matrix: dict) -> str:
             if not cell:
                 cells.append("<td></td>")
                 continue
-            title = _e(cell["message"]) if cell["message"] else ""
-            cells.append(f"<td class='{cell['outcome']}'><a href='{_e(cell['evidence'])}' title='{title}'>"
-                         f"{_e(_cell_counts(cell))}</a></td>")
+            cells.append(check_cell_html(cell, marks.get((row["id"], m))))
         level = row["level"] + (" · extension" if row["extension"] else "")
         parts.append(f"<tr><td><a href='{_e(row['clause'])}'><code>{_e(row['id'])}</code></a></td><td>{_e(level)}</td>"
                      f"<td class='msg'>{_e(row['statement'])}</td>" + "".join(cells) + "</tr>")

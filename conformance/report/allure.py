@@ -1,0 +1,164 @@
+"""Allure output: a step per request with redacted attachments, failure categories, and the run's
+environment.properties, executor.json and categories.json.
+
+The categories sort failures the way a reader of a compatibility report asks about them.  A
+failure's category is decided from its record (the parameter verdicts the check observed, its
+feature) and written into the failure message as `[category]`, which categories.json matches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+ALLURE_NPM = "allure@3.18.0"  # Allure 3 (Node, no Java), pinned
+
+# (category, Allure statuses it applies to); the order is the order Allure lists them in.
+CATEGORIES = (
+    ("rejected parameter", ("failed",)),
+    ("ignored parameter", ("failed",)),
+    ("parameter breaks the server", ("failed",)),
+    ("schema mismatch", ("failed",)),
+    ("stream framing", ("failed",)),
+    ("error envelope", ("failed",)),
+    ("other deviation", ("failed",)),
+    ("infrastructure", ("broken",)),
+    ("suite error", ("broken",)),
+)
+VERDICT_CATEGORY = {"broken": "parameter breaks the server", "rejected": "rejected parameter",
+                    "ignored": "ignored parameter"}
+SUITE_ERROR_PREFIX = "the suite could not judge this"
+
+
+def category_of(record: dict) -> str | None:
+    """The category of a failed or errored check instance (None for the other outcomes)."""
+    outcome = record["outcome"]
+    if outcome == "error":
+        return "suite error" if record["message"].startswith(SUITE_ERROR_PREFIX) else "infrastructure"
+    if outcome != "fail":
+        return None
+    verdicts = {o["verdict"] for o in record.get("observations", [])}
+    for verdict, category in VERDICT_CATEGORY.items():
+        if verdict in verdicts:
+            return category
+    check, feature = record["check"], record["feature"]
+    if ".stream." in check or feature.endswith(".stream"):
+        return "stream framing"
+    if feature.endswith(".errors") or feature == "auth":
+        return "error envelope"
+    if "schema" in check or "shape" in check:
+        return "schema mismatch"
+    return "other deviation"
+
+
+def categories_json() -> list[dict]:
+    return [{"name": name[0].upper() + name[1:], "matchedStatuses": list(statuses),
+             "messageRegex": rf"[\s\S]*\[{name}\][\s\S]*"} for name, statuses in CATEGORIES]
+
+
+def tag_failure(exception: BaseException, category: str) -> None:
+    """Prefix the exception's message with its category, for Allure (which reads the message later)."""
+    if exception.args and isinstance(exception.args[0], str):
+        exception.args = (f"[{category}] {exception.args[0]}", *exception.args[1:])
+    else:
+        exception.args = (f"[{category}]", *exception.args)
+
+
+def attach_record(record: dict) -> None:
+    """Title, labels, links, and one step per request with its redacted request and response."""
+    try:
+        import allure
+    except ImportError:  # pragma: no cover - allure-pytest is a dependency
+        return
+    dims = record["dimensions"]
+    variant = f" {record['variant']}" if record.get("variant") else ""
+    allure.dynamic.title(f"{record['check']}{variant} [{dims['model']} · {dims['mode']} · {dims['path']}]")
+    allure.dynamic.description(record["statement"])
+    allure.dynamic.epic(record["endpoint"])
+    allure.dynamic.feature(record["feature"])
+    allure.dynamic.story(record["check"])
+    allure.dynamic.severity({"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}[record["level"]])
+    allure.dynamic.link(record["clause"], name="clause")
+    for name in ("endpoint", "feature", "check", "target", "level", "outcome", "category"):
+        if record.get(name) is not None:
+            allure.dynamic.label(name, str(record[name]))
+    for name, value in dims.items():
+        allure.dynamic.label(name, str(value))
+    for number, exchange in enumerate(record["evidence"]["exchanges"], 1):
+        request, response = exchange["request"], exchange["response"]
+        outcome = response["status"] if response["status"] is not None else exchange.get("transport_error")
+        with allure.step(f"{number}. {request['method']} {request['url']} -> {outcome}"):
+            allure.attach(_json(request), name="request", attachment_type=allure.attachment_type.JSON)
+            allure.attach(_json(response), name="response", attachment_type=allure.attachment_type.JSON)
+            content_type = {k.lower(): v for k, v in (response.get("headers") or {}).items()}.get("content-type", "")
+            if "event-stream" in content_type:
+                allure.attach(response["body"], name="event stream (raw)", attachment_type=allure.attachment_type.TEXT)
+    if record["evidence"]["retries"]:
+        allure.attach("\n".join(record["evidence"]["retries"]), name="retries",
+                      attachment_type=allure.attachment_type.TEXT)
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def executor() -> dict:
+    """Where the run happened, from the CI's variables (GitHub Actions, GitLab CI, Jenkins) or 'local'."""
+    env = os.environ
+    if env.get("GITHUB_ACTIONS") == "true":
+        server, repo, run = env.get("GITHUB_SERVER_URL", "https://github.com"), env.get("GITHUB_REPOSITORY", ""), \
+            env.get("GITHUB_RUN_ID", "")
+        url = f"{server}/{repo}/actions/runs/{run}"
+        return {"name": "GitHub Actions", "type": "github", "url": f"{server}/{repo}", "buildOrder": run,
+                "buildName": f"{env.get('GITHUB_WORKFLOW', 'workflow')} #{env.get('GITHUB_RUN_NUMBER', run)}",
+                "buildUrl": url, "reportUrl": url}
+    if env.get("GITLAB_CI") == "true":
+        return {"name": "GitLab CI", "type": "gitlab", "url": env.get("CI_PROJECT_URL", ""),
+                "buildOrder": env.get("CI_PIPELINE_ID", ""), "buildName": env.get("CI_JOB_NAME", ""),
+                "buildUrl": env.get("CI_JOB_URL", ""), "reportUrl": env.get("CI_PIPELINE_URL", "")}
+    if env.get("BUILD_URL"):
+        return {"name": "Jenkins", "type": "jenkins", "url": env.get("JENKINS_URL", ""),
+                "buildOrder": env.get("BUILD_NUMBER", ""), "buildName": env.get("JOB_NAME", ""),
+                "buildUrl": env["BUILD_URL"], "reportUrl": env["BUILD_URL"]}
+    return {"name": "local", "type": "local", "buildName": "conformance run"}
+
+
+def write_metadata(results_dir: Path, environment: dict[str, str]) -> None:
+    """environment.properties, executor.json and categories.json beside the results."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"{key}={_properties_value(value)}" for key, value in environment.items()]
+    (results_dir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (results_dir / "executor.json").write_text(_json(executor()), encoding="utf-8")
+    (results_dir / "categories.json").write_text(_json(categories_json()), encoding="utf-8")
+
+
+def _properties_value(value) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", " ")
+
+
+def render_html(results_dirs: list[Path], out: Path, name: str = "OpenAI compatibility") -> str:
+    """Render the Allure 3 report as one HTML file, OUT/allure-report/index.html; returns a one-line account."""
+    npx = shutil.which("npx")
+    if npx is None:
+        return (f"Allure HTML not rendered: Node.js (npx) was not found; install Node.js 20 or newer and rerun, or "
+                f"run `npx {ALLURE_NPM} generate {' '.join(map(str, results_dirs))}` yourself")
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / "allurerc.json"
+    config.write_text(_json({"name": name, "plugins": {"awesome": {"options": {"singleFile": True,
+                                                                               "reportName": name}}}}))
+    target = out / "allure-report"
+    command = [npx, "--yes", ALLURE_NPM, "generate", "--config", str(config), "--output", str(target),
+               *map(str, results_dirs)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"Allure HTML not rendered: {exc}"
+    finally:
+        config.unlink(missing_ok=True)
+    if done.returncode != 0 or not (target / "index.html").is_file():
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return f"Allure HTML not rendered: `npx {ALLURE_NPM} generate` exited {done.returncode}: {last[0]}"
+    return f"Allure HTML: {target / 'index.html'}"

@@ -1,0 +1,226 @@
+"""`conformance report DIR...`: several runs (one per target, say) merged into one publishable folder.
+
+OUT/index.html and OUT/matrix.md: a score per target, declared vs measured parameter verdicts
+grouped by endpoint, then every check; each cell links to its evidence, copied to
+OUT/runs/<run id>/ so the folder stands on its own.  OUT/matrix.json holds the data.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .history import change_marks, scores, trend_svg
+from .render import CSS, VERDICT_SYMBOL, _cell_counts, _e, check_cell_html
+
+MERGED_FORMAT = 1
+
+
+class ReportError(Exception):
+    """A run directory that cannot be merged; the message says which and why."""
+
+
+def load_run(run_dir: Path) -> dict:
+    path = run_dir / "matrix.json"
+    if not path.is_file():
+        raise ReportError(f"{run_dir}: no matrix.json (is it the directory of a finished run?)")
+    try:
+        matrix = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(matrix, dict) or not {"run", "parameters", "checks", "summary"} <= set(matrix):
+        raise ReportError(f"{path}: not a conformance matrix")
+    return matrix
+
+
+def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = None) -> dict:
+    matrices = [load_run(d) for d in run_dirs]
+    ids = [m["run"]["id"] for m in matrices]
+    if len(set(ids)) != len(ids):
+        raise ReportError(f"the same run appears twice: {sorted(i for i in ids if ids.count(i) > 1)}")
+    out.mkdir(parents=True, exist_ok=True)
+    for run_dir, matrix in zip(run_dirs, matrices):
+        copy = out / "runs" / matrix["run"]["id"]
+        if copy.resolve() != run_dir.resolve():
+            shutil.rmtree(copy, ignore_errors=True)
+            copy.mkdir(parents=True)
+            for name in ("matrix.html", "matrix.md", "matrix.json"):
+                if (run_dir / name).is_file():
+                    shutil.copy2(run_dir / name, copy / name)
+            if (run_dir / "evidence").is_dir():
+                shutil.copytree(run_dir / "evidence", copy / "evidence")
+    targets = []
+    for m in matrices:
+        run = m["run"]
+        targets.append({"run": run["id"], "target": run["target"], "description": run.get("description", ""),
+                        "base_url": run["base_url"], "models": run["models"], "finished": run["finished"],
+                        "scores": scores(m), "summary": m["summary"], "changes": m.get("changes")})
+    parameters = []
+    for row in matrices[0]["parameters"]:
+        key = (row["endpoint"], row["parameter"])
+        cells = {}
+        for m in matrices:
+            other = next((r for r in m["parameters"] if (r["endpoint"], r["parameter"]) == key), None)
+            if other is None:
+                continue
+            cells[m["run"]["id"]] = {"declared": other["declared"], "models": {
+                model: {"verdict": c["verdict"], "evidence": [f"runs/{m['run']['id']}/{e}" for e in c["evidence"][:1]]}
+                for model, c in other["models"].items()}}
+        parameters.append({"endpoint": row["endpoint"], "parameter": row["parameter"], "kind": row["kind"],
+                           "clause": row["clause"], "runs": cells})
+    checks: dict[str, dict] = {}
+    for m in matrices:
+        for row in m["checks"]:
+            entry = checks.setdefault(row["id"], {"id": row["id"], "level": row["level"], "endpoint": row["endpoint"],
+                                                  "extension": row["extension"], "clause": row["clause"],
+                                                  "statement": row["statement"], "runs": {}})
+            entry["runs"][m["run"]["id"]] = {model: {**cell, "evidence": f"runs/{m['run']['id']}/{cell['evidence']}"}
+                                             for model, cell in row["models"].items()}
+    merged = {"format": MERGED_FORMAT, "targets": targets, "parameters": parameters,
+              "checks": sorted(checks.values(), key=lambda c: (c["endpoint"], c["id"]))}
+    (out / "matrix.json").write_text(json.dumps(merged, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "matrix.md").write_text(render_merged_markdown(merged), encoding="utf-8")
+    (out / "index.html").write_text(render_merged_html(merged, history_entries or []), encoding="utf-8")
+    return merged
+
+
+def _share(score: dict) -> str:
+    return f"{score['share']:.0%} ({score['passed']}/{score['judged']})" if score["share"] is not None else "n/a"
+
+
+def _change_summary(change: dict | None) -> str:
+    if not change:
+        return "first run"
+    return (f"since {change['previous_run']}: {len(change['regressed'])} regressed, {len(change['fixed'])} fixed, "
+            f"{len(change['new'])} new")
+
+
+def render_merged_markdown(merged: dict) -> str:
+    targets = merged["targets"]
+    columns = [(t["run"], model) for t in targets for model in t["models"]]
+    label = _labels(targets)
+    out = ["# Compatibility matrix", "", "| target | run | models | MUST | SHOULD | extension | changes |",
+           "|---|---|---|---|---|---|---|"]
+    for t in targets:
+        s = t["scores"]
+        out.append(f"| {t['target']} | `{t['run']}` | {', '.join(t['models'])} | {_share(s['MUST'])} | "
+                   f"{_share(s['SHOULD'])} | {_share(s['extension'])} | {_change_summary(t['changes'])} |")
+    out += ["", "Scores: check × model cells passed among those judged (pass, fail, error), per level.", ""]
+    for endpoint in ("chat", "completions"):
+        out += [f"## Parameter verdicts: {endpoint}", "",
+                "| parameter | " + " | ".join(f"{label[r]}: declared | {label[r]}: {model}" if first else
+                                              f"{label[r]}: {model}"
+                                              for r, model, first in _first_flags(columns)) + " |",
+                "|---|" + "---|" * (len(columns) + len(targets))]
+        for row, row_cells in _parameter_rows(merged, endpoint, columns):
+            cells = []
+            for kind, value in row_cells:
+                if kind == "declared":
+                    cells.append(value)
+                else:
+                    text = VERDICT_SYMBOL[value["verdict"]] if value else ""
+                    cells.append(f"[{text}]({value['evidence'][0]})" if value and value["evidence"] else text)
+            name = f"`{row['parameter']}`" + (" (extension)" if row["kind"] == "extension" else "")
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["## Checks", "", "| check | level | " + " | ".join(f"{label[r]}: {m}" for r, m in columns) + " |",
+            "|---|---|" + "---|" * len(columns)]
+    for row in merged["checks"]:
+        cells = []
+        for run_id, model in columns:
+            cell = row["runs"].get(run_id, {}).get(model)
+            cells.append(f"[{_cell_counts(cell)}]({cell['evidence']})" if cell else "")
+        out.append(f"| [`{row['id']}`]({row['clause']}) | {row['level']} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _labels(targets: list[dict]) -> dict[str, str]:
+    """Column labels: the target's name, with the run id where a target appears more than once."""
+    names = [t["target"] for t in targets]
+    return {t["run"]: t["target"] if names.count(t["target"]) == 1 else f"{t['target']} ({t['run']})"
+            for t in targets}
+
+
+def _parameter_rows(merged: dict, endpoint: str, columns: list[tuple[str, str]]):
+    """The parameter rows of an endpoint, each with its cells in column order: ('declared', text)
+    before each run's models, then ('verdict', cell or None) per model."""
+    for row in merged["parameters"]:
+        if row["endpoint"] != endpoint:
+            continue
+        cells = []
+        for run_id, model, first in _first_flags(columns):
+            cell = row["runs"].get(run_id)
+            if first:
+                cells.append(("declared", cell["declared"] if cell else ""))
+            cells.append(("verdict", cell["models"].get(model) if cell else None))
+        yield row, cells
+
+
+def _first_flags(columns: list[tuple[str, str]]):
+    seen = set()
+    for run_id, model in columns:
+        yield run_id, model, run_id not in seen
+        seen.add(run_id)
+
+
+def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
+    targets = merged["targets"]
+    columns = [(t["run"], model) for t in targets for model in t["models"]]
+    label = _labels(targets)
+    marks = {t["run"]: change_marks(t["changes"]) for t in targets}
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Compatibility matrix</title>",
+             f"<style>{CSS}</style></head><body><h1>Compatibility matrix</h1>",
+             "<p class='meta'>Outcomes and verdicts as defined in INTERPRETING.md. Every cell links to its evidence."
+             "</p><h2 id='scores'>Scores</h2><table id='scores-table'><thead><tr><th>target</th><th>run</th>"
+             "<th>models</th><th>MUST</th><th>SHOULD</th><th>extension</th><th>changes</th><th>trend</th></tr>"
+             "</thead><tbody>"]
+    for t in targets:
+        s = t["scores"]
+        parts.append(f"<tr><td>{_e(t['target'])}<div class='msg'>{_e(t['description'])}</div></td>"
+                     f"<td><a href='runs/{_e(t['run'])}/matrix.html'><code>{_e(t['run'])}</code></a></td>"
+                     f"<td>{_e(', '.join(t['models']))}</td><td>{_e(_share(s['MUST']))}</td>"
+                     f"<td>{_e(_share(s['SHOULD']))}</td><td>{_e(_share(s['extension']))}</td>"
+                     f"<td>{_e(_change_summary(t['changes']))}</td>"
+                     f"<td>{trend_svg(history_entries, t['target'])}</td></tr>")
+    parts.append("</tbody></table><p class='msg'>Score: check × model cells passed among those judged (pass, fail, "
+                 "error), per level; the trend plots it over the target's runs in the history.</p>")
+    header_top = "".join(f"<th colspan='{len(t['models']) + 1}'>{_e(label[t['run']])}</th>" for t in targets)
+    header = "".join("<th>declared</th>" * first + f"<th>{_e(model)}</th>" for _, model, first in _first_flags(columns))
+    for endpoint in ("chat", "completions"):
+        parts.append(f"<h2 id='parameters-{endpoint}'>Parameter verdicts: {endpoint}</h2>"
+                     f"<table class='parameter-verdicts'><thead><tr><th rowspan='2'>parameter</th>{header_top}</tr>"
+                     f"<tr>{header}</tr></thead><tbody>")
+        for row, row_cells in _parameter_rows(merged, endpoint, columns):
+            cells = []
+            for kind, value in row_cells:
+                if kind == "declared":
+                    cells.append(f"<td>{_e(value)}</td>")
+                elif value is None:
+                    cells.append("<td></td>")
+                else:
+                    text = _e(value["verdict"])
+                    if value["evidence"]:
+                        text = f"<a href='{_e(value['evidence'][0])}'>{text}</a>"
+                    cells.append(f"<td class='{value['verdict'].replace(' ', '-')}'>{text}</td>")
+            name = f"<a href='{_e(row['clause'])}'><code>{_e(row['parameter'])}</code></a>"
+            if row["kind"] == "extension":
+                name += " <em>extension</em>"
+            parts.append(f"<tr><td>{name}</td>" + "".join(cells) + "</tr>")
+        parts.append("</tbody></table>")
+    parts.append("<h2 id='checks'>Checks</h2><table id='checks-table'><thead><tr><th>check</th><th>level</th>"
+                 + "".join(f"<th>{_e(label[r])}<br>{_e(m)}</th>" for r, m in columns) + "</tr></thead><tbody>")
+    for row in merged["checks"]:
+        cells = []
+        for run_id, model in columns:
+            cell = row["runs"].get(run_id, {}).get(model)
+            if cell is None:
+                cells.append("<td></td>")
+                continue
+            cells.append(check_cell_html(cell, marks[run_id].get((row["id"], model))))
+        level = row["level"] + (" · extension" if row["extension"] else "")
+        parts.append(f"<tr><td><a href='{_e(row['clause'])}'><code>{_e(row['id'])}</code></a></td>"
+                     f"<td>{_e(level)}</td>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table></body></html>\n")
+    return "".join(parts)
+

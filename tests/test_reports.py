@@ -1,0 +1,191 @@
+"""Reports people publish: Allure categories and metadata, history and changes, the merged matrix, and
+the HTML pages in a real headless browser."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test_full_run import records, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "reports" / "test-artifacts"
+SUBSET = "stop or n_choices or invalid_value or list_shape or done_terminator"
+QUIRKS = ["ignore-n", "stream-no-done", "errors-no-param", "models-owner", "reject-stop"]
+
+
+def quirk_args(*quirks):
+    return ["--", *[arg for q in quirks for arg in ("--server-quirk", q)]]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """A clean run, then a run of the same target against a server with five quirks, in one history."""
+    work = tmp_path_factory.mktemp("history")
+    clean = run_cli("run", "--report-dir", "reports/clean", "-k", SUBSET, cwd=work)
+    assert clean.returncode == 0, clean.stdout[-2000:] + clean.stderr[-2000:]
+    broken = run_cli("run", "--report-dir", "reports/broken", "-k", SUBSET, *quirk_args(*QUIRKS), cwd=work)
+    assert broken.returncode == 1, broken.stdout[-2000:] + broken.stderr[-2000:]
+    return work, clean, broken
+
+
+def allure_results(run_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (run_dir / "allure-results").glob("*-result.json")]
+
+
+def test_failures_are_sorted_into_categories(two_runs):
+    work, _, broken = two_runs
+    run_dir = work / "reports" / "broken"
+    recs = records(run_dir)
+    by_check = {}
+    for r in recs:
+        if r["outcome"] == "fail":
+            by_check.setdefault(r["check"], set()).add(r["category"])
+    assert "ignored parameter" in by_check["chat.n.choices"]
+    assert by_check["chat.stream.done-terminator"] == {"stream framing"}
+    assert by_check["chat.errors.invalid-value-names-param"] == {"error envelope"}
+    assert by_check["models.list.shape"] == {"schema mismatch"}
+    assert "rejected parameter" in by_check["chat.stop.excluded-from-output"]
+    categories = json.loads((run_dir / "allure-results" / "categories.json").read_text())
+    names = {c["name"] for c in categories}
+    assert {"Rejected parameter", "Ignored parameter", "Schema mismatch", "Stream framing", "Error envelope",
+            "Infrastructure"} <= names
+    # Allure matches categories on the failure message: every failed result carries its category, and
+    # the category's pattern (a JavaScript/Java regex that Python reads the same way) matches it.
+    failed = [r for r in allure_results(run_dir) if r["status"] == "failed"]
+    assert failed and len(failed) == sum(r["outcome"] == "fail" for r in recs)
+    patterns = {c["name"]: re.compile(c["messageRegex"]) for c in categories}
+    for result in failed:
+        matching = [n for n, p in patterns.items() if p.fullmatch(result["statusDetails"]["message"])]
+        assert len(matching) == 1, result["statusDetails"]["message"][:200]
+    assert "failures by category:" in broken.stdout
+
+
+def test_allure_results_have_steps_metadata_and_no_duplicates(two_runs):
+    work, _, _ = two_runs
+    run_dir = work / "reports" / "broken"
+    recs, results = records(run_dir), allure_results(run_dir)
+    assert len(results) == len(recs) == len({r["nodeid"] for r in recs})  # none lost, none twice (xdist)
+    assert len({r["historyId"] for r in results}) == len(results)
+    by_title = {r["name"]: r for r in results}
+    sample = next(r for r in recs if r["check"] == "chat.stream.done-terminator" and r["dimensions"]["path"] == "http")
+    dims = sample["dimensions"]
+    result = by_title[f"chat.stream.done-terminator [{dims['model']} · stream · http]"]
+    assert len(result["steps"]) == sample["requests"] >= 1
+    step = result["steps"][0]
+    assert step["name"].startswith("1. POST http://127.0.0.1:") and step["name"].endswith("-> 200")
+    kinds = {a["name"]: a["type"] for a in step["attachments"]}
+    assert kinds == {"request": "application/json", "response": "application/json", "event stream (raw)": "text/plain"}
+    raw = (run_dir / "allure-results" / next(a["source"] for a in step["attachments"]
+                                             if a["name"] == "event stream (raw)")).read_text()
+    assert raw.startswith("data: {") and "[DONE]" not in raw  # the quirk's stream, as it came
+    environment = (run_dir / "allure-results" / "environment.properties").read_text()
+    assert "target=reference" in environment and "models=ref-small, ref-large" in environment
+    executor = json.loads((run_dir / "allure-results" / "executor.json").read_text())
+    assert executor["name"] in ("local", "GitHub Actions", "GitLab CI", "Jenkins")
+
+
+def test_history_marks_what_changed(two_runs):
+    work, _, broken = two_runs
+    history = [json.loads(line) for line in (work / "reports" / "history.jsonl").read_text().splitlines()]
+    assert [h["run"] for h in history] == ["clean", "broken"]
+    matrix = json.loads((work / "reports" / "broken" / "matrix.json").read_text())
+    change = matrix["changes"]
+    assert change["previous_run"] == "clean" and change["fixed"] == [] and change["new"] == []
+    regressed = {i["check"] for i in change["regressed"]}
+    assert {"chat.n.choices", "chat.stream.done-terminator", "models.list.shape",
+            "chat.errors.invalid-value-names-param"} <= regressed
+    assert "since run clean:" in broken.stdout and "regressed" in broken.stdout
+    html = (work / "reports" / "broken" / "matrix.html").read_text()
+    assert "Changes since run <code>clean</code>" in html and "<svg" in html and "↓ regressed" in html
+
+
+def test_a_damaged_history_line_is_skipped_and_said(tmp_path):
+    history = tmp_path / "reports" / "history.jsonl"
+    history.parent.mkdir()
+    history.write_text("{not json\n")
+    result = run_cli("run", "--report-dir", "reports/one", "-k", "list_shape", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "1 unreadable line(s)" in result.stderr
+    lines = history.read_text().splitlines()
+    assert lines[0] == "{not json" and json.loads(lines[1])["run"] == "one"  # appended, nothing rewritten
+
+
+def test_report_merges_runs_with_scores_declared_and_evidence(two_runs):
+    work, _, _ = two_runs
+    result = run_cli("report", "reports/clean", "reports/broken", "--out", "reports/merged", "--no-allure", cwd=work)
+    assert result.returncode == 0, result.stderr
+    merged_dir = work / "reports" / "merged"
+    merged = json.loads((merged_dir / "matrix.json").read_text())
+    assert [t["run"] for t in merged["targets"]] == ["clean", "broken"]
+    clean, broken = (t["scores"]["MUST"] for t in merged["targets"])
+    assert clean["share"] == 1.0 and broken["share"] < 1.0
+    assert len(merged["parameters"]) == 57  # every property of both endpoints, and the extension twice
+    assert merged["parameters"][0]["runs"]["clean"]["declared"] == "yes"
+    html = (merged_dir / "index.html").read_text()
+    assert html.index("Parameter verdicts: chat") < html.index("Parameter verdicts: completions") < html.index(
+        "id='checks'")
+    links = set(re.findall(r"href='(runs/[^']+)'", html))
+    assert links and all((merged_dir / link).is_file() for link in links)
+    assert "MUST 100%" in result.stdout
+
+
+def test_report_of_a_directory_that_is_not_a_run_is_one_line(tmp_path):
+    result = run_cli("report", str(tmp_path), "--no-allure", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "no matrix.json" in result.stderr
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def load_in_browser(page: Path, screenshot: Path) -> tuple[str, list[str]]:
+    """The DOM chromium built from the page, and every console message it logged."""
+    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+            "--window-size=1400,1600"]
+    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    shot = subprocess.run([*base, f"--screenshot={screenshot}", page.as_uri()], capture_output=True, text=True,
+                          timeout=120)
+    console = [line for line in (dom.stderr + shot.stderr).splitlines() if ":CONSOLE" in line]
+    return dom.stdout, console
+
+
+def test_the_pages_load_in_a_real_browser_without_console_errors(two_runs):
+    work, _, _ = two_runs
+    run_cli("report", "reports/clean", "reports/broken", "--out", "reports/merged", "--no-allure", cwd=work)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for page, table, shot in ((work / "reports" / "merged" / "index.html", "parameter-verdicts", "merged-matrix.png"),
+                              (work / "reports" / "broken" / "matrix.html", "parameter-verdicts", "run-matrix.png")):
+        dom, console = load_in_browser(page, ARTIFACTS / shot)
+        assert console == [], console
+        assert table in dom and re.search(r"<td class=\"(honoured|ignored|rejected|broken|accepted)\">", dom), dom[:300]
+        assert (ARTIFACTS / shot).stat().st_size > 10_000
+
+
+def test_the_nightly_workflow_runs_keeps_history_and_publishes():
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "nightly.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert triggers["schedule"][0]["cron"]
+    run_steps = workflow["jobs"]["run"]["steps"]
+    script = "\n".join(step.get("run", "") for step in run_steps)
+    assert "conformance run" in script and "--history" in script
+    env = next(step["env"] for step in run_steps if step.get("id") == "run")
+    assert env["NETMIND_API_KEY"] == "${{ secrets.NETMIND_API_KEY }}"
+    uses = [step["uses"] for job in workflow["jobs"].values() for step in job["steps"] if "uses" in step]
+    assert any(u.startswith("actions/cache/restore@") for u in uses) and any(u.startswith("actions/cache/save@")
+                                                                              for u in uses)
+    assert all(re.search(r"@v\d+$", u) for u in uses)  # every action pinned to a major version
+    publish = "\n".join(step.get("run", "") for step in workflow["jobs"]["publish"]["steps"])
+    assert "conformance report" in publish and "--history" in publish
+    assert any(u.startswith("actions/deploy-pages@") for u in uses)
