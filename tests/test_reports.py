@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,16 @@ def test_history_marks_what_changed(two_runs):
     assert "Changes since run <code>clean</code>" in html and "<svg" in html and "↓ regressed" in html
 
 
+def test_a_reused_report_folder_is_still_compared_with_the_night_before(tmp_path):
+    for quirks in ((), ("ignore-n",)):
+        result = run_cli("run", "--report-dir", "reports/nightly", "-k", "n_choices", *quirk_args(*quirks),
+                         cwd=tmp_path)
+    matrix = json.loads((tmp_path / "reports" / "nightly" / "matrix.json").read_text())
+    assert matrix["changes"]["previous_run"] == "nightly"
+    assert {i["check"] for i in matrix["changes"]["regressed"]} == {"chat.n.choices", "completions.n.choices"}
+    assert "since run nightly: 4 regressed" in result.stdout
+
+
 def test_a_damaged_history_line_is_skipped_and_said(tmp_path):
     history = tmp_path / "reports" / "history.jsonl"
     history.parent.mkdir()
@@ -132,6 +143,23 @@ def test_report_merges_runs_with_scores_declared_and_evidence(two_runs):
     links = set(re.findall(r"href='(runs/[^']+)'", html))
     assert links and all((merged_dir / link).is_file() for link in links)
     assert "MUST 100%" in result.stdout
+    differing = {d["check"]: d["outcomes"] for d in merged["differences"]}
+    assert differing["chat.n.choices"] == {"clean": "pass", "broken": "fail"}
+    assert "chat.stop.string-form" not in differing or differing["chat.stop.string-form"]["clean"] == "pass"
+    assert "Where the runs differ" in html
+
+
+def test_report_without_node_says_how_to_get_the_allure_html(two_runs, tmp_path):
+    work, _, _ = two_runs
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = subprocess.run([sys.executable, "-m", "conformance", "report", "reports/clean", "--out",
+                             str(tmp_path / "merged")], cwd=work, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PATH": str(empty)})  # no npx on the PATH
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("Allure HTML")]
+    assert len(lines) == 1 and "Node.js" in lines[0] and "npx allure@3.18.0 generate" in lines[0]
+    assert not (tmp_path / "merged" / "allure-report").exists()
 
 
 def test_report_of_a_directory_that_is_not_a_run_is_one_line(tmp_path):

@@ -75,9 +75,10 @@ def append(path: Path, entry: dict) -> None:
         f.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
-def previous(entries: list[dict], target: str, run_id: str) -> dict | None:
-    """The latest earlier run of the same target."""
-    earlier = [e for e in entries if e["target"] == target and e["run"] != run_id]
+def previous(entries: list[dict], target: str) -> dict | None:
+    """The latest earlier run of the same target (a nightly job may reuse the same report folder, so
+    the run's folder name does not tell runs apart; their order in the history does)."""
+    earlier = [e for e in entries if e["target"] == target]
     return earlier[-1] if earlier else None
 
 

@@ -156,7 +156,7 @@ def record_history(run_dir: Path, matrix: dict, history_path: Path) -> tuple[dic
 
     entries, damaged = history.read(history_path)
     entry = history.entry_for(matrix)
-    matrix["changes"] = history.changes(history.previous(entries, entry["target"], entry["run"]), matrix)
+    matrix["changes"] = history.changes(history.previous(entries, entry["target"]), matrix)
     matrix["trend"] = [{"run": e["run"], "target": e["target"], "finished": e.get("finished"),
                         "scores": e.get("scores", {})} for e in [*entries, entry] if e["target"] == entry["target"]]
     history.append(history_path, entry)

@@ -79,10 +79,28 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
                                              for model, cell in row["models"].items()}
     merged = {"format": MERGED_FORMAT, "targets": targets, "parameters": parameters,
               "checks": sorted(checks.values(), key=lambda c: (c["endpoint"], c["id"]))}
+    merged["differences"] = differences(merged)
     (out / "matrix.json").write_text(json.dumps(merged, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "matrix.md").write_text(render_merged_markdown(merged), encoding="utf-8")
     (out / "index.html").write_text(render_merged_html(merged, history_entries or []), encoding="utf-8")
     return merged
+
+
+WORST_FIRST = ("fail", "error", "inconclusive", "unsupported", "pass")
+
+
+def differences(merged: dict) -> list[dict]:
+    """Checks whose outcome (the worst over a run's models) is not the same in every run."""
+    runs = [t["run"] for t in merged["targets"]]
+    out = []
+    for row in merged["checks"]:
+        outcomes = {}
+        for run_id in runs:
+            cells = row["runs"].get(run_id, {})
+            outcomes[run_id] = min((c["outcome"] for c in cells.values()), key=WORST_FIRST.index) if cells else None
+        if len(set(outcomes.values())) > 1:
+            out.append({"check": row["id"], "level": row["level"], "outcomes": outcomes})
+    return out
 
 
 def _share(score: dict) -> str:
@@ -124,7 +142,13 @@ def render_merged_markdown(merged: dict) -> str:
             name = f"`{row['parameter']}`" + (" (extension)" if row["kind"] == "extension" else "")
             out.append(f"| {name} | " + " | ".join(cells) + " |")
         out.append("")
-    out += ["## Checks", "", "| check | level | " + " | ".join(f"{label[r]}: {m}" for r, m in columns) + " |",
+    runs = [t["run"] for t in targets]
+    out += ["## Where the runs differ", "", f"{len(merged['differences'])} checks whose outcome (worst over "
+            "the models) differs between the runs.", "", "| check | level | " + " | ".join(label[r] for r in runs)
+            + " |", "|---|---|" + "---|" * len(runs)]
+    for d in merged["differences"]:
+        out.append(f"| `{d['check']}` | {d['level']} | " + " | ".join(d["outcomes"][r] or "" for r in runs) + " |")
+    out += ["", "## Checks", "", "| check | level | " + " | ".join(f"{label[r]}: {m}" for r, m in columns) + " |",
             "|---|---|" + "---|" * len(columns)]
     for row in merged["checks"]:
         cells = []
@@ -208,6 +232,15 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
                 name += " <em>extension</em>"
             parts.append(f"<tr><td>{name}</td>" + "".join(cells) + "</tr>")
         parts.append("</tbody></table>")
+    runs = [t["run"] for t in targets]
+    parts.append(f"<h2 id='differences'>Where the runs differ</h2><p>{len(merged['differences'])} checks whose "
+                 "outcome (worst over the models) differs between the runs.</p><table id='differences-table'>"
+                 "<thead><tr><th>check</th><th>level</th>" + "".join(f"<th>{_e(label[r])}</th>" for r in runs)
+                 + "</tr></thead><tbody>")
+    for d in merged["differences"]:
+        parts.append(f"<tr><td><code>{_e(d['check'])}</code></td><td>{_e(d['level'])}</td>" + "".join(
+            f"<td class='{_e(d['outcomes'][r] or '')}'>{_e(d['outcomes'][r] or '')}</td>" for r in runs) + "</tr>")
+    parts.append("</tbody></table>")
     parts.append("<h2 id='checks'>Checks</h2><table id='checks-table'><thead><tr><th>check</th><th>level</th>"
                  + "".join(f"<th>{_e(label[r])}<br>{_e(m)}</th>" for r, m in columns) + "</tr></thead><tbody>")
     for row in merged["checks"]:
