@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--quirk", action="append", dest="quirks", default=[], metavar="NAME",
                        help="reproduce a real-world deviation (repeatable); --list-quirks lists them")
     serve.add_argument("--list-quirks", action="store_true", help="list the quirks and legal variations, then exit")
+    serve.add_argument("--faults", metavar="SPEC", help="inject transient faults at seeded rates, e.g. "
+                                                        "429=0.2,503=0.1,reset=0.05,stall=0.02")
+    serve.add_argument("--fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
+    serve.add_argument("--stall-seconds", type=float, default=5.0, help="how long a stall lasts (default 5)")
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
     sub.add_parser("targets", help="list the known targets")
@@ -213,14 +217,19 @@ def cmd_serve(args) -> int:
         shown = f"the value of ${args.api_key_env}"
     else:
         key, shown = DEFAULT_SERVE_KEY, DEFAULT_SERVE_KEY
+    from .server.faults import FaultSpecError, parse_faults
+
     try:
+        faults = parse_faults(args.faults, args.fault_seed, args.stall_seconds) if args.faults else None
         server = ReferenceServer(api_key=key, host=args.host, port=args.port, quirks=args.quirks,
-                                 models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose)
+                                 models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose, faults=faults)
     except OSError as exc:
         return _fail_usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
-    except ValueError as exc:
+    except (ValueError, FaultSpecError) as exc:
         return _fail_usage(str(exc))
     quirks = f"; quirks: {', '.join(sorted(server.quirks))}" if server.quirks else ""
+    if faults:
+        quirks += f"; faults: {args.faults} (seed {args.fault_seed})"
     print(f"reference server on {server.base_url} (Bearer key: {shown}){quirks}; Ctrl-C stops it", flush=True)
     try:
         server.serve_forever()

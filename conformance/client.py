@@ -24,14 +24,15 @@ from .transport import (
     Evidence,
     Exchange,
     InfrastructureError,
+    RateLimiter,
     Redactor,
     RetryPolicy,
+    StreamInterrupted,
     TransientStatus,
     transient_from_response,
 )
 
 ENDPOINT_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
-STREAM_DEADLINE_SECONDS = 300.0
 
 
 @dataclasses.dataclass
@@ -71,10 +72,12 @@ class Reply:
     stream: StreamView | None = None
     chunks: list[dict] = dataclasses.field(default_factory=list)  # as the path parsed them
     sdk_error: str | None = None
+    defect: str | None = None  # a body that could not be read at all (e.g. a false Content-Encoding)
 
     @property
     def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300 and self.sdk_error is None
+        return (self.status is not None and 200 <= self.status < 300 and self.sdk_error is None
+                and self.defect is None)
 
     @property
     def error(self) -> dict | None:
@@ -112,6 +115,8 @@ class Reply:
             return "no response"
         if self.sdk_error:
             return f"HTTP {self.status}, the SDK raised {self.sdk_error}"
+        if self.defect:
+            return f"HTTP {self.status}, {self.defect}"
         if not self.ok:
             err = self.error
             if err:
@@ -214,8 +219,6 @@ def read_stream(exchange: Exchange) -> StreamView:
     except StreamSyntaxError as exc:
         events = []
         problems.append(str(exc))
-    if exchange.body_truncated:
-        problems.append("the stream was longer than the recording limit; it was cut")
     chunks: list[dict] = []
     done = False
     after_done = 0
@@ -242,17 +245,22 @@ def read_stream(exchange: Exchange) -> StreamView:
 class Runtime:
     """Per-process connection to one target: shared clients, redaction, retry policy, caches."""
 
-    def __init__(self, target: Target, base_url: str, api_key: str, timeout: float | None = None):
+    def __init__(self, target: Target, base_url: str, api_key: str, timeout: float | None = None, share: int = 1):
+        """`share`: how many processes share the target's rate limit (pytest-xdist workers)."""
         self.target = target
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.redactor = Redactor([api_key])
-        self.transport = CapturingTransport(self.redactor)
+        per_minute = target.limits.requests_per_minute
+        self.transport = CapturingTransport(self.redactor,
+                                            limiter=RateLimiter(per_minute / max(1, share) if per_minute else None))
         self.timeout = httpx2.Timeout(timeout or target.limits.timeout_seconds, connect=15.0)
         headers = {"Accept-Encoding": "identity", **dict(target.headers)}
         self.http = httpx2.Client(transport=self.transport, timeout=self.timeout, headers=headers,
                                   follow_redirects=False)
-        self.retry = RetryPolicy()
+        limits = target.limits
+        self.retry = RetryPolicy(attempts=limits.retry_attempts, max_delay=limits.retry_max_delay_seconds,
+                                 base=limits.retry_base_seconds)
         self.cache: dict[Any, Any] = {}
         self._sdk_clients: dict[str, openai.OpenAI] = {}
 
@@ -354,7 +362,7 @@ class Api:
 
     def _retrying(self, call):
         def is_transient(exc: BaseException) -> bool:
-            if isinstance(exc, (TransientStatus, httpx2.TransportError)):
+            if isinstance(exc, (TransientStatus, StreamInterrupted, httpx2.TransportError)):
                 return True
             if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
                 return True
@@ -370,17 +378,24 @@ class Api:
 
         try:
             return self.runtime.retry.run(call, is_transient, retry_after, self.evidence)
-        except (TransientStatus, httpx2.TransportError, openai.APIConnectionError, openai.APITimeoutError) as exc:
+        except (TransientStatus, StreamInterrupted, httpx2.TransportError, openai.APIConnectionError,
+                openai.APITimeoutError) as exc:
             raise InfrastructureError(
                 f"the target could not be reached or kept failing after {self.runtime.retry.attempts} attempts: "
-                f"{self.runtime.redactor.text(str(exc) or type(exc).__name__)}") from None
+                f"{self.runtime.redactor.text(str(exc) or type(exc).__name__)}",
+                connection=not isinstance(exc, TransientStatus)) from None
         except openai.APIStatusError as exc:
             if exc.status_code in (408, 429, 502, 503, 504):
                 raise InfrastructureError(f"HTTP {exc.status_code} persisted through the retry budget") from None
             raise
 
     def _regular_reply(self, endpoint: str, mode: str, path: str, response: httpx2.Response) -> Reply:
-        response.read()
+        try:
+            response.read()
+        except httpx2.DecodingError as exc:
+            response.close()
+            return Reply(endpoint, mode, path, response.status_code, self.evidence.exchanges[-1],
+                         defect=f"a body that cannot be decoded as its Content-Encoding says ({exc})")
         response.close()
         exchange = self.evidence.exchanges[-1]
         body: Any = None
@@ -397,20 +412,19 @@ class Api:
         if mode != "stream" or response.status_code >= 400:
             return self._regular_reply(endpoint, "regular" if response.status_code >= 400 else mode, "http", response)
         started = time.monotonic()
+        deadline = self.runtime.target.limits.stream_deadline_seconds
         try:
             for _ in response.iter_raw():
-                if time.monotonic() - started > STREAM_DEADLINE_SECONDS:
-                    raise TimeoutError(f"the stream did not end within {STREAM_DEADLINE_SECONDS:.0f}s")
-        except (httpx2.ReadTimeout, TimeoutError) as exc:
+                if time.monotonic() - started > deadline:
+                    raise TimeoutError(f"it was still going after {deadline:g}s (the target's stream deadline)")
+        except TimeoutError as exc:  # it kept sending and never ended: the server's fault, not a transient
             response.close()
             view = read_stream(exchange)
-            view.problems.append(f"the stream stalled or did not end: {exc}")
+            view.problems.append(f"the stream did not end: {exc}")
             return Reply(endpoint, mode, "http", response.status_code, exchange, stream=view, chunks=view.chunks)
-        except httpx2.TransportError as exc:
+        except httpx2.TransportError as exc:  # stalled (read timeout) or dropped: retried as a whole
             response.close()
-            view = read_stream(exchange)
-            view.problems.append(f"the connection broke during the stream: {type(exc).__name__}")
-            return Reply(endpoint, mode, "http", response.status_code, exchange, stream=view, chunks=view.chunks)
+            raise StreamInterrupted(f"the stream stalled or broke: {type(exc).__name__}") from None
         response.close()
         view = read_stream(exchange)
         body_json = None
@@ -441,7 +455,7 @@ class Api:
             except ValueError:
                 parsed = None
             return Reply(endpoint, "regular", "sdk", exc.status_code, exchange, body=parsed)
-        except (openai.APIResponseValidationError, ValueError, TypeError) as exc:
+        except (openai.APIResponseValidationError, httpx2.DecodingError, ValueError, TypeError) as exc:
             exchange = self.evidence.exchanges[-1] if len(self.evidence.exchanges) > start else None
             return Reply(endpoint, mode, "sdk", exchange.status if exchange else None, exchange,
                          sdk_error=f"{type(exc).__name__}: {exc}")
@@ -458,10 +472,17 @@ class Api:
             return reply
         chunks: list[dict] = []
         sdk_error = None
+        started = time.monotonic()
+        deadline = self.runtime.target.limits.stream_deadline_seconds
         try:
             for chunk in result:
                 chunks.append(chunk.to_dict())
-        except Exception as exc:  # noqa: BLE001 - whatever the SDK raises mid-stream is the finding
+                if time.monotonic() - started > deadline:
+                    sdk_error = f"the stream was still going after {deadline:g}s (the target's stream deadline)"
+                    break
+        except (httpx2.TransportError, openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise StreamInterrupted(f"the stream stalled or broke: {type(exc).__name__}") from None
+        except Exception as exc:  # noqa: BLE001 - whatever else the SDK raises mid-stream is the finding
             sdk_error = f"{type(exc).__name__}: {self.runtime.redactor.text(str(exc))[:300]}"
         finally:
             result.close()
@@ -497,7 +518,7 @@ class Api:
                 if transient is not None:
                     raise transient from None
                 status, sdk_error = exc.status_code, None
-            except (openai.APIResponseValidationError, ValueError, TypeError) as exc:
+            except (openai.APIResponseValidationError, httpx2.DecodingError, ValueError, TypeError) as exc:
                 status, sdk_error = self.evidence.exchanges[-1].status, f"{type(exc).__name__}: {exc}"
             exchange = self.evidence.exchanges[-1]
             try:

@@ -14,6 +14,7 @@ from .catalogue import load_catalogue
 from .checks import Deviation, expect, inconclusive, unsupported
 from .client import Api, Reply
 from .schema import validate_error_envelope
+from .transport import InfrastructureError
 
 # Prompts chosen so that greedy decoding repeats itself on small and large models alike.
 REPEATING_PROMPT = "Continue this list, one word per line, and never stop: apple, apple, apple, apple, apple,"
@@ -90,8 +91,14 @@ def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, comp
     parameter is to blame: if the control fails too, nothing can be said of the parameter; if the
     parameter alone (without its companions) is accepted, the first companion takes the blame.
     """
-    reply = api.create(endpoint, body, **kwargs)
-    if not reply.ok and parameter is not None and parameter in body and parameter not in ("model", "messages", "prompt"):
+    judged = parameter is not None and parameter in body and parameter not in ("model", "messages", "prompt")
+    try:
+        reply = api.create(endpoint, body, **kwargs)
+    except InfrastructureError as failure:
+        if not (judged and failure.connection):
+            raise
+        reply = _blame_connection_failures(api, endpoint, body, parameter, companions, failure, **kwargs)
+    if not reply.ok and judged:
         control_body = {k: v for k, v in body.items() if k != parameter and k not in companions}
         control = api.create(endpoint, control_body, **kwargs)
         if not control.ok:
@@ -106,6 +113,26 @@ def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, comp
             api.observe(endpoint, parameter, "broken", reply.stream.problems[0])
         raise Deviation(f"expected a well-formed event stream; got {reply.stream.problems[0]}")
     return reply
+
+
+def _blame_connection_failures(api: Api, endpoint: str, body: dict, parameter: str, companions: tuple[str, ...],
+                               failure: InfrastructureError, rounds: int = 2, **kwargs) -> Reply:
+    """The connection failed through a whole retry budget. It is the parameter's fault only if the
+    request without it goes through and the request with it fails again, round after round (a
+    flaky network does not do that); when a later round gets through, that reply is judged."""
+    control = api.create(endpoint, {k: v for k, v in body.items() if k != parameter and k not in companions},
+                         **kwargs)
+    if not control.ok:
+        raise failure
+    for _ in range(rounds):
+        try:
+            return api.create(endpoint, body, **kwargs)  # it went through: the network, not the parameter
+        except InfrastructureError as again:
+            if not again.connection:
+                raise failure from None
+    api.observe(endpoint, parameter, "broken", str(failure))
+    raise Deviation(f"expected a response with '{parameter}'; the connection failed in {rounds + 1} rounds of "
+                    f"retries ({failure}), while the same request without it succeeded")
 
 
 def expect_envelope(reply: Reply, status: int) -> None:

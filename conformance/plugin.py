@@ -33,6 +33,7 @@ class RunState:
     target: Target
     run_dir: Path
     quirks: tuple[str, ...] = ()
+    faults: object | None = None  # conformance.server.faults.Faults
     base_url: str | None = None
     api_key: str | None = None
     server: object | None = None
@@ -52,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where to write results and the matrix (default: reports/<run id>)")
     group.addoption("--server-quirk", action="append", default=[], dest="server_quirks", metavar="NAME",
                     help="self-test: start the embedded reference server with this quirk (repeatable)")
+    group.addoption("--server-faults", default=None, metavar="SPEC",
+                    help="self-test: inject transient faults in the embedded server, e.g. 429=0.2,reset=0.05,stall=0.02")
+    group.addoption("--server-fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
 
 
 def _new_run_dir(target: Target) -> Path:
@@ -86,11 +90,26 @@ def pytest_configure(config: pytest.Config) -> None:
         for stale in ("results", "evidence"):  # a reused report directory starts clean
             if (run_dir / stale).is_dir():
                 shutil.rmtree(run_dir / stale)
-        state = RunState(target=target, run_dir=run_dir, quirks=quirks)
+        state = RunState(target=target, run_dir=run_dir, quirks=quirks, faults=_faults(config, target))
     config.stash[STATE] = state
     _run_suites_when_targeted(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "conformance-xdist")
+
+
+def _faults(config: pytest.Config, target: Target):
+    spec = config.getoption("server_faults")
+    if not spec:
+        return None
+    from .server.faults import FaultSpecError, parse_faults
+
+    if not target.embedded:
+        raise pytest.UsageError("--server-faults applies to the embedded reference server only")
+    try:
+        # A stall lasts longer than the client waits for a read, so the client sees it as one.
+        return parse_faults(spec, config.getoption("server_fault_seed"), target.limits.timeout_seconds + 1)
+    except FaultSpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _run_suites_when_targeted(config: pytest.Config) -> None:
@@ -110,7 +129,8 @@ def _ensure_endpoint(state: RunState) -> None:
         from .server import ReferenceServer
 
         key = "ref-" + secrets.token_urlsafe(18)
-        server = ReferenceServer(api_key=key, models=state.target.models, quirks=state.quirks).start()
+        server = ReferenceServer(api_key=key, models=state.target.models, quirks=state.quirks,
+                                 faults=state.faults).start()
         state.server, state.base_url, state.api_key = server, server.base_url, key
     else:
         state.api_key = state.target.api_key()
@@ -157,7 +177,8 @@ def conformance_runtime(pytestconfig: pytest.Config):
         _ensure_endpoint(state)
     except TargetError as exc:
         pytest.exit(str(exc), returncode=2)
-    runtime = Runtime(state.target, state.base_url, state.api_key)
+    workers = int(getattr(pytestconfig, "workerinput", {}).get("workercount", 1))
+    runtime = Runtime(state.target, state.base_url, state.api_key, share=workers)
     yield runtime
     runtime.close()
 
@@ -219,6 +240,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.server is not None:
         state.server.stop()
         state.server = None
+    if state.faults is not None:
+        import json
+
+        state.run_dir.mkdir(parents=True, exist_ok=True)
+        (state.run_dir / "faults.json").write_text(json.dumps({"rates": state.faults.rates,
+                                                               "seed": state.faults.seed,
+                                                               "injected": state.faults.injected}, indent=2))
     results_dir = state.run_dir / "results"
     if results_dir.is_dir():
         from .report.matrix import write_reports

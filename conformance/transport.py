@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import json
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -23,7 +24,19 @@ SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "openai-organizati
 
 
 class InfrastructureError(Exception):
-    """The target could not be reached or judged (not a conformance finding)."""
+    """The target could not be reached or judged (not a conformance finding).
+
+    `connection`: the last attempt failed at the connection (reset, timeout, stall), not with an
+    HTTP status; only such a failure can be pinned on a parameter (see oracles.send_judged).
+    """
+
+    def __init__(self, message: str, connection: bool = False):
+        super().__init__(message)
+        self.connection = connection
+
+
+class StreamInterrupted(Exception):
+    """The connection stalled or broke in the middle of an event stream: transient, retried whole."""
 
 
 class TransientStatus(Exception):
@@ -72,22 +85,20 @@ class Exchange:
     transport_error: str | None = None
     elapsed_ms: float = 0.0
     body_truncated: bool = False
-    _size: int = 0
 
     @property
     def body(self) -> bytes:
         return b"".join(self.reads)
 
     def record_read(self, chunk: bytes) -> None:
-        if self._size + len(chunk) > MAX_RECORDED_BODY:
-            self.body_truncated = True
-            chunk = chunk[: max(0, MAX_RECORDED_BODY - self._size)]
-        self._size += len(chunk)
         if chunk:
             self.reads.append(chunk)
 
     def to_dict(self, redactor: Redactor) -> dict:
-        body = self.body.decode("utf-8", errors="replace")
+        """The exchange as evidence; the checks saw the whole body, the evidence keeps its first 512 KiB."""
+        raw = self.body
+        self.body_truncated = len(raw) > MAX_RECORDED_BODY
+        body = raw[:MAX_RECORDED_BODY].decode("utf-8", errors="replace")
         return {
             "request": {"method": self.method, "url": self.url, "headers": self.request_headers,
                         "body": _pretty(self.request_body)},
@@ -128,15 +139,40 @@ class _RecordingStream(httpx2.SyncByteStream):
         self._inner.close()
 
 
-class CapturingTransport(httpx2.BaseTransport):
-    """Wraps the real transport; records each exchange on `self.evidence` after redaction."""
+class RateLimiter:
+    """Spaces request starts to stay under a requests-per-minute limit (this process's share of it)."""
 
-    def __init__(self, redactor: Redactor, inner: httpx2.BaseTransport | None = None):
+    def __init__(self, per_minute: float | None):
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self.waited += start - now
+            time.sleep(start - now)
+
+
+class CapturingTransport(httpx2.BaseTransport):
+    """Wraps the real transport; records each exchange on `self.evidence` after redaction, and keeps
+    to the rate limit (every attempt counts, retries included)."""
+
+    def __init__(self, redactor: Redactor, inner: httpx2.BaseTransport | None = None,
+                 limiter: RateLimiter | None = None):
         self._inner = inner or httpx2.HTTPTransport(retries=0)
         self.redactor = redactor
+        self.limiter = limiter or RateLimiter(None)
         self.evidence: Evidence = Evidence()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.limiter.wait()
         body = request.content.decode("utf-8", errors="replace") if request.content else ""
         exchange = Exchange(
             method=request.method,
@@ -182,15 +218,17 @@ def transient_from_response(status: int, headers: httpx2.Headers) -> TransientSt
 class RetryPolicy:
     """Retry transport failures and 408/429/502/503/504 only, honouring Retry-After."""
 
-    attempts: int = 4
+    attempts: int = 5
     max_delay: float = 30.0  # total seconds spent waiting across retries
-    base: float = 0.5
+    base: float = 0.5  # the first backoff; it doubles per attempt (Retry-After wins when given)
 
     def run(self, call: Callable[[], Any], is_transient: Callable[[BaseException], bool],
             retry_after: Callable[[BaseException], float | None], evidence: Evidence) -> Any:
         waited = {"total": 0.0}
 
         def wait(state: tenacity.RetryCallState) -> float:
+            if state.attempt_number >= self.attempts:  # tenacity asks before it stops: no retry follows
+                return 0.0
             exc = state.outcome.exception()
             delay = retry_after(exc)
             if delay is None:

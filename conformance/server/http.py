@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hmac
 import json
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterable
 from urllib.parse import unquote
 
+from .faults import STATUS_KINDS, Faults
 from .model import ToyModel
 from .protocol import ApiError, Generator, Responses, model_object, models_list, shape_error
 from .quirks import check_names
@@ -67,7 +70,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for frame in self._frames(events, event_name):
+        for number, frame in enumerate(self._frames(events, event_name)):
+            if number == 2 and getattr(self, "_fault", None) == "stall":  # stop answering mid-stream
+                time.sleep(self.server.faults.stall_seconds)
+                self._drop_connection()
+                return
             # split-reads: each frame leaves in pieces of 7 bytes, so events straddle reads.
             parts = [frame[i:i + 7] for i in range(0, len(frame), 7)] if "split-reads" in q else [frame]
             for part in parts:
@@ -111,11 +118,47 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._route("POST")
 
+    def _drop_connection(self) -> None:
+        """Close the connection with a TCP reset, as a crashed proxy or a load balancer does."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def _inject(self, fault: str, streaming: bool) -> bool:
+        """Act out a fault; True when the request is answered (or dropped) by it."""
+        if fault in STATUS_KINDS:
+            status = int(fault)
+            self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", "0")
+            body = json.dumps({"error": {"message": f"Injected fault: HTTP {status}", "type": "server_error",
+                                         "param": None, "code": None}}).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return True
+        if fault == "reset":
+            self._drop_connection()
+            return True
+        if fault == "stall" and not streaming:
+            time.sleep(self.server.faults.stall_seconds)
+            self._drop_connection()
+            return True
+        return False  # a stall of a stream happens mid-stream (see _send_stream)
+
     def _route(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         try:
             # Read the body first, so keep-alive connections stay in step whatever the answer.
             raw = self._read_body() if method == "POST" else b""
+            faults = self.server.faults
+            self._fault = faults.draw() if faults is not None else None
+            if self._fault and self._inject(self._fault, streaming=_asks_for_stream(raw)):
+                return
+            if "seed-drops-connection" in self.server.quirks and b'"seed"' in raw:
+                self._drop_connection()
+                return
             if method == "POST" and path in ENDPOINTS:
                 self._complete(ENDPOINTS[path], raw)
             elif method == "GET" and path == "/v1/models":
@@ -156,16 +199,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, responses.body(endpoint, request["model"], choices, usage))
 
 
+def _asks_for_stream(raw: bytes) -> bool:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(body, dict) and body.get("stream") is True
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], quirks: frozenset[str],
-                 verbose: bool):
+                 verbose: bool, faults: Faults | None = None):
         super().__init__(address, _Handler)
         self.api_keys = api_keys
         self.quirks = quirks
+        self.faults = faults
         self.models = {name: ToyModel(name) for name in models}
         self.generator = Generator(self.models, quirks)
         self.responses = Responses(quirks)
@@ -176,14 +228,17 @@ class _Server(ThreadingHTTPServer):
 class ReferenceServer:
     """The embedded reference server; `with ReferenceServer(...) as srv:` serves on srv.base_url.
 
-    `quirks` (names from conformance.server.quirks) make it reproduce real-world deviations.
+    `quirks` (names from conformance.server.quirks) make it reproduce real-world deviations;
+    `faults` (conformance.server.faults) inject transient trouble at seeded rates.
     """
 
     def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0,
-                 models: tuple[str, ...] = DEFAULT_MODELS, quirks=(), verbose: bool = False):
+                 models: tuple[str, ...] = DEFAULT_MODELS, quirks=(), verbose: bool = False,
+                 faults: Faults | None = None):
         self.api_key = api_key
         self.quirks = check_names(quirks)
-        self._server = _Server((host, port), (api_key,), tuple(models), self.quirks, verbose)
+        self.faults = faults
+        self._server = _Server((host, port), (api_key,), tuple(models), self.quirks, verbose, faults)
         self._thread: threading.Thread | None = None
 
     @property

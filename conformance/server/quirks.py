@@ -39,6 +39,8 @@ NAMED = [
     Quirk("always-greedy", "temperature and top_p are ignored: every request is decoded greedily",
           _both("temperature"), (("chat.temperature", "ignored"), ("completions.temperature", "ignored"))),
     Quirk("greedy-not-repeatable", "temperature 0 still samples, so it is not repeatable", _both("temperature")),
+    Quirk("seed-drops-connection", "a request with a seed gets its connection dropped, every time",
+          _both("seed"), (("chat.seed", "broken"), ("completions.seed", "broken"))),
     Quirk("seed-forces-greedy", "a seed switches sampling off (the output no longer depends on the seed)",
           _both("seed")),
     Quirk("finish-reason-tgi", "finish_reason 'eos_token' / 'stop_sequence' instead of 'stop'",
