@@ -49,6 +49,10 @@ class Unsupported(pytest.skip.Exception):
     """An optional feature was cleanly refused or declared unsupported: outcome `unsupported`."""
 
 
+class BudgetReached(pytest.skip.Exception):
+    """The run's token budget is spent: the instance is not run, and is listed as such."""
+
+
 class Inconclusive(pytest.skip.Exception):
     """A precondition of the oracle did not hold: outcome `inconclusive`."""
 

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--expectations", help="known deviations to compare against "
                                             "(default: expectations/<target>.toml when it exists)")
     run.add_argument("--no-expectations", action="store_true", help="ignore any expectations file")
+    run.add_argument("--budget-tokens", type=int, metavar="N",
+                     help="stop starting checks once the target reports N tokens used; the rest is listed as not run")
     run.add_argument("--history", help="the run history to compare with and append to "
                                        "(default: history.jsonl beside the report directory)")
     run.add_argument("--no-history", action="store_true", help="neither read nor append the run history")
@@ -307,6 +309,8 @@ def cmd_run(args) -> int:
         pytest_args += ["-n", str(workers)]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
+    if args.budget_tokens is not None:
+        pytest_args += ["--budget-tokens", str(args.budget_tokens)]
     pytest_args += args.pytest_args
     where = "the embedded reference server" if target.embedded else target.base_url
     print(f"conformance: running the checks against {target.name} ({where}), models {', '.join(target.models)}, "
@@ -343,7 +347,7 @@ def cmd_run(args) -> int:
         return EXIT_INCOMPLETE if outcomes["error"] else EXIT_OK
     if outcomes["fail"]:
         return EXIT_DEVIATIONS
-    if outcomes["error"] or code == pytest.ExitCode.INTERRUPTED:
+    if outcomes["error"] or matrix["summary"].get("not_run") or code == pytest.ExitCode.INTERRUPTED:
         return EXIT_INCOMPLETE
     return EXIT_OK
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .checks import CheckMeta, Dimensions, outcome_of
+from .checks import BudgetReached, CheckMeta, Dimensions, outcome_of
 from .client import Api, Runtime
 from .report.allure import attach_record, category_of, tag_failure, write_metadata
 from .results import ResultWriter, record_for
@@ -39,6 +39,7 @@ class RunState:
     server: object | None = None
     writer: ResultWriter | None = None
     started: float = dataclasses.field(default_factory=time.time)
+    tokens_used: int = 0  # by this process's checks, from the target's usage counts
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +54,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where to write results and the matrix (default: reports/<run id>)")
     group.addoption("--server-quirk", action="append", default=[], dest="server_quirks", metavar="NAME",
                     help="self-test: start the embedded reference server with this quirk (repeatable)")
+    group.addoption("--budget-tokens", type=int, default=None, metavar="N",
+                    help="stop starting checks once the target reports N tokens used (shared among workers)")
     group.addoption("--server-faults", default=None, metavar="SPEC",
                     help="self-test: inject transient faults in the embedded server, e.g. 429=0.2,reset=0.05,stall=0.02")
     group.addoption("--server-fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
@@ -190,6 +193,12 @@ _API = pytest.StashKey["Api"]()
 def api(request: pytest.FixtureRequest, conformance_runtime: Runtime) -> Api:
     """The harness for one check instance, bound to its model, mode and path."""
     dims: Dimensions = request.param
+    config = request.config
+    budget = config.getoption("budget_tokens")
+    if budget is not None:
+        share = budget / int(getattr(config, "workerinput", {}).get("workercount", 1))
+        if config.stash[STATE].tokens_used >= share:
+            raise BudgetReached(f"the token budget ({budget}) is spent")
     harness = Api(conformance_runtime, model=dims.model, mode=dims.mode, path=dims.path)
     request.node.stash[_API] = harness
     return harness
@@ -210,8 +219,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def _record(item: pytest.Item, meta: CheckMeta, call: pytest.CallInfo) -> str:
     """Write the instance's record and evidence, and hand it to Allure; returns the outcome."""
     state: RunState = item.config.stash[STATE]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    if call.excinfo is not None and isinstance(call.excinfo.value, BudgetReached):
+        (state.run_dir / "not-run").mkdir(parents=True, exist_ok=True)
+        with open(state.run_dir / "not-run" / f"{worker}.txt", "a", encoding="utf-8") as f:
+            f.write(item.nodeid + "\n")
+        return "not run"
     if state.writer is None:
-        state.writer = ResultWriter(state.run_dir, os.environ.get("PYTEST_XDIST_WORKER", "main"))
+        state.writer = ResultWriter(state.run_dir, worker)
     verdict, message = outcome_of(call.excinfo)
     callspec = getattr(item, "callspec", None)
     resolved = meta.resolve(callspec.params.get("endpoint", meta.endpoints[0]) if callspec else meta.endpoints[0])
@@ -220,6 +235,7 @@ def _record(item: pytest.Item, meta: CheckMeta, call: pytest.CallInfo) -> str:
     record = record_for(item, resolved, state.target, verdict, message, harness,
                         runtime.redactor if runtime else None, call.duration)
     record["category"] = category_of(record)
+    state.tokens_used += record["tokens"]["prompt"] + record["tokens"]["completion"]
     evidence_path = state.writer.write(record)
     record["evidence_file"] = str(evidence_path)
     attach_record(record)

@@ -51,9 +51,52 @@ def record_for(item, meta: "ResolvedCheck", target: "Target", outcome: str, mess
         "outcome": outcome,
         "message": message,
         "observations": api.observations if api else [],
+        "tokens": tokens_of(api.evidence.exchanges) if api else {"prompt": 0, "completion": 0, "unmetered": 0},
         "duration_s": round(duration, 4),
         "evidence": {"exchanges": exchanges, "retries": api.evidence.retries if api else []},
     }
+
+
+COMPLETION_PATHS = ("/chat/completions", "/completions")
+
+
+def _usage(body: bytes) -> dict | None:
+    """The usage object of a completion response, regular or streamed (the last chunk that has one)."""
+    text = body.decode("utf-8", errors="replace").lstrip()
+    if text.startswith(("data:", "event:", ":")):
+        found = None
+        for line in text.splitlines():
+            if line.startswith("data:") and '"usage"' in line:
+                try:
+                    value = json.loads(line[5:])
+                except ValueError:
+                    continue
+                if isinstance(value, dict) and isinstance(value.get("usage"), dict):
+                    found = value["usage"]
+        return found
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value.get("usage") if isinstance(value, dict) and isinstance(value.get("usage"), dict) else None
+
+
+def tokens_of(exchanges) -> dict:
+    """Tokens the completion requests of a check cost, by the target's own usage counts;
+    `unmetered`: successful completion responses that reported no usage (streams without
+    include_usage), whose cost is unknown."""
+    prompt = completion = unmetered = 0
+    for exchange in exchanges:
+        if not (exchange.url.split("?")[0].endswith(COMPLETION_PATHS) and exchange.status
+                and 200 <= exchange.status < 300):
+            continue
+        usage = _usage(exchange.body)
+        if usage is None:
+            unmetered += 1
+            continue
+        prompt += usage.get("prompt_tokens") if isinstance(usage.get("prompt_tokens"), int) else 0
+        completion += usage.get("completion_tokens") if isinstance(usage.get("completion_tokens"), int) else 0
+    return {"prompt": prompt, "completion": completion, "unmetered": unmetered}
 
 
 def _variant_id(callspec, instance) -> str:

@@ -80,6 +80,9 @@ def check_rows(records: list[dict], models: tuple[str, ...]) -> list[dict]:
                                 "message": example["message"]}
         rows.append({
             "id": check_id, "feature": first["feature"], "endpoint": first["endpoint"], "level": first["level"],
+            "requests": sum(i["requests"] for i in instances),
+            "tokens": sum((i.get("tokens") or {}).get("prompt", 0) + (i.get("tokens") or {}).get("completion", 0)
+                          for i in instances),
             "clause": first["clause"], "statement": first["statement"], "extension": first["extension"],
             "outcomes": dict(Counter(i["outcome"] for i in instances)),
             "models": per_model,
@@ -109,13 +112,24 @@ def summarise(records: list[dict]) -> dict:
         "outcomes": {o: counts.get(o, 0) for o in OUTCOMES},
         "by_level": by_level,
         "categories": dict(Counter(r["category"] for r in records if r.get("category"))),
+        "tokens": {key: sum((r.get("tokens") or {}).get(key, 0) for r in records)
+                   for key in ("prompt", "completion", "unmetered")},
         "requests": sum(r.get("requests", 0) for r in records),
         "retries": sum(r.get("retries", 0) for r in records),
     }
 
 
+def not_run(run_dir: Path) -> list[str]:
+    """Check instances left out because the token budget ran out."""
+    return sorted(line for path in (run_dir / "not-run").glob("*.txt")
+                  for line in path.read_text(encoding="utf-8").splitlines() if line)
+
+
 def build_matrix(run_dir: Path, target: Target, base_url: str, started: float) -> dict:
     records = read_results(run_dir)
+    left_out = not_run(run_dir)
+    if left_out:
+        (run_dir / "not-run.json").write_text(json.dumps(left_out, indent=2), encoding="utf-8")
     return {
         "format": FORMAT,
         "run": {
@@ -131,7 +145,7 @@ def build_matrix(run_dir: Path, target: Target, base_url: str, started: float) -
             "python": platform.python_version(),
             "definitions": "INTERPRETING.md (outcomes and parameter verdicts, version 1)",
         },
-        "summary": summarise(records),
+        "summary": {**summarise(records), "not_run": len(left_out)},
         "parameters": parameter_verdicts(records, target),
         "checks": check_rows(records, target.models),
     }

@@ -26,7 +26,14 @@ def render_summary_lines(matrix: dict) -> list[str]:
     o = s["outcomes"]
     lines = [f"{s['instances']} check instances of {s['checks']} checks: "
              + ", ".join(f"{o[k]} {k}" for k in ("pass", "fail", "unsupported", "inconclusive", "error")),
-             f"{s['requests']} requests, {s['retries']} retries"]
+             f"{s['requests']} requests ({s['requests'] / max(1, s['instances']):.2f} per check instance), "
+             f"{s['retries']} retries"]
+    tokens = s.get("tokens")
+    if tokens:
+        lines.append(f"tokens: {tokens['prompt']} prompt + {tokens['completion']} completion"
+                     + (f" ({tokens['unmetered']} responses reported no usage)" if tokens["unmetered"] else ""))
+    if s.get("not_run"):
+        lines.append(f"not run: {s['not_run']} check instances (the token budget ran out; listed in not-run.json)")
     if s.get("categories"):
         lines.append("failures by category: " + ", ".join(f"{n} {c}" for c, n in sorted(
             s["categories"].items(), key=lambda item: -item[1])))
