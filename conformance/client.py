@@ -245,8 +245,10 @@ def read_stream(exchange: Exchange) -> StreamView:
 class Runtime:
     """Per-process connection to one target: shared clients, redaction, retry policy, caches."""
 
-    def __init__(self, target: Target, base_url: str, api_key: str, timeout: float | None = None, share: int = 1):
-        """`share`: how many processes share the target's rate limit (pytest-xdist workers)."""
+    def __init__(self, target: Target, base_url: str, api_key: str, timeout: float | None = None, share: int = 1,
+                 shared_dir=None):
+        """`share`: how many processes share the target's rate limit (pytest-xdist workers);
+        `shared_dir`: where replies shared among those processes are kept (None: not shared)."""
         self.target = target
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -262,6 +264,9 @@ class Runtime:
         self.retry = RetryPolicy(attempts=limits.retry_attempts, max_delay=limits.retry_max_delay_seconds,
                                  base=limits.retry_base_seconds)
         self.cache: dict[Any, Any] = {}
+        from .shared import SharedReplies  # it imports Reply from here
+
+        self.shared = SharedReplies(shared_dir)
         self._sdk_clients: dict[str, openai.OpenAI] = {}
 
     def sdk(self, api_key: str | None = None) -> openai.OpenAI:
@@ -312,6 +317,7 @@ class Api:
         """Attach a reply recorded elsewhere (e.g. a cached baseline) to this check's evidence."""
         if reply.exchange is not None and reply.exchange not in self.evidence.exchanges:
             self.evidence.exchanges.append(reply.exchange)
+            self.evidence.adopted += 1
         return reply
 
     # --- requests -------------------------------------------------------------------------

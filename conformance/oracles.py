@@ -146,14 +146,17 @@ def expect_envelope(reply: Reply, status: int) -> None:
 
 
 def greedy_baseline(api: Api, endpoint: str, body: dict, max_tokens: int) -> Reply:
-    """The greedy output of `body`, cached per worker, taken twice to prove it is repeatable."""
+    """The greedy output of `body`, taken twice to prove it is repeatable; one per run, shared by
+    the checks and the workers that need it."""
     request = {**body, "temperature": 0, "max_tokens": max_tokens}
     key = ("greedy", endpoint, api.model, json.dumps(request, sort_keys=True))
     cache = api.runtime.cache
     if key not in cache:
-        first = api.create(endpoint, request, mode="regular", path="http")
-        second = api.create(endpoint, request, mode="regular", path="http") if first.ok else None
-        cache[key] = (first, second)
+        def send() -> list:
+            first = api.create(endpoint, request, mode="regular", path="http")
+            return [first, api.create(endpoint, request, mode="regular", path="http") if first.ok else None]
+
+        cache[key] = tuple(api.runtime.shared.get(json.dumps(key), send))
     first, second = cache[key]
     api.adopt(first)
     require_control(api, first, "the greedy baseline request")

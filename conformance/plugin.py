@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
                          base_url=workerinput["conformance_base_url"], api_key=workerinput["conformance_api_key"])
     else:
         run_dir = Path(config.getoption("report_dir") or _new_run_dir(target))
-        for stale in ("results", "evidence"):  # a reused report directory starts clean
+        for stale in ("results", "evidence", "shared", "not-run"):  # a reused report directory starts clean
             if (run_dir / stale).is_dir():
                 shutil.rmtree(run_dir / stale)
         state = RunState(target=target, run_dir=run_dir, quirks=quirks, faults=_faults(config, target))
@@ -181,7 +181,7 @@ def conformance_runtime(pytestconfig: pytest.Config):
     except TargetError as exc:
         pytest.exit(str(exc), returncode=2)
     workers = int(getattr(pytestconfig, "workerinput", {}).get("workercount", 1))
-    runtime = Runtime(state.target, state.base_url, state.api_key, share=workers)
+    runtime = Runtime(state.target, state.base_url, state.api_key, share=workers, shared_dir=state.run_dir / "shared")
     yield runtime
     runtime.close()
 
@@ -256,6 +256,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.server is not None:
         state.server.stop()
         state.server = None
+    shutil.rmtree(state.run_dir / "shared", ignore_errors=True)  # shared replies are in the evidence already
     if state.faults is not None:
         import json
 

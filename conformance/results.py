@@ -54,6 +54,7 @@ def record_for(item, meta: "ResolvedCheck", target: "Target", outcome: str, mess
         "tokens": tokens_of(api.evidence.exchanges) if api else {"prompt": 0, "completion": 0, "unmetered": 0},
         "duration_s": round(duration, 4),
         "evidence": {"exchanges": exchanges, "retries": api.evidence.retries if api else []},
+        "sent": api.evidence.sent if api else 0,  # requests this instance sent itself (not shared ones)
     }
 
 

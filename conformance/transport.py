@@ -123,6 +123,11 @@ class Evidence:
 
     exchanges: list[Exchange] = dataclasses.field(default_factory=list)
     retries: list[str] = dataclasses.field(default_factory=list)
+    adopted: int = 0  # exchanges another check (or worker) sent, shown here as evidence
+
+    @property
+    def sent(self) -> int:
+        return len(self.exchanges) - self.adopted
 
 
 class _RecordingStream(httpx2.SyncByteStream):

@@ -46,3 +46,24 @@ def test_a_token_budget_stops_cleanly_and_lists_what_was_not_run(tmp_path):
     assert 1500 <= spent("budget") < spent("full")  # it ran until the budget was spent, and no further
     matrix = json.loads((tmp_path / "budget" / "matrix.json").read_text())
     assert all("tokens" in row and "requests" in row for row in matrix["checks"])
+
+
+def test_a_shared_reply_is_sent_once_and_read_back_whole(tmp_path):
+    from conformance.client import Reply
+    from conformance.shared import SharedReplies
+
+    body = {"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+    sent = []
+
+    def send():
+        sent.append(1)
+        e = exchange("http://h/v1/chat/completions", 200, json.dumps(body).encode())
+        return [Reply("chat", "regular", "http", 200, e, body=body), None]
+
+    first = SharedReplies(tmp_path).get("greedy ref-small story", send)
+    # Another worker: a new SharedReplies on the same folder finds it and does not send again.
+    again = SharedReplies(tmp_path).get("greedy ref-small story", send)
+    assert len(sent) == 1 and again[1] is None
+    assert again[0].body == first[0].body and again[0].exchange.body == first[0].exchange.body
+    assert tokens_of([again[0].exchange]) == {"prompt": 1, "completion": 1, "unmetered": 0}
+    assert SharedReplies(None).get("k", send) and len(sent) == 2  # not shared: sent each time

@@ -80,7 +80,7 @@ def check_rows(records: list[dict], models: tuple[str, ...]) -> list[dict]:
                                 "message": example["message"]}
         rows.append({
             "id": check_id, "feature": first["feature"], "endpoint": first["endpoint"], "level": first["level"],
-            "requests": sum(i["requests"] for i in instances),
+            "requests": sum(i.get("sent", i["requests"]) for i in instances),
             "tokens": sum((i.get("tokens") or {}).get("prompt", 0) + (i.get("tokens") or {}).get("completion", 0)
                           for i in instances),
             "clause": first["clause"], "statement": first["statement"], "extension": first["extension"],
@@ -114,7 +114,7 @@ def summarise(records: list[dict]) -> dict:
         "categories": dict(Counter(r["category"] for r in records if r.get("category"))),
         "tokens": {key: sum((r.get("tokens") or {}).get(key, 0) for r in records)
                    for key in ("prompt", "completion", "unmetered")},
-        "requests": sum(r.get("requests", 0) for r in records),
+        "requests": sum(r.get("sent", r.get("requests", 0)) for r in records),
         "retries": sum(r.get("retries", 0) for r in records),
     }
 
