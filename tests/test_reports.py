@@ -143,6 +143,8 @@ def test_report_merges_runs_with_scores_declared_and_evidence(two_runs):
     links = set(re.findall(r"href='(runs/[^']+)'", html))
     assert links and all((merged_dir / link).is_file() for link in links)
     assert "MUST 100%" in result.stdout
+    clean_summary = json.loads((work / "reports" / "clean" / "matrix.json").read_text())["summary"]
+    assert f"{clean_summary['requests']} requests · {clean_summary['tokens']['prompt']} + " in html  # cost per target
     differing = {d["check"]: d["outcomes"] for d in merged["differences"]}
     assert differing["chat.n.choices"] == {"clean": "pass", "broken": "fail"}
     assert "chat.stop.string-form" not in differing or differing["chat.stop.string-form"]["clean"] == "pass"

@@ -107,6 +107,13 @@ def _share(score: dict) -> str:
     return f"{score['share']:.0%} ({score['passed']}/{score['judged']})" if score["share"] is not None else "n/a"
 
 
+def _cost(summary: dict) -> str:
+    """What the run cost the target: requests sent and tokens reported."""
+    tokens = summary.get("tokens") or {}
+    return (f"{summary.get('requests', 0)} requests · {tokens.get('prompt', 0)} + {tokens.get('completion', 0)} "
+            "tokens")
+
+
 def _change_summary(change: dict | None) -> str:
     if not change:
         return "first run"
@@ -118,12 +125,14 @@ def render_merged_markdown(merged: dict) -> str:
     targets = merged["targets"]
     columns = [(t["run"], model) for t in targets for model in t["models"]]
     label = _labels(targets)
-    out = ["# Compatibility matrix", "", "| target | run | models | MUST | SHOULD | extension | changes |",
-           "|---|---|---|---|---|---|---|"]
+    out = ["# Compatibility matrix", "",
+           "| target | run | models | MUST | SHOULD | extension | changes | requests · tokens |",
+           "|---|---|---|---|---|---|---|---|"]
     for t in targets:
         s = t["scores"]
         out.append(f"| {t['target']} | `{t['run']}` | {', '.join(t['models'])} | {_share(s['MUST'])} | "
-                   f"{_share(s['SHOULD'])} | {_share(s['extension'])} | {_change_summary(t['changes'])} |")
+                   f"{_share(s['SHOULD'])} | {_share(s['extension'])} | {_change_summary(t['changes'])} | "
+                   f"{_cost(t['summary'])} |")
     out += ["", "Scores: check × model cells passed among those judged (pass, fail, error), per level.", ""]
     for endpoint in ("chat", "completions"):
         out += [f"## Parameter verdicts: {endpoint}", "",
@@ -197,7 +206,8 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
              f"<style>{CSS}</style></head><body><h1>Compatibility matrix</h1>",
              "<p class='meta'>Outcomes and verdicts as defined in INTERPRETING.md. Every cell links to its evidence."
              "</p><h2 id='scores'>Scores</h2><table id='scores-table'><thead><tr><th>target</th><th>run</th>"
-             "<th>models</th><th>MUST</th><th>SHOULD</th><th>extension</th><th>changes</th><th>trend</th></tr>"
+             "<th>models</th><th>MUST</th><th>SHOULD</th><th>extension</th><th>changes</th><th>requests · tokens</th>"
+             "<th>trend</th></tr>"
              "</thead><tbody>"]
     for t in targets:
         s = t["scores"]
@@ -205,7 +215,7 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
                      f"<td><a href='runs/{_e(t['run'])}/matrix.html'><code>{_e(t['run'])}</code></a></td>"
                      f"<td>{_e(', '.join(t['models']))}</td><td>{_e(_share(s['MUST']))}</td>"
                      f"<td>{_e(_share(s['SHOULD']))}</td><td>{_e(_share(s['extension']))}</td>"
-                     f"<td>{_e(_change_summary(t['changes']))}</td>"
+                     f"<td>{_e(_change_summary(t['changes']))}</td><td>{_e(_cost(t['summary']))}</td>"
                      f"<td>{trend_svg(history_entries, t['target'])}</td></tr>")
     parts.append("</tbody></table><p class='msg'>Score: check × model cells passed among those judged (pass, fail, "
                  "error), per level; the trend plots it over the target's runs in the history.</p>")
