@@ -168,8 +168,13 @@ class Elsewhere(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # the hostile cases drop connections on purpose, and clients hang up on them
+
+
 def serve(handler) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     server.seen_authorization = []
     threading.Thread(target=server.serve_forever, daemon=True).start()

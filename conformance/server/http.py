@@ -6,6 +6,7 @@ import hmac
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -211,6 +212,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up (or a dropped connection of our own) is routine, not a traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], quirks: frozenset[str],
                  verbose: bool, faults: Faults | None = None):
