@@ -68,7 +68,8 @@ def render_markdown(matrix: dict) -> str:
         out.append(f"| {row['endpoint']} | {name} | {row['declared']} | " + " | ".join(cells) + " |")
     out += changes_markdown(matrix.get("changes"))
     marks = change_marks(matrix.get("changes"))
-    out += ["", "## Checks", "", "| check | level | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+    out += ["", "## Checks", "", "| check | level | requests · tokens | " + " | ".join(models) + " |",
+            "|---|---|---|" + "---|" * len(models)]
     for row in matrix["checks"]:
         cells = []
         for m in models:
@@ -76,7 +77,7 @@ def render_markdown(matrix: dict) -> str:
             mark = f" {CHANGE_SYMBOL[marks[(row['id'], m)]]}" if (row["id"], m) in marks else ""
             cells.append(f"[{_cell_counts(cell)}]({cell['evidence']}){mark}" if cell else "")
         level = row["level"] + (" ext" if row["extension"] else "")
-        out.append(f"| [`{row['id']}`]({row['clause']}) | {level} | " + " | ".join(cells) + " |")
+        out.append(f"| [`{row['id']}`]({row['clause']}) | {level} | {_check_cost(row)} | " + " | ".join(cells) + " |")
     deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
     if deviations:
         out += ["", "## Deviations and errors", ""]
@@ -85,6 +86,11 @@ def render_markdown(matrix: dict) -> str:
             out.append(f"- **{i['outcome']}** `{row['id']}`{variant} [{i['model']} · {i['mode']} · {i['path']}]: "
                        f"{i['message']} ([evidence]({i['evidence']}))")
     return "\n".join(out) + "\n"
+
+
+def _check_cost(row: dict) -> str:
+    """Requests one check sent over all its instances, and the tokens the target reported for them."""
+    return f"{row.get('requests', 0)} · {row.get('tokens', 0)}"
 
 
 def check_cell_html(cell: dict, change: str | None) -> str:
@@ -170,7 +176,8 @@ def render_html(matrix: dict) -> str:
     parts.append(changes_html(matrix.get("changes")))
     marks = change_marks(matrix.get("changes"))
     parts.append("<h2 id='checks'>Checks</h2><table id='checks-table'><thead><tr><th>check</th><th>level</th>"
-                 "<th>statement</th>" + "".join(f"<th>{_e(m)}</th>" for m in models) + "</tr></thead><tbody>")
+                 "<th>statement</th><th>requests · tokens</th>" + "".join(f"<th>{_e(m)}</th>" for m in models)
+                 + "</tr></thead><tbody>")
     for row in matrix["checks"]:
         cells = []
         for m in models:
@@ -181,7 +188,8 @@ def render_html(matrix: dict) -> str:
             cells.append(check_cell_html(cell, marks.get((row["id"], m))))
         level = row["level"] + (" · extension" if row["extension"] else "")
         parts.append(f"<tr><td><a href='{_e(row['clause'])}'><code>{_e(row['id'])}</code></a></td><td>{_e(level)}</td>"
-                     f"<td class='msg'>{_e(row['statement'])}</td>" + "".join(cells) + "</tr>")
+                     f"<td class='msg'>{_e(row['statement'])}</td><td>{_e(_check_cost(row))}</td>" + "".join(cells)
+                     + "</tr>")
     parts.append("</tbody></table>")
     deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
     if deviations:
