@@ -99,8 +99,7 @@ def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, comp
             raise
         reply = _blame_connection_failures(api, endpoint, body, parameter, companions, failure, **kwargs)
     if not reply.ok and judged:
-        control_body = {k: v for k, v in body.items() if k != parameter and k not in companions}
-        control = api.create(endpoint, control_body, **kwargs)
+        control = api.create(endpoint, _control_body(body, parameter, companions), **kwargs)
         if not control.ok:
             inconclusive(f"the request fails without '{parameter}' too ({control.describe()}), so '{parameter}' "
                          "cannot be judged")
@@ -115,13 +114,17 @@ def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, comp
     return reply
 
 
+def _control_body(body: dict, parameter: str, companions: tuple[str, ...]) -> dict:
+    """The request without the parameter under judgement and the companions only valid with it."""
+    return {k: v for k, v in body.items() if k != parameter and k not in companions}
+
+
 def _blame_connection_failures(api: Api, endpoint: str, body: dict, parameter: str, companions: tuple[str, ...],
                                failure: InfrastructureError, rounds: int = 2, **kwargs) -> Reply:
     """The connection failed through a whole retry budget. It is the parameter's fault only if the
     request without it goes through and the request with it fails again, round after round (a
     flaky network does not do that); when a later round gets through, that reply is judged."""
-    control = api.create(endpoint, {k: v for k, v in body.items() if k != parameter and k not in companions},
-                         **kwargs)
+    control = api.create(endpoint, _control_body(body, parameter, companions), **kwargs)
     if not control.ok:
         raise failure
     for _ in range(rounds):

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from .history import change_marks, scores, trend_svg
+from .matrix import OUTCOME_ORDER
 from .render import CSS, VERDICT_SYMBOL, _cell_counts, _e, check_cell_html
 
 MERGED_FORMAT = 1
@@ -86,9 +87,6 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
     return merged
 
 
-WORST_FIRST = ("fail", "error", "inconclusive", "unsupported", "pass")
-
-
 def differences(merged: dict) -> list[dict]:
     """Checks whose outcome (the worst over a run's models) is not the same in every run."""
     runs = [t["run"] for t in merged["targets"]]
@@ -97,7 +95,7 @@ def differences(merged: dict) -> list[dict]:
         outcomes = {}
         for run_id in runs:
             cells = row["runs"].get(run_id, {})
-            outcomes[run_id] = min((c["outcome"] for c in cells.values()), key=WORST_FIRST.index) if cells else None
+            outcomes[run_id] = min((c["outcome"] for c in cells.values()), key=OUTCOME_ORDER.index) if cells else None
         if len(set(outcomes.values())) > 1:
             out.append({"check": row["id"], "level": row["level"], "outcomes": outcomes})
     return out

@@ -584,8 +584,8 @@ class Generator:
         text = json_text(generate_value(schema, Chooser(model, prompt_ids, sampling, rng)))
         if "json-fenced" in self.quirks:
             text = f"```json\n{text}\n```"
-        token_ids = [tokenize(piece)[0] for piece in _PIECE.findall(text)]
         pieces = _PIECE.findall(text)
+        token_ids = [tokenize(piece)[0] for piece in pieces]
         done = len(pieces) <= max_new
         pieces, token_ids = pieces[:max_new], token_ids[:max_new]
         steps = model.distributions(prompt_ids, token_ids) if want_logprobs else []
