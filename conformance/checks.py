@@ -15,6 +15,7 @@ exceptions; `InfrastructureError` from the harness is `error`.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 from typing import Any, Callable, NamedTuple
 
@@ -156,6 +157,23 @@ def check(*, id: str, level: str, feature: str, clause: str | None = None, param
         return pytest.mark.conformance_check(meta)(func)
 
     return decorate
+
+
+def variant_subject(variant: str | None, endpoint: str) -> str | None:
+    """What a variant is about: 'chat-temperature=2.5' -> 'temperature', 'chat-user' -> 'user'."""
+    if variant is None:
+        return None
+    return variant.removeprefix(f"{endpoint}-").split("=", 1)[0]
+
+
+def selected(patterns: list[str], check_id: str, endpoint: str, variant: str | None) -> bool:
+    """Whether a check instance matches one of the `--check` patterns: a glob on the check id,
+    optionally `ID@NAME` to keep only the variants about NAME (chat.errors.invalid-value@n)."""
+    for pattern in patterns:
+        wanted, _, subject = pattern.partition("@")
+        if fnmatch.fnmatchcase(check_id, wanted) and (not subject or variant_subject(variant, endpoint) == subject):
+            return True
+    return False
 
 
 def expect(condition: Any, expected: str, actual: Any) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_DEVIATIONS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+MAX_REPLAY = 100
 DEFAULT_SERVE_KEY = "reference-key"
 
 
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="parallel workers (pytest-xdist); 'auto' = min(CPUs, the target's concurrency)")
     run.add_argument("--report-dir", help="where to write the run (default: reports/<run id>)")
     run.add_argument("-k", dest="keyword", help="only checks whose test name matches this pytest -k expression")
+    run.add_argument("--check", action="append", dest="checks", default=[], metavar="PATTERN",
+                     help="only checks whose id matches this glob (repeatable), e.g. 'chat.stop.*'; "
+                          "ID@NAME keeps only a check's variants about NAME")
     run.add_argument("--expectations", help="known deviations to compare against "
                                             "(default: expectations/<target>.toml when it exists)")
     run.add_argument("--no-expectations", action="store_true", help="ignore any expectations file")
@@ -66,6 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
     sub.add_parser("targets", help="list the known targets")
+
+    migrate = sub.add_parser("migrate", help="go / no-go for your own traffic: the features your requests use, "
+                                             "and whether each works on the target")
+    _add_target_options(migrate)
+    migrate.add_argument("--requests", required=True, metavar="FILE",
+                         help="your requests: JSON Lines (OpenAI batch lines, {endpoint, body} or bare bodies) "
+                              "or a HAR file")
+    migrate.add_argument("--from-run", metavar="RUN_DIR", help="judge from an earlier run (reports/<run id>) "
+                                                               "instead of running the checks")
+    migrate.add_argument("--out", help="where to write the report (default: reports/migrate-<time>-<target>)")
+    migrate.add_argument("-n", "--workers", default="auto", help="parallel workers for the checks (default auto)")
+    migrate.add_argument("--replay", type=int, default=0, metavar="N",
+                         help=f"also send up to N (at most {MAX_REPLAY}) of your requests to --reference and to "
+                              "the target, and compare the structure of the answers")
+    migrate.add_argument("--reference", default="reference",
+                         help="the reference for --replay (default: the embedded reference server; "
+                              "'openai' for OpenAI itself, with its key)")
+    migrate.add_argument("--server-quirk", action="append", dest="quirks", default=[], metavar="NAME",
+                         help="self-test: give the embedded target this quirk (repeatable; see serve --list-quirks)")
 
     report = sub.add_parser("report", help="merge runs into one matrix (one folder to publish), with history "
                                            "and the Allure HTML report")
@@ -105,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_expectations_update(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "migrate":
+        return cmd_migrate(args)
     return cmd_targets()
 
 
@@ -266,36 +291,10 @@ def _workers(option: str, target) -> int:
         raise SystemExit(_fail_usage(f"-n takes a number or 'auto', not {option!r}")) from None
 
 
-def cmd_run(args) -> int:
-    import time
-
+def _run_pytest(args, target, run_dir: Path, workers: int, checks: list[str], extra: list[str]) -> int:
+    """Run the suites in this process against the target of `args` (--target, --base-url, ...)."""
     import pytest
 
-    from .plugin import _new_run_dir
-    from .targets import TargetError, load_target
-
-    try:
-        target = load_target(args.target, base_url=args.base_url, api_key_env=args.api_key_env, models=args.models)
-        if not target.embedded:
-            target.api_key()
-    except TargetError as exc:
-        return _fail_usage(str(exc))
-    from . import expectations
-
-    known = None
-    expectations_path = Path(args.expectations) if args.expectations else expectations.default_path(target.name)
-    if not args.no_expectations and (args.expectations or expectations_path.is_file()):
-        try:
-            known = expectations.load(expectations_path)
-        except expectations.ExpectationsError as exc:
-            return _fail_usage(str(exc))
-    if not target.embedded:
-        problem = _preflight(target.base_url)
-        if problem:
-            print(f"conformance: {problem}; nothing was run (check --base-url and your network)", file=sys.stderr)
-            return EXIT_INCOMPLETE
-    run_dir = Path(args.report_dir) if args.report_dir else _new_run_dir(target)
-    workers = _workers(args.workers, target)
     pytest_args = [str(_suites_dir()), "--target", args.target, "--report-dir", str(run_dir),
                    "--alluredir", str(run_dir / "allure-results"), "--clean-alluredir", "-p", "no:cacheprovider", "-q",
                    "--no-header", "-rN", "--tb=no", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
@@ -307,16 +306,60 @@ def cmd_run(args) -> int:
         pytest_args += ["--model", model]
     if workers > 1:
         pytest_args += ["-n", str(workers)]
-    if args.keyword:
-        pytest_args += ["-k", args.keyword]
-    if args.budget_tokens is not None:
-        pytest_args += ["--budget-tokens", str(args.budget_tokens)]
-    pytest_args += args.pytest_args
+    for pattern in checks:
+        pytest_args += ["--check", pattern]
     where = "the embedded reference server" if target.embedded else target.base_url
     print(f"conformance: running the checks against {target.name} ({where}), models {', '.join(target.models)}, "
           f"{workers} worker(s); writing {run_dir}", flush=True)
+    return pytest.main(pytest_args + extra)
+
+
+def _reachable_target(args, name: str | None = None):
+    """The target of --target (or `name`) with its key, after one request showed it answers;
+    else the exit code, having said why in one line."""
+    from .targets import TargetError, load_target
+
+    try:
+        target = load_target(name or args.target, base_url=None if name else args.base_url,
+                             api_key_env=None if name else args.api_key_env, models=None if name else args.models)
+        if not target.embedded:
+            target.api_key()
+    except TargetError as exc:
+        return _fail_usage(str(exc))
+    if not target.embedded:
+        problem = _preflight(target.base_url)
+        if problem:
+            print(f"conformance: {problem}; nothing was run (check --base-url and your network)", file=sys.stderr)
+            return EXIT_INCOMPLETE
+    return target
+
+
+def cmd_run(args) -> int:
+    import time
+
+    import pytest
+
+    from .plugin import _new_run_dir
+
+    target = _reachable_target(args)
+    if isinstance(target, int):
+        return target
+    from . import expectations
+
+    known = None
+    expectations_path = Path(args.expectations) if args.expectations else expectations.default_path(target.name)
+    if not args.no_expectations and (args.expectations or expectations_path.is_file()):
+        try:
+            known = expectations.load(expectations_path)
+        except expectations.ExpectationsError as exc:
+            return _fail_usage(str(exc))
+    run_dir = Path(args.report_dir) if args.report_dir else _new_run_dir(target)
+    workers = _workers(args.workers, target)
+    extra = ["-k", args.keyword] if args.keyword else []
+    if args.budget_tokens is not None:
+        extra += ["--budget-tokens", str(args.budget_tokens)]
     started = time.monotonic()
-    code = pytest.main(pytest_args)
+    code = _run_pytest(args, target, run_dir, workers, args.checks, extra + args.pytest_args)
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         return _fail_usage(f"pytest could not run the suites (exit {int(code)}); see the lines above")
     if code == pytest.ExitCode.INTERRUPTED:
@@ -350,6 +393,90 @@ def cmd_run(args) -> int:
     if outcomes["error"] or matrix["summary"].get("not_run") or code == pytest.ExitCode.INTERRUPTED:
         return EXIT_INCOMPLETE
     return EXIT_OK
+
+
+def _report_skipped(source: str, traffic) -> None:
+    for skipped in traffic.skipped:
+        print(f"conformance: {source}: {skipped.line()}", file=sys.stderr)
+
+
+def cmd_migrate(args) -> int:
+    import time
+
+    from .migrate import report as migration_report
+    from .migrate.features import check_patterns, uses_of
+    from .migrate.traffic import TrafficError, read_traffic
+    from .migrate.verdicts import GO, NO_GO, judge, overall
+
+    if not 0 <= args.replay <= MAX_REPLAY:
+        return _fail_usage(f"--replay takes 0 to {MAX_REPLAY} requests, not {args.replay}")
+    if args.quirks:
+        from .server.quirks import check_names
+
+        try:
+            check_names(args.quirks)
+        except ValueError as exc:
+            return _fail_usage(str(exc))
+    try:
+        traffic = read_traffic(Path(args.requests))
+    except TrafficError as exc:
+        return _fail_usage(str(exc))
+    uses = uses_of(traffic)
+    target = None
+    if args.from_run:
+        run_dir = Path(args.from_run)
+        if not (run_dir / "matrix.json").is_file():
+            return _fail_usage(f"{run_dir / 'matrix.json'} does not exist: give the directory of a finished run")
+        _report_skipped(args.requests, traffic)
+        matrix = json.loads((run_dir / "matrix.json").read_text(encoding="utf-8"))
+        out = Path(args.out or f"reports/migrate-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-"
+                               f"{matrix['run']['target']}")
+    else:
+        target = _reachable_target(args)
+        if isinstance(target, int):
+            return target
+        out = Path(args.out or f"reports/migrate-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{target.name}")
+        run_dir = out / "run"
+        _report_skipped(args.requests, traffic)
+        quirks = [a for q in args.quirks for a in ("--server-quirk", q)]
+        code = _run_pytest(args, target, run_dir, _workers(args.workers, target), check_patterns(uses), quirks)
+        if code in (2, 3, 4):  # interrupted, internal error, usage error
+            return _fail_usage(f"pytest could not run the checks (exit {code}); see the lines above")
+        if not (run_dir / "matrix.json").is_file():
+            return _fail_usage("no check ran, so there is nothing to judge from")
+        matrix = json.loads((run_dir / "matrix.json").read_text(encoding="utf-8"))
+    out.mkdir(parents=True, exist_ok=True)
+    verdicts = judge(uses, matrix)
+    decision = overall(verdicts)
+    replayed = None
+    if args.replay:
+        from .migrate.replay import replay, sample
+
+        candidate = target or _reachable_target(args)
+        reference = _reachable_target(args, args.reference)
+        for side in (candidate, reference):
+            if isinstance(side, int):
+                return side
+        replayed = replay(sample(traffic.requests, args.replay), reference, candidate, out, tuple(args.quirks))
+    data = migration_report.build(traffic, verdicts, decision, matrix,
+                                  migration_report.relative_link(run_dir, out), replayed)
+    (out / "migration.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    (out / "migration.md").write_text(migration_report.render_markdown(data), encoding="utf-8")
+    (out / "migration.html").write_text(migration_report.render_html(data), encoding="utf-8")
+    print()
+    for line in migration_report.summary_lines(data):
+        print(line)
+    if replayed is not None:
+        differing = [r for r in replayed if r.differences]
+        print(f"replay: {len(replayed)} of your requests sent to {args.reference} (reference) and {data['target']} "
+              f"(candidate{', with quirks ' + ', '.join(args.quirks) if args.quirks else ''}); "
+              f"{len(differing)} answered with a different structure")
+        for r in differing:
+            print(f"  {r.where}: " + "; ".join(f"{d.field} {d.reference!r} vs {d.candidate!r}" for d in r.differences))
+    if traffic.skipped:
+        print(f"{len(traffic.skipped)} entries of {args.requests} were skipped (listed above and in the report)")
+    print(f"report: {out / 'migration.html'} ({out / 'migration.md'}, {out / 'migration.json'})")
+    return {GO: EXIT_OK, NO_GO: EXIT_DEVIATIONS}.get(decision, EXIT_INCOMPLETE)
 
 
 def print_summary(matrix: dict, seconds: float, run_dir: Path) -> None:

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from .checks import BudgetReached, CheckMeta, Dimensions, outcome_of
+from .checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
 from .client import Api, Runtime
+from .connect import connect
 from .report.allure import attach_record, category_of, tag_failure, write_metadata
-from .results import ResultWriter, record_for
+from .results import ResultWriter, record_for, variant_of
 from .targets import Target, TargetError, load_target
 
 TARGET = pytest.StashKey["Target"]()
@@ -36,7 +37,7 @@ class RunState:
     faults: object | None = None  # conformance.server.faults.Faults
     base_url: str | None = None
     api_key: str | None = None
-    server: object | None = None
+    server: object | None = None  # conformance.connect.Endpoint
     writer: ResultWriter | None = None
     started: float = dataclasses.field(default_factory=time.time)
     tokens_used: int = 0  # by this process's checks, from the target's usage counts
@@ -58,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="stop starting checks once the target reports N tokens used (shared among workers)")
     group.addoption("--server-faults", default=None, metavar="SPEC",
                     help="self-test: inject transient faults in the embedded server, e.g. 429=0.2,reset=0.05,stall=0.02")
+    group.addoption("--check", action="append", default=[], dest="conformance_checks", metavar="PATTERN",
+                    help="only the checks whose id matches this glob (repeatable); ID@NAME keeps only the "
+                         "variants about NAME, e.g. chat.errors.invalid-value@temperature")
     group.addoption("--server-fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
 
 
@@ -128,16 +132,8 @@ def _ensure_endpoint(state: RunState) -> None:
     """Resolve the base URL and key; start the embedded server once for the whole run."""
     if state.base_url is not None:
         return
-    if state.target.embedded:
-        from .server import ReferenceServer
-
-        key = "ref-" + secrets.token_urlsafe(18)
-        server = ReferenceServer(api_key=key, models=state.target.models, quirks=state.quirks,
-                                 faults=state.faults).start()
-        state.server, state.base_url, state.api_key = server, server.base_url, key
-    else:
-        state.api_key = state.target.api_key()
-        state.base_url = state.target.base_url
+    endpoint = connect(state.target, quirks=state.quirks, faults=state.faults)
+    state.server, state.base_url, state.api_key = endpoint, endpoint.base_url, endpoint.api_key
 
 
 class _XdistHooks:
@@ -170,6 +166,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         instances = [Dimensions(model, mode, path)
                      for model in target.models for mode in meta.modes for path in meta.paths]
         metafunc.parametrize("api", instances, indirect=True, ids=[d.id for d in instances])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    patterns = config.getoption("conformance_checks")
+    if not patterns:
+        return
+    keep, drop = [], []
+    for item in items:
+        meta: CheckMeta | None = getattr(getattr(item, "function", None), "conformance_check", None)
+        if meta is None:
+            keep.append(item)
+            continue
+        callspec = getattr(item, "callspec", None)
+        endpoint = callspec.params.get("endpoint", meta.endpoints[0]) if callspec else meta.endpoints[0]
+        chosen = selected(patterns, meta.resolve(endpoint).id, endpoint, variant_of(callspec))
+        (keep if chosen else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -254,7 +269,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if getattr(config, "workerinput", None) is not None:
         return
     if state.server is not None:
-        state.server.stop()
+        state.server.close()
         state.server = None
     shutil.rmtree(state.run_dir / "shared", ignore_errors=True)  # shared replies are in the evidence already
     if state.faults is not None:

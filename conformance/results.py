@@ -28,7 +28,7 @@ def record_for(item, meta: "ResolvedCheck", target: "Target", outcome: str, mess
     params = dict(callspec.params) if callspec else {}
     instance = params["api"]
     dims = {"target": target.name, "model": instance.model, "mode": instance.mode, "path": instance.path}
-    variant = _variant_id(callspec, instance) if "case" in params else None
+    variant = variant_of(callspec)
     if redactor is not None:
         message = redactor.text(message)
         exchanges = [e.to_dict(redactor) for e in api.evidence.exchanges] if api else []
@@ -100,8 +100,13 @@ def tokens_of(exchanges) -> dict:
     return {"prompt": prompt, "completion": completion, "unmetered": unmetered}
 
 
-def _variant_id(callspec, instance) -> str:
-    """The id pytest gave the `case` argument, e.g. 'chat-temperature=2.5'."""
+def variant_of(callspec) -> str | None:
+    """The id pytest gave the `case` argument, e.g. 'chat-temperature=2.5' (None without one)."""
+    if callspec is None or "case" not in callspec.params:
+        return None
+    instance = callspec.params.get("api")
+    if instance is None:
+        return callspec.id
     return callspec.id.replace(f"-{instance.id}", "").replace(instance.id, "").strip("-")
 
 
