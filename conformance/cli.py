@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the checks against a target and write the matrix")
     _add_target_options(run)
     run.add_argument("-n", "--workers", default="auto",
-                     help="parallel workers (pytest-xdist); 'auto' = min(CPUs, the target's concurrency)")
+                     help="parallel workers (pytest-xdist); 'auto' = the target's concurrency, at most the CPUs "
+                          "for the embedded server (it shares them) and 4 per CPU for a live target")
     run.add_argument("--report-dir", help="where to write the run (default: reports/<run id>)")
     run.add_argument("-k", dest="keyword", help="only checks whose test name matches this pytest -k expression")
     run.add_argument("--check", action="append", dest="checks", default=[], metavar="PATTERN",
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "429=0.2,503=0.1,reset=0.05,stall=0.02")
     serve.add_argument("--fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
     serve.add_argument("--stall-seconds", type=float, default=5.0, help="how long a stall lasts (default 5)")
+    serve.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
+                       help="add MS milliseconds to every request, as a model server takes (benchmarks)")
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
     sub.add_parser("targets", help="list the known targets")
@@ -249,7 +252,8 @@ def cmd_serve(args) -> int:
     try:
         faults = parse_faults(args.faults, args.fault_seed, args.stall_seconds) if args.faults else None
         server = ReferenceServer(api_key=key, host=args.host, port=args.port, quirks=args.quirks,
-                                 models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose, faults=faults)
+                                 models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose, faults=faults,
+                                 latency=args.latency_ms / 1000)
     except OSError as exc:
         return _fail_usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     except (ValueError, FaultSpecError) as exc:
@@ -284,7 +288,11 @@ def _preflight(base_url: str) -> str | None:
 
 def _workers(option: str, target) -> int:
     if option == "auto":
-        return max(1, min(os.cpu_count() or 1, target.limits.concurrency))
+        cpus = os.cpu_count() or 1
+        # The embedded server shares this machine's cores: as many workers as cores. A live target
+        # keeps a worker waiting on the network most of the time: as many as the target allows.
+        wanted = cpus if target.embedded else 4 * cpus
+        return max(1, min(wanted, target.limits.concurrency))
     try:
         return max(0, int(option))
     except ValueError:

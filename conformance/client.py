@@ -9,6 +9,7 @@ clause and oracle; capture, retries, redaction and evidence live here and in tra
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import time
@@ -281,8 +282,14 @@ class Runtime:
         self.http.close()
 
 
+@functools.cache
+def _parameters_of(function) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
+
+
 def _split_sdk_kwargs(method, body: dict) -> tuple[dict, dict]:
-    accepted = set(inspect.signature(method).parameters)
+    # The signature of the SDK's method, read once (inspect costs as much as the request here).
+    accepted = _parameters_of(getattr(method, "__func__", method))
     known = {k: v for k, v in body.items() if k in accepted}
     extra = {k: v for k, v in body.items() if k not in accepted}
     return known, extra

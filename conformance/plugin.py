@@ -19,7 +19,7 @@ import pytest
 from .checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
 from .client import Api, Runtime
 from .connect import connect
-from .report.allure import attach_record, category_of, tag_failure, write_metadata
+from .report.allure import attach_record, category_of, tag_failure, without_fixture_containers, write_metadata
 from .results import ResultWriter, record_for, variant_of
 from .targets import Target, TargetError, load_target
 
@@ -35,6 +35,8 @@ class RunState:
     run_dir: Path
     quirks: tuple[str, ...] = ()
     faults: object | None = None  # conformance.server.faults.Faults
+    request_log: str | None = None
+    latency: float = 0.0  # seconds the embedded server adds per request
     base_url: str | None = None
     api_key: str | None = None
     server: object | None = None  # conformance.connect.Endpoint
@@ -62,6 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--check", action="append", default=[], dest="conformance_checks", metavar="PATTERN",
                     help="only the checks whose id matches this glob (repeatable); ID@NAME keeps only the "
                          "variants about NAME, e.g. chat.errors.invalid-value@temperature")
+    group.addoption("--server-request-log", default=None, metavar="FILE",
+                    help="benchmark: the embedded reference server writes every request it receives to FILE")
+    group.addoption("--server-latency-ms", type=float, default=0.0, metavar="MS",
+                    help="benchmark: the embedded reference server takes MS milliseconds more per request")
     group.addoption("--server-fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
 
 
@@ -70,6 +76,7 @@ def _new_run_dir(target: Target) -> Path:
     return Path("reports") / f"{stamp}-{target.name}-{secrets.token_hex(2)}"
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance_check(meta): a conformance check (set by @check)")
     workerinput = getattr(config, "workerinput", None)
@@ -97,8 +104,11 @@ def pytest_configure(config: pytest.Config) -> None:
         for stale in ("results", "evidence", "shared", "not-run"):  # a reused report directory starts clean
             if (run_dir / stale).is_dir():
                 shutil.rmtree(run_dir / stale)
-        state = RunState(target=target, run_dir=run_dir, quirks=quirks, faults=_faults(config, target))
+        state = RunState(target=target, run_dir=run_dir, quirks=quirks, faults=_faults(config, target),
+                         request_log=config.getoption("server_request_log"),
+                         latency=config.getoption("server_latency_ms") / 1000)
     config.stash[STATE] = state
+    without_fixture_containers(config.pluginmanager)  # after allure-pytest registered it (trylast)
     _run_suites_when_targeted(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "conformance-xdist")
@@ -132,7 +142,8 @@ def _ensure_endpoint(state: RunState) -> None:
     """Resolve the base URL and key; start the embedded server once for the whole run."""
     if state.base_url is not None:
         return
-    endpoint = connect(state.target, quirks=state.quirks, faults=state.faults)
+    endpoint = connect(state.target, quirks=state.quirks, faults=state.faults, request_log=state.request_log,
+                       latency=state.latency)
     state.server, state.base_url, state.api_key = endpoint, endpoint.base_url, endpoint.api_key
 
 
@@ -226,6 +237,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if meta is not None and (call.when == "call" or (call.when == "setup" and call.excinfo is not None)):
         # Before the report is made: Allure's own hook reads the failure message after this one.
         outcome_verdict = _record(item, meta, call)
+        # The harness holds every request and response of the instance: recorded now, so let it
+        # go (pytest keeps every item, and its stash, to the end of the session).
+        if _API in item.stash:
+            del item.stash[_API]
     outcome = yield
     if outcome_verdict is not None:
         outcome.get_result().user_properties.append(("conformance_outcome", outcome_verdict))

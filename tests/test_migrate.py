@@ -188,8 +188,13 @@ def test_a_target_that_works_is_a_go_and_an_earlier_run_can_be_reused(tmp_path, 
 
 
 def test_a_run_without_the_needed_checks_leaves_the_decision_open(tmp_path):
-    narrow = run_cli("run", "--report-dir", "narrow", "--no-history", "--check", "chat.n.*", cwd=tmp_path)
+    narrow = run_cli("run", "--report-dir", "narrow", "--no-history", "--check", "chat.n.*",
+                     "--check", "chat.errors.invalid-value@temperature", cwd=tmp_path)
     assert narrow.returncode == 0, narrow.stderr[-2000:]
+    ran = json.loads((tmp_path / "narrow" / "matrix.json").read_text())["checks"]
+    assert {c["id"] for c in ran} == {"chat.n.choices", "chat.n.finish-reason-each", "chat.errors.invalid-value"}
+    variants = {i["variant"] for c in ran for i in c["instances"] if c["id"] == "chat.errors.invalid-value"}
+    assert variants and all(v.startswith("chat-temperature=") for v in variants)
     result = run_cli("migrate", "--requests", str(DATA / "app.jsonl"), "--from-run", "narrow", "--out", "m",
                      cwd=tmp_path)
     assert result.returncode == 3

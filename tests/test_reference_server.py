@@ -98,3 +98,20 @@ def test_completions_default_max_tokens_is_16(http):
     body = {"model": "ref-large", "prompt": "Once upon a time", "temperature": 0, "logit_bias": {"15": 100}}
     choice = http.post("/completions", json=body).json()
     assert choice["usage"]["completion_tokens"] == 16 and choice["choices"][0]["finish_reason"] == "length"
+
+
+def test_the_request_log_holds_every_request_but_never_the_key(tmp_path):
+    from conformance.server import ReferenceServer
+
+    log = tmp_path / "requests.jsonl"
+    with ReferenceServer(api_key="sk-log-secret-123", request_log=str(log)) as server:
+        with httpx2.Client(base_url=server.base_url) as client:
+            client.post("/chat/completions", headers={"Authorization": "Bearer sk-log-secret-123"},
+                        json={"model": "ref-small", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+            client.get("/models", headers={"Authorization": "Bearer wrong"})
+            client.post("/completions", content=b"{not json")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(x["method"], x["path"], x["auth"]) for x in lines] == [
+        ("POST", "/v1/chat/completions", "server"), ("GET", "/v1/models", "other"), ("POST", "/v1/completions", "none")]
+    assert json.loads(lines[0]["body"])["max_tokens"] == 2 and lines[2]["body"] == "{not json"
+    assert "sk-log-secret" not in log.read_text()

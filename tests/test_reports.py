@@ -80,10 +80,15 @@ def test_allure_results_have_steps_metadata_and_no_duplicates(two_runs):
     step = result["steps"][0]
     assert step["name"].startswith("1. POST http://127.0.0.1:") and step["name"].endswith("-> 200")
     kinds = {a["name"]: a["type"] for a in step["attachments"]}
-    assert kinds == {"request": "application/json", "response": "application/json", "event stream (raw)": "text/plain"}
-    raw = (run_dir / "allure-results" / next(a["source"] for a in step["attachments"]
-                                             if a["name"] == "event stream (raw)")).read_text()
+    assert kinds == {"exchange": "text/plain"}
+    text = (run_dir / "allure-results" / step["attachments"][0]["source"]).read_text()
+    request, _, response = text.partition("\nHTTP 200 (")
+    assert request.startswith("POST http://127.0.0.1:") and "authorization: Bearer [REDACTED]" in request
+    assert '"stream": true' in request
+    raw = response.split("\n\n", 1)[1]
     assert raw.startswith("data: {") and "[DONE]" not in raw  # the quirk's stream, as it came
+    # Fixture set-up and tear-down are the harness, not the check: no containers for them.
+    assert not list((run_dir / "allure-results").glob("*-container.json"))
     environment = (run_dir / "allure-results" / "environment.properties").read_text()
     assert "target=reference" in environment and "models=ref-small, ref-large" in environment
     executor = json.loads((run_dir / "allure-results" / "executor.json").read_text())

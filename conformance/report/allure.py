@@ -91,11 +91,8 @@ def attach_record(record: dict) -> None:
         request, response = exchange["request"], exchange["response"]
         outcome = response["status"] if response["status"] is not None else exchange.get("transport_error")
         with allure.step(f"{number}. {request['method']} {request['url']} -> {outcome}"):
-            allure.attach(_json(request), name="request", attachment_type=allure.attachment_type.JSON)
-            allure.attach(_json(response), name="response", attachment_type=allure.attachment_type.JSON)
-            content_type = {k.lower(): v for k, v in (response.get("headers") or {}).items()}.get("content-type", "")
-            if "event-stream" in content_type:
-                allure.attach(response["body"], name="event stream (raw)", attachment_type=allure.attachment_type.TEXT)
+            # One attachment per request (a file each costs as much as the request itself).
+            allure.attach(transcript(exchange), name="exchange", attachment_type=allure.attachment_type.TEXT)
     if record["evidence"]["retries"]:
         allure.attach("\n".join(record["evidence"]["retries"]), name="retries",
                       attachment_type=allure.attachment_type.TEXT)
@@ -103,6 +100,41 @@ def attach_record(record: dict) -> None:
 
 def _json(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def without_fixture_containers(pluginmanager) -> bool:
+    """Stop allure-pytest from writing a container file per fixture per check instance.
+
+    Fixtures here are the harness (the target connection, the instance's dimensions), not steps
+    of the check; their containers were 2.5 files per instance, a third of the run's time. The
+    listener is registered again without its fixture hooks. Returns whether it was done (False
+    when allure-pytest is absent or its listener no longer looks as expected)."""
+    listener = pluginmanager.getplugin("allure_listener")
+    hooks = ("pytest_fixture_setup", "pytest_fixture_post_finalizer", "_update_fixtures_children")
+    if listener is None or not all(callable(getattr(listener, name, None)) for name in hooks):
+        return False
+    pluginmanager.unregister(listener)
+    listener.pytest_fixture_setup = None
+    listener.pytest_fixture_post_finalizer = None
+    listener._update_fixtures_children = lambda item: None
+    pluginmanager.register(listener, "allure_listener")
+    return True
+
+
+def transcript(exchange: dict) -> str:
+    """A redacted exchange as a reader expects it (like `curl -v`): the request line, headers and
+    body, then the status, headers and the body as it came (an event stream stays raw)."""
+    request, response = exchange["request"], exchange["response"]
+    body = request["body"]
+    lines = [f"{request['method']} {request['url']}", *(f"{k}: {v}" for k, v in request["headers"].items()), "",
+             body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False), ""]
+    if response["status"] is None:
+        return "\n".join(lines + [f"no response: {exchange.get('transport_error')}"])
+    lines += [f"HTTP {response['status']} ({exchange.get('elapsed_ms')} ms)",
+              *(f"{k}: {v}" for k, v in (response.get("headers") or {}).items()), "", response["body"]]
+    if response.get("truncated"):
+        lines.append("[... the body was cut here in the evidence; the check read all of it]")
+    return "\n".join(lines)
 
 
 def executor() -> dict:

@@ -153,6 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             # Read the body first, so keep-alive connections stay in step whatever the answer.
             raw = self._read_body() if method == "POST" else b""
+            if self.server.request_log is not None:
+                self.server.log_request_seen(method, self.path, self.headers.get("Authorization"), raw)
+            if self.server.latency:  # a model server's time per request (benchmarks)
+                time.sleep(self.server.latency)
             faults = self.server.faults
             self._fault = faults.draw() if faults is not None else None
             if self._fault and self._inject(self._fault, streaming=_asks_for_stream(raw)):
@@ -220,8 +224,12 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
     def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], quirks: frozenset[str],
-                 verbose: bool, faults: Faults | None = None):
+                 verbose: bool, faults: Faults | None = None, request_log: str | None = None,
+                 latency: float = 0.0):
         super().__init__(address, _Handler)
+        self.latency = latency
+        self.request_log = open(request_log, "a", encoding="utf-8") if request_log else None
+        self._log_lock = threading.Lock()
         self.api_keys = api_keys
         self.quirks = quirks
         self.faults = faults
@@ -232,20 +240,39 @@ class _Server(ThreadingHTTPServer):
         self.verbose = verbose
 
 
+    def log_request_seen(self, method: str, path: str, authorization: str | None, raw: bytes) -> None:
+        """One JSON line per request received (for the benchmark's bare replay); the key is not
+        written, only whether the request carried the server's key, another one, or none."""
+        key = (authorization or "").partition(" ")[2].strip()
+        auth = "none" if authorization is None else "server" if key in self.api_keys else "other"
+        line = json.dumps({"method": method, "path": path, "auth": auth, "body": raw.decode("latin-1")})
+        with self._log_lock:
+            self.request_log.write(line + "\n")
+            self.request_log.flush()
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.request_log is not None:
+            self.request_log.close()
+
+
 class ReferenceServer:
     """The embedded reference server; `with ReferenceServer(...) as srv:` serves on srv.base_url.
 
     `quirks` (names from conformance.server.quirks) make it reproduce real-world deviations;
-    `faults` (conformance.server.faults) inject transient trouble at seeded rates.
+    `faults` (conformance.server.faults) inject transient trouble at seeded rates; `latency`
+    (seconds) is added to every request, as a model server's time per request; `request_log`
+    (a path) receives every request as a JSON line (for the benchmark's bare replay).
     """
 
     def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0,
                  models: tuple[str, ...] = DEFAULT_MODELS, quirks=(), verbose: bool = False,
-                 faults: Faults | None = None):
+                 faults: Faults | None = None, request_log: str | None = None, latency: float = 0.0):
         self.api_key = api_key
         self.quirks = check_names(quirks)
         self.faults = faults
-        self._server = _Server((host, port), (api_key,), tuple(models), self.quirks, verbose, faults)
+        self._server = _Server((host, port), (api_key,), tuple(models), self.quirks, verbose, faults, request_log,
+                               latency)
         self._thread: threading.Thread | None = None
 
     @property

@@ -1,0 +1,324 @@
+"""How close the suite runs to the floor, and how it scales. Against the embedded reference server.
+
+    python benchmarks/bench.py            # the whole benchmark (a few minutes on 2 cores)
+    python benchmarks/bench.py --quick    # one repetition of each measurement
+
+It measures, and prints with the machine it ran on:
+  (a) the floor: exactly the HTTP requests a full run sends (captured from one by the reference
+      server itself), replayed by a bare asyncio httpx2 loop at the same concurrency, against the
+      same server in its own process;
+  (b) the full suite (`conformance run`) with -n 1, -n 2 and -n auto: wall time, check instances
+      per second, suite / floor, the xdist speed-up, peak memory of the whole process tree;
+  (c) the reference server alone: regular and streamed requests per second under concurrent load;
+  (d) the suite's run time and peak memory with 1, 2 and 4 models (it should grow linearly or better);
+  (e) (a) and (b) again with a model server's latency added to every request (--latency-ms, default
+      20), where the suite's own work per check instance weighs what it weighs against a real server.
+Figures go to reports/benchmark/benchmark.json as well. Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx2
+
+SERVE_KEY = "bench-key"
+WRONG_KEY = "sk-wrong-key-for-the-benchmark"
+MODELS = ("ref-small", "ref-large", "ref-medium", "ref-tiny")
+
+
+# --- measuring ---------------------------------------------------------------------------------
+def _tree_rss(root: int) -> dict[int, int]:
+    """Resident bytes of a process and of each of its descendants (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        found[pid] = rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return found
+
+
+class PeakMemory:
+    """Samples a process tree's resident memory ten times a second: the peak of the whole tree,
+    of the root process (with the embedded server in it) and of the largest other process."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self.root_peak, self.child_peak = pid, 0, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            sizes = _tree_rss(self.pid)
+            self.peak = max(self.peak, sum(sizes.values()))
+            self.root_peak = max(self.root_peak, sizes.get(self.pid, 0))
+            self.child_peak = max([self.child_peak] + [v for k, v in sizes.items() if k != self.pid])
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`conformance serve` in a process of its own, as the suite's embedded server is beside its workers."""
+
+    def __init__(self, models: tuple[str, ...], latency_ms: float = 0.0):
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        args = [sys.executable, "-m", "conformance", "serve", "--port", str(self.port), "--api-key-env", "BENCH_KEY",
+                "--latency-ms", str(latency_ms)]
+        for m in models:
+            args += ["--model", m]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        env={**os.environ, "BENCH_KEY": SERVE_KEY})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx2.get(self.base_url + "/models", headers={"Authorization": f"Bearer {SERVE_KEY}"}, timeout=1)
+                return
+            except httpx2.HTTPError:
+                time.sleep(0.1)
+        raise SystemExit("bench: the reference server did not start within 30 s")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+# --- (a) the floor -----------------------------------------------------------------------------
+def capture(work: Path, workers: int) -> list[dict]:
+    """The requests of one full run, in the order the server received them."""
+    log = work / "requests.jsonl"
+    run_suite(work / "capture", workers, MODELS[:2], extra=["--", "--server-request-log", str(log)])
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+def _headers(request: dict) -> dict:
+    headers = {"Accept-Encoding": "identity"}
+    if request["auth"] == "server":
+        headers["Authorization"] = f"Bearer {SERVE_KEY}"
+    elif request["auth"] == "other":
+        headers["Authorization"] = f"Bearer {WRONG_KEY}"
+    if request["method"] == "POST":
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+async def _replay(requests: list[dict], base: str, concurrency: int) -> tuple[float, int]:
+    queue: asyncio.Queue = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
+    failures = 0
+
+    async def worker(client: httpx2.AsyncClient) -> None:
+        nonlocal failures
+        while not queue.empty():
+            request = queue.get_nowait()
+            try:
+                async with client.stream(request["method"], base + request["path"], headers=_headers(request),
+                                         content=request["body"].encode("latin-1") or None) as response:
+                    async for _ in response.aiter_bytes():
+                        pass
+            except httpx2.HTTPError:
+                failures += 1
+
+    async with httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=concurrency)) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        return time.perf_counter() - started, failures
+
+
+def floor(requests: list[dict], concurrency: int, models: tuple[str, ...], latency_ms: float = 0.0) -> float:
+    server = Server(models, latency_ms)
+    try:
+        seconds, failures = asyncio.run(_replay(requests, f"http://127.0.0.1:{server.port}", concurrency))
+    finally:
+        server.close()
+    if failures:
+        print(f"  (the replay saw {failures} transport failures)")
+    return seconds
+
+
+# --- (b, d) the suite --------------------------------------------------------------------------
+def run_suite(report_dir: Path, workers: int | str, models: tuple[str, ...], extra: list[str] = ()) -> dict:
+    args = [sys.executable, "-m", "conformance", "run", "-n", str(workers), "--no-history",
+            "--report-dir", str(report_dir)]
+    for m in models:
+        args += ["--model", m]
+    started = time.perf_counter()
+    process = subprocess.Popen(args + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with PeakMemory(process.pid) as memory:
+        _, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"bench: conformance run failed (exit {process.returncode}): {stderr[-500:]}")
+    summary = json.loads((report_dir / "matrix.json").read_text())["summary"]
+    return {"seconds": seconds, "instances": summary["instances"], "requests": summary["requests"],
+            "peak_mib": memory.peak / 2 ** 20, "main_peak_mib": memory.root_peak / 2 ** 20,
+            "worker_peak_mib": memory.child_peak / 2 ** 20}
+
+
+# --- (c) the server alone ----------------------------------------------------------------------
+async def _load(base: str, stream: bool, concurrency: int, seconds: float) -> float:
+    body = {"model": "ref-small", "messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 16,
+            "stream": stream}
+    headers = {"Authorization": f"Bearer {SERVE_KEY}"}
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(client: httpx2.AsyncClient) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            async with client.stream("POST", base + "/chat/completions", json=body, headers=headers) as response:
+                async for _ in response.aiter_bytes():
+                    pass
+            done += 1
+
+    async with httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=concurrency)) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        return done / (time.perf_counter() - started)
+
+
+def server_alone(concurrency: int, seconds: float) -> dict:
+    server = Server(MODELS[:2])
+    try:
+        return {mode: asyncio.run(_load(server.base_url, mode == "stream", concurrency, seconds))
+                for mode in ("regular", "stream")}
+    finally:
+        server.close()
+
+
+# --- the whole benchmark -----------------------------------------------------------------------
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = ""
+    try:
+        memory = f", {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2 ** 30:.0f} GiB"
+    except (ValueError, OSError):
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}){memory}, Python {platform.python_version()}, {platform.system()}"
+
+
+def best(measure, repeat: int):
+    """The fastest of `repeat` runs (the least disturbed by the rest of the machine)."""
+    results = [measure() for _ in range(repeat)]
+    return min(results, key=lambda r: r["seconds"] if isinstance(r, dict) else r)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition of each measurement")
+    parser.add_argument("--out", default="reports/benchmark", help="where to write benchmark.json")
+    parser.add_argument("--latency-ms", type=float, default=20.0,
+                        help="the model server latency of measurement (e), per request (default 20)")
+    args = parser.parse_args(argv)
+    repeat = 1 if args.quick else 3
+    auto = os.cpu_count() or 1
+    results: dict = {"machine": machine(), "repeat": repeat}
+    print(f"machine: {results['machine']}; best of {repeat}")
+    with tempfile.TemporaryDirectory(prefix="conformance-bench-") as tmp:
+        work = Path(tmp)
+        requests = capture(work, 2)
+        print(f"captured {len(requests)} requests from a full run (2 models, -n 2)")
+
+        counter = iter(range(10 ** 6))
+
+        def suite(workers, models=MODELS[:2]):
+            return lambda: run_suite(work / f"run-{next(counter)}", workers, models)
+
+        runs = {f"-n {w}": best(suite(w), repeat) for w in (1, 2, "auto")}
+        floors = {c: best(lambda c=c: {"seconds": floor(requests, c, MODELS[:2])}, repeat)["seconds"]
+                  for c in sorted({1, 2, auto})}
+        print()
+        print(f"{'run':10} {'wall s':>8} {'inst/s':>8} {'floor s':>8} {'suite/floor':>12} {'peak MiB':>9}")
+        for name, r in runs.items():
+            workers = {"-n 1": 1, "-n 2": 2, "-n auto": auto}[name]
+            r["floor_seconds"] = floors[workers]
+            r["suite_over_floor"] = r["seconds"] / floors[workers]
+            print(f"{name:10} {r['seconds']:8.2f} {r['instances'] / r['seconds']:8.1f} {floors[workers]:8.2f} "
+                  f"{r['suite_over_floor']:12.2f} {r['peak_mib']:9.0f}")
+        speedup = runs["-n 1"]["seconds"] / runs["-n 2"]["seconds"]
+        print(f"xdist speed-up, -n 2 over -n 1: {speedup:.2f}x (goal >= 1.7x on 2 cores); "
+              f"suite/floor at -n 2: {runs['-n 2']['suite_over_floor']:.2f} (goal <= 1.5)")
+        results.update(runs=runs, floors=floors, speedup_n2=speedup)
+
+        rps = server_alone(2, 2.0 if args.quick else 5.0)
+        print(f"reference server alone, 2 concurrent clients: {rps['regular']:.0f} regular and "
+              f"{rps['stream']:.0f} streamed requests/s")
+        results["server_rps"] = rps
+
+        scaling = {}
+        for count in (1, 2, 4):
+            scaling[count] = best(suite(2, MODELS[:count]), repeat)
+        base = scaling[1]
+        print()
+        print(f"{'models':7} {'instances':>9} {'wall s':>8} {'time x':>7} {'work x':>7} {'peak MiB':>9} "
+              f"{'main MiB':>9} {'worker MiB':>10}")
+        for count, r in scaling.items():
+            print(f"{count:7} {r['instances']:9} {r['seconds']:8.2f} {r['seconds'] / base['seconds']:7.2f} "
+                  f"{r['instances'] / base['instances']:7.2f} {r['peak_mib']:9.0f} {r['main_peak_mib']:9.0f} "
+                  f"{r['worker_peak_mib']:10.0f}")
+        print("(main: the controller with the embedded server in it; worker: the largest xdist worker)")
+        results["models"] = scaling
+
+        latency = args.latency_ms
+        slow_floor = floor(requests, 2, MODELS[:2], latency)
+        slow = {w: run_suite(work / f"run-latency-{w}", w, MODELS[:2],
+                             extra=["--", "--server-latency-ms", str(latency)]) for w in (1, 2, 4)}
+        print(f"\nwith {latency:g} ms of server latency per request: floor (2 concurrent) {slow_floor:.2f}s; "
+              f"suite -n 1 {slow[1]['seconds']:.2f}s, -n 2 {slow[2]['seconds']:.2f}s, -n 4 {slow[4]['seconds']:.2f}s; "
+              f"suite/floor at -n 2 {slow[2]['seconds'] / slow_floor:.2f}; speed-up over -n 1: "
+              f"{slow[1]['seconds'] / slow[2]['seconds']:.2f}x (-n 2), {slow[1]['seconds'] / slow[4]['seconds']:.2f}x (-n 4)")
+        results["latency"] = {"ms": latency, "floor_seconds": slow_floor, "suite": slow,
+                              "suite_over_floor": slow[2]["seconds"] / slow_floor,
+                              "speedup_n2": slow[1]["seconds"] / slow[2]["seconds"],
+                              "speedup_n4": slow[1]["seconds"] / slow[4]["seconds"]}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    print(f"\nwritten: {out / 'benchmark.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
