@@ -302,17 +302,19 @@ def main(argv: list[str] | None = None) -> int:
         results["models"] = scaling
 
         latency = args.latency_ms
-        slow_floor = floor(requests, 2, MODELS[:2], latency)
-        slow = {w: run_suite(work / f"run-latency-{w}", w, MODELS[:2],
-                             extra=["--", "--server-latency-ms", str(latency)]) for w in (1, 2, 4)}
-        print(f"\nwith {latency:g} ms of server latency per request: floor (2 concurrent) {slow_floor:.2f}s; "
-              f"suite -n 1 {slow[1]['seconds']:.2f}s, -n 2 {slow[2]['seconds']:.2f}s, -n 4 {slow[4]['seconds']:.2f}s; "
-              f"suite/floor at -n 2 {slow[2]['seconds'] / slow_floor:.2f}; speed-up over -n 1: "
-              f"{slow[1]['seconds'] / slow[2]['seconds']:.2f}x (-n 2), {slow[1]['seconds'] / slow[4]['seconds']:.2f}x (-n 4)")
-        results["latency"] = {"ms": latency, "floor_seconds": slow_floor, "suite": slow,
-                              "suite_over_floor": slow[2]["seconds"] / slow_floor,
-                              "speedup_n2": slow[1]["seconds"] / slow[2]["seconds"],
-                              "speedup_n4": slow[1]["seconds"] / slow[4]["seconds"]}
+        print(f"\nwith {latency:g} ms of server latency per request:")
+        print(f"{'run':6} {'wall s':>8} {'floor s':>8} {'suite/floor':>12} {'speed-up':>9}")
+        slow = {}
+        for workers in (1, 2, 4):
+            slow_floor = floor(requests, workers, MODELS[:2], latency)
+            slow[workers] = run_suite(work / f"run-latency-{workers}", workers, MODELS[:2],
+                                      extra=["--", "--server-latency-ms", str(latency)])
+            r = slow[workers]
+            r["floor_seconds"], r["suite_over_floor"] = slow_floor, r["seconds"] / slow_floor
+            r["speedup"] = slow[1]["seconds"] / r["seconds"]
+            print(f"-n {workers:<3} {r['seconds']:8.2f} {slow_floor:8.2f} {r['suite_over_floor']:12.2f} "
+                  f"{r['speedup']:8.2f}x")
+        results["latency"] = {"ms": latency, "runs": slow}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

@@ -476,8 +476,9 @@ def cmd_migrate(args) -> int:
         print(line)
     if replayed is not None:
         differing = [r for r in replayed if r.differences]
-        print(f"replay: {len(replayed)} of your requests sent to {args.reference} (reference) and {data['target']} "
-              f"(candidate{', with quirks ' + ', '.join(args.quirks) if args.quirks else ''}); "
+        quirks = f" with quirks {', '.join(args.quirks)}" if args.quirks else ""
+        print(f"replay: {len(replayed)} of your requests sent to the reference ({args.reference}) and to the "
+              f"candidate ({data['target']}{quirks}); "
               f"{len(differing)} answered with a different structure")
         for r in differing:
             print(f"  {r.where}: " + "; ".join(f"{d.field} {d.reference!r} vs {d.candidate!r}" for d in r.differences))
