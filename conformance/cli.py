@@ -408,8 +408,14 @@ def _report_skipped(source: str, traffic) -> None:
         print(f"conformance: {source}: {skipped.line()}", file=sys.stderr)
 
 
-def cmd_migrate(args) -> int:
+def _migration_dir(target_name: str) -> str:
     import time
+
+    return f"reports/migrate-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{target_name}"
+
+
+def cmd_migrate(args) -> int:
+    import pytest
 
     from .migrate import report as migration_report
     from .migrate.features import check_patterns, uses_of
@@ -437,19 +443,18 @@ def cmd_migrate(args) -> int:
             return _fail_usage(f"{run_dir / 'matrix.json'} does not exist: give the directory of a finished run")
         _report_skipped(args.requests, traffic)
         matrix = json.loads((run_dir / "matrix.json").read_text(encoding="utf-8"))
-        out = Path(args.out or f"reports/migrate-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-"
-                               f"{matrix['run']['target']}")
+        out = Path(args.out or _migration_dir(matrix["run"]["target"]))
     else:
         target = _reachable_target(args)
         if isinstance(target, int):
             return target
-        out = Path(args.out or f"reports/migrate-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{target.name}")
+        out = Path(args.out or _migration_dir(target.name))
         run_dir = out / "run"
         _report_skipped(args.requests, traffic)
         quirks = [a for q in args.quirks for a in ("--server-quirk", q)]
         code = _run_pytest(args, target, run_dir, _workers(args.workers, target), check_patterns(uses), quirks)
-        if code in (2, 3, 4):  # interrupted, internal error, usage error
-            return _fail_usage(f"pytest could not run the checks (exit {code}); see the lines above")
+        if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+            return _fail_usage(f"pytest could not run the checks (exit {int(code)}); see the lines above")
         if not (run_dir / "matrix.json").is_file():
             return _fail_usage("no check ran, so there is nothing to judge from")
         matrix = json.loads((run_dir / "matrix.json").read_text(encoding="utf-8"))

@@ -198,6 +198,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _worker_count(config: pytest.Config) -> int:
+    """How many processes share the run (pytest-xdist workers; 1 without xdist)."""
+    return int(getattr(config, "workerinput", {}).get("workercount", 1))
+
+
 @pytest.fixture(scope="session")
 def conformance_runtime(pytestconfig: pytest.Config):
     """The per-process connection to the target (shared clients, caches)."""
@@ -206,8 +211,8 @@ def conformance_runtime(pytestconfig: pytest.Config):
         _ensure_endpoint(state)
     except TargetError as exc:
         pytest.exit(str(exc), returncode=2)
-    workers = int(getattr(pytestconfig, "workerinput", {}).get("workercount", 1))
-    runtime = Runtime(state.target, state.base_url, state.api_key, share=workers, shared_dir=state.run_dir / "shared")
+    runtime = Runtime(state.target, state.base_url, state.api_key, share=_worker_count(pytestconfig),
+                      shared_dir=state.run_dir / "shared")
     yield runtime
     runtime.close()
 
@@ -222,7 +227,7 @@ def api(request: pytest.FixtureRequest, conformance_runtime: Runtime) -> Api:
     config = request.config
     budget = config.getoption("budget_tokens")
     if budget is not None:
-        share = budget / int(getattr(config, "workerinput", {}).get("workercount", 1))
+        share = budget / _worker_count(config)
         if config.stash[STATE].tokens_used >= share:
             raise BudgetReached(f"the token budget ({budget}) is spent")
     harness = Api(conformance_runtime, model=dims.model, mode=dims.mode, path=dims.path)

@@ -99,6 +99,14 @@ def feature(key: str, endpoint: str) -> Feature:
                    judged_by=BY_CHECKS if checks else NOT_COVERED)
 
 
+def _in_catalogue(name: str, endpoint: str) -> bool:
+    try:
+        load_catalogue().get(name, endpoint)
+    except KeyError:
+        return False
+    return True
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
@@ -171,14 +179,11 @@ def features_of(request: Request) -> list[str]:
         return [endpoint]
     keys = [f"{endpoint}.stream" if request.stream else f"{endpoint}.regular"]
     keys += _message_features(body.get("messages")) if endpoint == "chat" else _prompt_features(body.get("prompt"))
-    catalogue = load_catalogue()
     data = load_migration_data()
     for name, value in body.items():
         if name in ("model", "messages", "prompt", "stream"):
             continue
-        try:
-            catalogue.get(name, endpoint)
-        except KeyError:
+        if not _in_catalogue(name, endpoint):
             keys.append(f"{endpoint}.unknown:{name}")
             continue
         special = None if _is_empty(value) else _value_features(endpoint, name, value)
@@ -195,15 +200,11 @@ def features_of(request: Request) -> list[str]:
 
 def parameters_sent(traffic: Traffic) -> dict[str, set[str]]:
     """endpoint -> the catalogue parameters its requests send (for the error checks' variants)."""
-    catalogue = load_catalogue()
     sent: dict[str, set[str]] = {}
     for request in traffic.requests:
         for name in request.body:
-            try:
-                catalogue.get(name, request.endpoint)
-            except KeyError:
-                continue
-            sent.setdefault(request.endpoint, set()).add(name)
+            if _in_catalogue(name, request.endpoint):
+                sent.setdefault(request.endpoint, set()).add(name)
     return sent
 
 

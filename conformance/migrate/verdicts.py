@@ -15,9 +15,8 @@ blocking one is unknown, GO otherwise (with its caveats listed).
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 
-from ..checks import variant_subject
+from ..checks import selected
 from .features import BY_CHECKS, BY_VERDICT, Use
 
 STATES = ("broken", "unsupported", "unknown", "caveat", "works", "not covered")
@@ -49,8 +48,8 @@ class FeatureVerdict:
         return self.use.feature.workaround if self.state in ("broken", "unsupported", "caveat") else ""
 
 
-def _instances(row: dict, subject: str, modes: set[str]) -> list[dict]:
-    chosen = [i for i in row["instances"] if not subject or variant_subject(i.get("variant"), row["endpoint"]) == subject]
+def _instances(row: dict, pattern: str, modes: set[str]) -> list[dict]:
+    chosen = [i for i in row["instances"] if selected([pattern], row["id"], row["endpoint"], i.get("variant"))]
     in_modes = [i for i in chosen if i["mode"] in modes]
     if in_modes or not modes:
         return in_modes or chosen
@@ -72,12 +71,10 @@ def _finding(row: dict, instances: list[dict]) -> CheckFinding:
 def findings_for(use: Use, matrix: dict) -> list[CheckFinding]:
     findings = []
     for pattern in use.feature.checks:
-        wanted, _, subject = pattern.partition("@")
         for row in matrix["checks"]:
-            if fnmatch.fnmatchcase(row["id"], wanted):
-                instances = _instances(row, subject, use.modes)
-                if instances:
-                    findings.append(_finding(row, instances))
+            instances = _instances(row, pattern, use.modes)
+            if instances:
+                findings.append(_finding(row, instances))
     merged: dict[str, CheckFinding] = {}
     for f in findings:  # one check reached by two patterns counts once
         merged.setdefault(f.check, f)
