@@ -12,7 +12,9 @@ It measures, and prints with the machine it ran on:
   (c) the reference server alone: regular and streamed requests per second under concurrent load;
   (d) the suite's run time and peak memory with 1, 2 and 4 models (it should grow linearly or better);
   (e) (a) and (b) again with a model server's latency added to every request (--latency-ms, default
-      20), where the suite's own work per check instance weighs what it weighs against a real server.
+      20), where the suite's own work per check instance weighs what it weighs against a real server;
+  (f) where the -n 1 run's time goes: the floor, the same requests sent through the openai SDK and
+      httpx2 as the checks send them, start-up and collection, and the rest (pytest, records, files).
 Figures go to reports/benchmark/benchmark.json as well. Nothing here asserts a time.
 """
 
@@ -122,6 +124,7 @@ class Server:
 # --- (a) the floor -----------------------------------------------------------------------------
 def capture(work: Path, workers: int) -> list[dict]:
     """The requests of one full run, in the order the server received them."""
+    work.mkdir(parents=True, exist_ok=True)
     log = work / "requests.jsonl"
     run_suite(work / "capture", workers, MODELS[:2], extra=["--", "--server-request-log", str(log)])
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
@@ -171,6 +174,78 @@ def floor(requests: list[dict], concurrency: int, models: tuple[str, ...], laten
     if failures:
         print(f"  (the replay saw {failures} transport failures)")
     return seconds
+
+
+# --- (f) where the rest goes: the suite's clients, its start-up --------------------------------
+def _through_clients(requests: list[dict], base: str) -> tuple[float, int]:
+    """Send the requests one at a time as the suite's harness does: through the openai SDK those it
+    sent through the SDK (objects built, streams read chunk by chunk), through httpx2 the others."""
+    import openai
+
+    failures = 0
+    with httpx2.Client(timeout=60) as http:
+        sdk = {auth: openai.OpenAI(base_url=base + "/v1", api_key=key, http_client=http, max_retries=0)
+               for auth, key in (("server", SERVE_KEY), ("other", WRONG_KEY))}
+        started = time.perf_counter()
+        for request in requests:
+            try:
+                if request.get("client") == "sdk" and request["auth"] in sdk and _send_sdk(sdk[request["auth"]], request):
+                    continue
+                response = http.request(request["method"], base + request["path"], headers=_headers(request),
+                                        content=request["body"].encode("latin-1") or None)
+                response.read()
+            except httpx2.HTTPError:
+                failures += 1
+        return time.perf_counter() - started, failures
+
+
+def _send_sdk(client, request: dict) -> bool:
+    """One request through the SDK; False when the SDK cannot express it (then it goes raw)."""
+    import openai
+
+    from conformance.client import _split_sdk_kwargs
+
+    path = request["path"].split("?")[0]
+    try:
+        if request["method"] == "GET":
+            model = path.removeprefix("/v1/models").strip("/")
+            client.models.retrieve(model) if model else client.models.list()
+            return True
+        body = json.loads(request["body"])
+        resource = {"/v1/chat/completions": client.chat.completions, "/v1/completions": client.completions}[path]
+        known, extra = _split_sdk_kwargs(resource.create, body)
+        result = resource.create(**known, extra_body=extra or None)
+        if body.get("stream"):
+            [chunk.to_dict() for chunk in result]
+        else:
+            result.to_dict()
+    except openai.APIStatusError:
+        pass  # an error answer is an answer
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def client_floor(requests: list[dict], models: tuple[str, ...]) -> float:
+    server = Server(models)
+    try:
+        seconds, failures = _through_clients(requests, f"http://127.0.0.1:{server.port}")
+    finally:
+        server.close()
+    if failures:
+        print(f"  (the replay through the clients saw {failures} transport failures)")
+    return seconds
+
+
+def start_up(models: tuple[str, ...]) -> float:
+    """Interpreter, imports, plugins and collecting every check instance: `pytest --collect-only`."""
+    args = [sys.executable, "-m", "pytest", str(Path(__file__).resolve().parent.parent / "suites"), "--collect-only",
+            "-q", "-p", "no:cacheprovider"]
+    for m in models:
+        args += ["--model", m]
+    started = time.perf_counter()
+    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
 
 
 # --- (b, d) the suite --------------------------------------------------------------------------
@@ -258,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {results['machine']}; best of {repeat}")
     with tempfile.TemporaryDirectory(prefix="conformance-bench-") as tmp:
         work = Path(tmp)
-        requests = capture(work, 2)
-        print(f"captured {len(requests)} requests from a full run (2 models, -n 2)")
+        captured = {1: capture(work / "capture-1", 1), 2: capture(work / "capture-2", 2)}
+        print(f"captured the requests of a full run (2 models): {len(captured[1])} at -n 1, {len(captured[2])} at -n 2 "
+              "(replies shared among a process's checks are sent once per process)")
 
         counter = iter(range(10 ** 6))
 
@@ -267,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             return lambda: run_suite(work / f"run-{next(counter)}", workers, models)
 
         runs = {f"-n {w}": best(suite(w), repeat) for w in (1, 2, "auto")}
-        floors = {c: best(lambda c=c: {"seconds": floor(requests, c, MODELS[:2])}, repeat)["seconds"]
+        floors = {c: best(lambda c=c: {"seconds": floor(captured[min(c, 2)], c, MODELS[:2])}, repeat)["seconds"]
                   for c in sorted({1, 2, auto})}
         print()
         print(f"{'run':10} {'wall s':>8} {'inst/s':>8} {'floor s':>8} {'suite/floor':>12} {'peak MiB':>9}")
@@ -281,6 +357,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xdist speed-up, -n 2 over -n 1: {speedup:.2f}x (goal >= 1.7x on 2 cores); "
               f"suite/floor at -n 2: {runs['-n 2']['suite_over_floor']:.2f} (goal <= 1.5)")
         results.update(runs=runs, floors=floors, speedup_n2=speedup)
+
+        one = runs["-n 1"]
+        clients = best(lambda: {"seconds": client_floor(captured[1], MODELS[:2])}, repeat)["seconds"]
+        started = best(lambda: {"seconds": start_up(MODELS[:2])}, repeat)["seconds"]
+        own = one["seconds"] - clients - started
+        print(f"\nwhere the -n 1 run's {one['seconds']:.2f} s go ({one['instances']} check instances, "
+              f"{len(captured[1])} requests):")
+        print(f"  {floors[1]:6.2f} s  the floor: the requests alone")
+        print(f"  {clients - floors[1]:6.2f} s  sending them through the openai SDK and httpx2 as the checks do "
+              f"({clients:.2f} s in all, {clients / floors[1]:.2f}x the floor)")
+        print(f"  {started:6.2f} s  start-up: interpreter, imports, plugins, collecting the instances")
+        print(f"  {own:6.2f} s  the rest: pytest's protocol, the checks, records, evidence and Allure files "
+              f"({own / one['instances'] * 1000:.2f} ms per instance)")
+        results["decomposition_n1"] = {"floor": floors[1], "through_clients": clients, "start_up": started,
+                                       "rest": own, "rest_ms_per_instance": own / one["instances"] * 1000}
 
         rps = server_alone(2, 2.0 if args.quick else 5.0)
         print(f"reference server alone, 2 concurrent clients: {rps['regular']:.0f} regular and "
@@ -306,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'run':6} {'wall s':>8} {'floor s':>8} {'suite/floor':>12} {'speed-up':>9}")
         slow = {}
         for workers in (1, 2, 4):
-            slow_floor = floor(requests, workers, MODELS[:2], latency)
+            slow_floor = floor(captured[min(workers, 2)], workers, MODELS[:2], latency)
             slow[workers] = run_suite(work / f"run-latency-{workers}", workers, MODELS[:2],
                                       extra=["--", "--server-latency-ms", str(latency)])
             r = slow[workers]

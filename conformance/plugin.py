@@ -13,15 +13,19 @@ import secrets
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
-from .client import Api, Runtime
 from .connect import connect
-from .report.allure import attach_record, category_of, tag_failure, without_fixture_containers, write_metadata
+from .report.allure import (attach_record, category_of, tag_failure, with_compiled_json_writer, without_fixture_containers,
+                            write_metadata)
 from .results import ResultWriter, record_for, variant_of
 from .targets import Target, TargetError, load_target
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Api, Runtime
 
 TARGET = pytest.StashKey["Target"]()
 STATE = pytest.StashKey["RunState"]()
@@ -108,7 +112,8 @@ def pytest_configure(config: pytest.Config) -> None:
                          request_log=config.getoption("server_request_log"),
                          latency=config.getoption("server_latency_ms") / 1000)
     config.stash[STATE] = state
-    without_fixture_containers(config.pluginmanager)  # after allure-pytest registered it (trylast)
+    without_fixture_containers(config.pluginmanager)  # after allure-pytest registered them (trylast)
+    with_compiled_json_writer()
     _run_suites_when_targeted(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "conformance-xdist")
@@ -206,6 +211,9 @@ def _worker_count(config: pytest.Config) -> int:
 @pytest.fixture(scope="session")
 def conformance_runtime(pytestconfig: pytest.Config):
     """The per-process connection to the target (shared clients, caches)."""
+    # Imported here: the openai SDK takes 0.6 s to import, and an xdist controller never needs it.
+    from .client import Runtime
+
     state: RunState = pytestconfig.stash[STATE]
     try:
         _ensure_endpoint(state)
@@ -230,6 +238,8 @@ def api(request: pytest.FixtureRequest, conformance_runtime: Runtime) -> Api:
         share = budget / _worker_count(config)
         if config.stash[STATE].tokens_used >= share:
             raise BudgetReached(f"the token budget ({budget}) is spent")
+    from .client import Api
+
     harness = Api(conformance_runtime, model=dims.model, mode=dims.mode, path=dims.path)
     request.node.stash[_API] = harness
     return harness

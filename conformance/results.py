@@ -122,7 +122,8 @@ class ResultWriter:
     def write(self, record: dict) -> Path:
         digest = hashlib.sha1(record["nodeid"].encode()).hexdigest()[:16]
         relative = Path("evidence") / f"{digest}.json"
-        (self.run_dir / relative).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+        # Not indented: only the compact form takes the C encoder (browsers and jq indent it).
+        (self.run_dir / relative).write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
         summary = {k: v for k, v in record.items() if k != "evidence"}
         summary["evidence_file"] = str(relative)
         summary["requests"] = len(record["evidence"]["exchanges"])

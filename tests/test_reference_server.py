@@ -3,6 +3,7 @@
 import json
 
 import httpx2
+import openai
 import pytest
 
 from conformance.sse import parse_event_stream
@@ -110,8 +111,10 @@ def test_the_request_log_holds_every_request_but_never_the_key(tmp_path):
                         json={"model": "ref-small", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
             client.get("/models", headers={"Authorization": "Bearer wrong"})
             client.post("/completions", content=b"{not json")
+        openai.OpenAI(base_url=server.base_url, api_key="sk-log-secret-123", max_retries=0).models.list()
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(x["method"], x["path"], x["auth"]) for x in lines] == [
-        ("POST", "/v1/chat/completions", "server"), ("GET", "/v1/models", "other"), ("POST", "/v1/completions", "none")]
+    assert [(x["method"], x["path"], x["auth"], x["client"]) for x in lines] == [
+        ("POST", "/v1/chat/completions", "server", "other"), ("GET", "/v1/models", "other", "other"),
+        ("POST", "/v1/completions", "none", "other"), ("GET", "/v1/models", "server", "sdk")]
     assert json.loads(lines[0]["body"])["max_tokens"] == 2 and lines[2]["body"] == "{not json"
     assert "sk-log-secret" not in log.read_text()

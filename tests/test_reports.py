@@ -95,6 +95,28 @@ def test_allure_results_have_steps_metadata_and_no_duplicates(two_runs):
     assert executor["name"] in ("local", "GitHub Actions", "GitLab CI", "Jenkins")
 
 
+def test_allure_results_written_with_the_c_encoder_hold_what_allure_commons_writes(tmp_path):
+    from allure_commons.logger import AllureFileLogger
+    from allure_commons.model2 import Attachment, Label, Status, StatusDetails, TestResult, TestStepResult
+
+    from conformance.report.allure import _write_allure_item
+
+    result = TestResult(uuid="u1", historyId="h1", name="chat.n.choices [ref-small · regular · sdk]",
+                        status=Status.FAILED, statusDetails=StatusDetails(message="[ignored parameter] 1 ≠ 3"),
+                        labels=[Label(name="feature", value="chat.n"), Label(name="model", value="ref-small")],
+                        steps=[TestStepResult(name="1. POST /v1/chat/completions -> 200", status=Status.PASSED,
+                                              attachments=[Attachment(name="exchange", source="a.txt",
+                                                                      type="text/plain")])],
+                        start=1, stop=2)
+    AllureFileLogger(tmp_path / "theirs")._report_item(result)
+    (tmp_path / "ours").mkdir()
+    _write_allure_item(tmp_path / "ours", result)
+    theirs, ours = (list((tmp_path / d).iterdir()) for d in ("theirs", "ours"))
+    assert len(theirs) == len(ours) == 1 and ours[0].name.endswith("-result.json")  # no .tmp left behind
+    assert json.loads(ours[0].read_text(encoding="utf-8")) == json.loads(theirs[0].read_text(encoding="utf-8"))
+    assert "1 ≠ 3" in ours[0].read_text(encoding="utf-8")
+
+
 def test_history_marks_what_changed(two_runs):
     work, _, broken = two_runs
     history = [json.loads(line) for line in (work / "reports" / "history.jsonl").read_text().splitlines()]

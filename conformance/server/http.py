@@ -154,7 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
             # Read the body first, so keep-alive connections stay in step whatever the answer.
             raw = self._read_body() if method == "POST" else b""
             if self.server.request_log is not None:
-                self.server.log_request_seen(method, self.path, self.headers.get("Authorization"), raw)
+                self.server.log_request_seen(method, self.path, self.headers.get("Authorization"), raw,
+                                             self.headers.get("User-Agent") or "")
             if self.server.latency:  # a model server's time per request (benchmarks)
                 time.sleep(self.server.latency)
             faults = self.server.faults
@@ -240,12 +241,16 @@ class _Server(ThreadingHTTPServer):
         self.verbose = verbose
 
 
-    def log_request_seen(self, method: str, path: str, authorization: str | None, raw: bytes) -> None:
+    def log_request_seen(self, method: str, path: str, authorization: str | None, raw: bytes,
+                         user_agent: str) -> None:
         """One JSON line per request received (for the benchmark's bare replay); the key is not
-        written, only whether the request carried the server's key, another one, or none."""
+        written, only whether the request carried the server's key, another one, or none; and
+        whether the openai SDK sent it (by its User-Agent) or another client."""
         key = (authorization or "").partition(" ")[2].strip()
         auth = "none" if authorization is None else "server" if key in self.api_keys else "other"
-        line = json.dumps({"method": method, "path": path, "auth": auth, "body": raw.decode("latin-1")})
+        client = "sdk" if user_agent.startswith("OpenAI/") else "other"
+        line = json.dumps({"method": method, "path": path, "auth": auth, "client": client,
+                           "body": raw.decode("latin-1")})
         with self._log_lock:
             self.request_log.write(line + "\n")
             self.request_log.flush()
