@@ -99,7 +99,9 @@ class ToyModel:
         self.name = name
         self.context_window = context_window
         self._seed = _digest("model", name)
-        self._logits = functools.lru_cache(maxsize=65536)(self._compute_logits)
+        # A full run of the suite asks about 2000 distinct contexts of a model: 8192 entries (16 MiB)
+        # keep every one, and bound a long-lived `conformance serve`.
+        self._logits = functools.lru_cache(maxsize=8192)(self._compute_logits)
 
     def _compute_logits(self, prompt_key: int, previous: int) -> array.array:
         rng = random.Random(_digest(self._seed, prompt_key, previous))
