@@ -214,6 +214,11 @@ def _send_sdk(client, request: dict) -> bool:
         body = json.loads(request["body"])
         resource = {"/v1/chat/completions": client.chat.completions, "/v1/completions": client.completions}[path]
         known, extra = _split_sdk_kwargs(resource.create, body)
+    except openai.APIStatusError:
+        return True  # an error answer is an answer
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    try:
         result = resource.create(**known, extra_body=extra or None)
         if body.get("stream"):
             [chunk.to_dict() for chunk in result]
@@ -221,8 +226,6 @@ def _send_sdk(client, request: dict) -> bool:
             result.to_dict()
     except openai.APIStatusError:
         pass  # an error answer is an answer
-    except (KeyError, TypeError, ValueError):
-        return False
     return True
 
 

@@ -126,8 +126,8 @@ def without_fixture_containers(pluginmanager) -> bool:
 def with_compiled_json_writer() -> bool:
     """Let allure-commons write its result files with the C JSON encoder.
 
-    Its file logger writes them with json.dump, which always takes Python's pure-Python encoder:
-    about a tenth of a check instance's own time. Same content, same file names, same atomic
+    Its file logger writes them with json.dump, which always takes Python's pure-Python encoder
+    (a few percent of a whole run). Same content, same file names, same atomic
     rename. Returns whether it was done (False without allure-pytest's file logger, or when
     ALLURE_INDENT_OUTPUT asks for indented files)."""
     try:
