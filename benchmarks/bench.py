@@ -34,6 +34,9 @@ import time
 from pathlib import Path
 
 import httpx2
+import openai
+
+from conformance.client import _split_sdk_kwargs  # how the checks split a body for the SDK
 
 SERVE_KEY = "bench-key"
 WRONG_KEY = "sk-wrong-key-for-the-benchmark"
@@ -180,8 +183,6 @@ def floor(requests: list[dict], concurrency: int, models: tuple[str, ...], laten
 def _through_clients(requests: list[dict], base: str) -> tuple[float, int]:
     """Send the requests one at a time as the suite's harness does: through the openai SDK those it
     sent through the SDK (objects built, streams read chunk by chunk), through httpx2 the others."""
-    import openai
-
     failures = 0
     with httpx2.Client(timeout=60) as http:
         sdk = {auth: openai.OpenAI(base_url=base + "/v1", api_key=key, http_client=http, max_retries=0)
@@ -201,10 +202,6 @@ def _through_clients(requests: list[dict], base: str) -> tuple[float, int]:
 
 def _send_sdk(client, request: dict) -> bool:
     """One request through the SDK; False when the SDK cannot express it (then it goes raw)."""
-    import openai
-
-    from conformance.client import _split_sdk_kwargs
-
     path = request["path"].split("?")[0]
     try:
         if request["method"] == "GET":
