@@ -14,7 +14,10 @@ It measures, and prints with the machine it ran on:
   (e) (a) and (b) again with a model server's latency added to every request (--latency-ms, default
       20), where the suite's own work per check instance weighs what it weighs against a real server;
   (f) where the -n 1 run's time goes: the floor, the same requests sent through the openai SDK and
-      httpx2 as the checks send them, start-up and collection, and the rest (pytest, records, files).
+      httpx2 as the checks send them, start-up and collection, and the rest (pytest, records, files);
+  (g) what this machine and pytest-xdist allow whatever the checks do: two CPU-bound Python
+      processes at once against one alone; pytest with as many empty test items, without xdist and
+      with -n 2; the CPU time each suite run used, and the speed-up that CPU time leaves possible.
 Figures go to reports/benchmark/benchmark.json as well. Nothing here asserts a time.
 """
 
@@ -23,8 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -68,7 +73,7 @@ def _tree_rss(root: int) -> dict[int, int]:
 
 class PeakMemory:
     """Samples a process tree's resident memory ten times a second: the peak of the whole tree,
-    of the root process (with the embedded server in it) and of the largest other process."""
+    of the root process and of the largest other process."""
 
     def __init__(self, pid: int):
         self.pid, self.peak, self.root_peak, self.child_peak = pid, 0, 0, 0
@@ -90,6 +95,12 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _children_cpu() -> float:
+    """User and system CPU seconds of every finished child process (and their own children)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _free_port() -> int:
@@ -254,15 +265,17 @@ def run_suite(report_dir: Path, workers: int | str, models: tuple[str, ...], ext
             "--report-dir", str(report_dir)]
     for m in models:
         args += ["--model", m]
+    cpu = _children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(args + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     with PeakMemory(process.pid) as memory:
         _, stderr = process.communicate()
     seconds = time.perf_counter() - started
+    cpu = _children_cpu() - cpu  # the embedded server runs inside the run: its CPU is counted
     if process.returncode not in (0, 1):
         raise SystemExit(f"bench: conformance run failed (exit {process.returncode}): {stderr[-500:]}")
     summary = json.loads((report_dir / "matrix.json").read_text())["summary"]
-    return {"seconds": seconds, "instances": summary["instances"], "requests": summary["requests"],
+    return {"seconds": seconds, "cpu_seconds": cpu, "instances": summary["instances"], "requests": summary["requests"],
             "peak_mib": memory.peak / 2 ** 20, "main_peak_mib": memory.root_peak / 2 ** 20,
             "worker_peak_mib": memory.child_peak / 2 ** 20}
 
@@ -298,6 +311,49 @@ def server_alone(concurrency: int, seconds: float) -> dict:
         server.close()
 
 
+# --- (g) what the machine and pytest-xdist allow, whatever the checks do -----------------------
+def _spin(_=None) -> float:
+    """A fixed piece of CPU-bound Python work (arithmetic, dicts, JSON); returns how long it took."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(3_000_000):
+        total += i % 7
+    for i in range(100_000):
+        json.loads(json.dumps({"id": i, "choices": [{"index": i, "text": str(i)}]}))
+    return time.perf_counter() - started
+
+
+def parallel_ceiling(repeat: int) -> dict:
+    """The same job in one process, then in two processes at once (each timed at its best of
+    `repeat`): how much faster two processes get through two jobs than one (2.0 on two idle cores)."""
+    ones, twos = [], []
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(_spin, [0, 0], chunksize=1)  # warm both workers
+        for _ in range(repeat):
+            started = time.perf_counter()
+            pool.map(_spin, [0], chunksize=1)
+            ones.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            pool.map(_spin, [0, 1], chunksize=1)
+            twos.append(time.perf_counter() - started)
+    return {"one": min(ones), "two": min(twos), "speedup": 2 * min(ones) / min(twos)}
+
+
+def empty_items(count: int, work: Path) -> dict:
+    """pytest by itself: `count` test items that do nothing, without pytest-xdist and with -n 2."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "test_empty.py").write_text("import pytest\n\n\n@pytest.mark.parametrize('i', range("
+                                        f"{count}))\ndef test_empty(i):\n    pass\n", encoding="utf-8")
+    runs = {}
+    for name, option in (("no xdist", ["-p", "no:xdist"]), ("-n 2", ["-n", "2"])):
+        args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:conformance",
+                "-p", "no:allure_pytest", *option, "test_empty.py"]
+        cpu, started = _children_cpu(), time.perf_counter()
+        subprocess.run(args, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        runs[name] = {"seconds": time.perf_counter() - started, "cpu_seconds": _children_cpu() - cpu}
+    return runs
+
+
 # --- the whole benchmark -----------------------------------------------------------------------
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -314,10 +370,37 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({cpu}){memory}, Python {platform.python_version()}, {platform.system()}"
 
 
-def best(measure, repeat: int):
+def best(measure, repeat: int, key=lambda r: r["seconds"]):
     """The fastest of `repeat` runs (the least disturbed by the rest of the machine)."""
-    results = [measure() for _ in range(repeat)]
-    return min(results, key=lambda r: r["seconds"] if isinstance(r, dict) else r)
+    return min((measure() for _ in range(repeat)), key=key)
+
+
+def ceilings(runs: dict, work: Path, repeat: int, results: dict) -> None:
+    """(g): the speed-up the machine, pytest-xdist and the runs' own CPU time leave possible."""
+    cpus = os.cpu_count() or 1
+    one, two = runs["-n 1"], runs["-n 2"]
+    machine_ceiling = parallel_ceiling(max(repeat, 3))
+    empty = best(lambda: empty_items(one["instances"], work / "empty"), repeat,
+                 key=lambda r: r["-n 2"]["seconds"])
+    alone, xdist = empty["no xdist"], empty["-n 2"]
+    xdist_ms = (xdist["cpu_seconds"] - alone["cpu_seconds"]) / one["instances"] * 1000
+    earliest = two["cpu_seconds"] / min(cpus, 2)
+    allowed = 2 * one["seconds"] / 1.7
+    print("\nwhat this machine and pytest-xdist allow, whatever the checks do:")
+    print(f"  two CPU-bound Python processes at once get through two jobs {machine_ceiling['speedup']:.2f}x as fast "
+          f"as one process (2.00 on two idle cores): no two-process run gains more here")
+    print(f"  {one['instances']} empty test items: {alone['seconds']:.2f} s without xdist ({alone['cpu_seconds']:.2f} s "
+          f"CPU), {xdist['seconds']:.2f} s with -n 2 ({xdist['cpu_seconds']:.2f} s CPU): pytest-xdist by itself adds "
+          f"{xdist['cpu_seconds'] - alone['cpu_seconds']:.2f} s of CPU ({xdist_ms:.2f} ms an item, its start-up included)")
+    print(f"  the -n 1 run used {one['cpu_seconds']:.2f} s of CPU in {one['seconds']:.2f} s; the -n 2 run used "
+          f"{two['cpu_seconds']:.2f} s, so on {min(cpus, 2)} CPUs it cannot end before {earliest:.2f} s: a speed-up of "
+          f"at most {one['seconds'] / earliest:.2f}x")
+    print(f"  -n 2 at 1.7x would have to end by {one['seconds'] / 1.7:.2f} s, so use at most {allowed:.2f} s of CPU "
+          f"on two CPUs: {allowed - one['cpu_seconds']:+.2f} s beside the -n 1 run's, for a second worker's start-up, "
+          f"pytest-xdist and the server's share of the cores")
+    results["ceilings"] = {"machine_two_processes": machine_ceiling, "empty_items": empty,
+                           "xdist_cpu_ms_per_item": xdist_ms, "n2_earliest_end_seconds": earliest,
+                           "n2_speedup_at_most": one["seconds"] / earliest}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,12 +429,13 @@ def main(argv: list[str] | None = None) -> int:
         floors = {c: best(lambda c=c: {"seconds": floor(captured[min(c, 2)], c, MODELS[:2])}, repeat)["seconds"]
                   for c in sorted({1, 2, auto})}
         print()
-        print(f"{'run':10} {'wall s':>8} {'inst/s':>8} {'floor s':>8} {'suite/floor':>12} {'peak MiB':>9}")
+        print(f"{'run':10} {'wall s':>8} {'CPU s':>7} {'inst/s':>8} {'floor s':>8} {'suite/floor':>12} {'peak MiB':>9}")
         for name, r in runs.items():
             workers = {"-n 1": 1, "-n 2": 2, "-n auto": auto}[name]
             r["floor_seconds"] = floors[workers]
             r["suite_over_floor"] = r["seconds"] / floors[workers]
-            print(f"{name:10} {r['seconds']:8.2f} {r['instances'] / r['seconds']:8.1f} {floors[workers]:8.2f} "
+            print(f"{name:10} {r['seconds']:8.2f} {r['cpu_seconds']:7.2f} {r['instances'] / r['seconds']:8.1f} "
+                  f"{floors[workers]:8.2f} "
                   f"{r['suite_over_floor']:12.2f} {r['peak_mib']:9.0f}")
         speedup = runs["-n 1"]["seconds"] / runs["-n 2"]["seconds"]
         print(f"xdist speed-up, -n 2 over -n 1: {speedup:.2f}x (goal >= 1.7x on 2 cores); "
@@ -373,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         results["decomposition_n1"] = {"floor": floors[1], "through_clients": clients, "start_up": started,
                                        "rest": own, "rest_ms_per_instance": own / one["instances"] * 1000}
 
+        ceilings(runs, work, repeat, results)
+
         rps = server_alone(2, 2.0 if args.quick else 5.0)
         print(f"reference server alone, 2 concurrent clients: {rps['regular']:.0f} regular and "
               f"{rps['stream']:.0f} streamed requests/s")
@@ -389,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{count:7} {r['instances']:9} {r['seconds']:8.2f} {r['seconds'] / base['seconds']:7.2f} "
                   f"{r['instances'] / base['instances']:7.2f} {r['peak_mib']:9.0f} {r['main_peak_mib']:9.0f} "
                   f"{r['worker_peak_mib']:10.0f}")
-        print("(main: the controller with the embedded server in it; worker: the largest xdist worker)")
+        print("(main: the xdist controller; worker: the largest other process, an xdist worker or the embedded "
+              "server, which runs in a process of its own beside xdist workers)")
         results["models"] = scaling
 
         latency = args.latency_ms

@@ -12,7 +12,7 @@ from .targets import Target
 class Endpoint:
     base_url: str
     api_key: str
-    server: object | None = None  # the embedded ReferenceServer, when this started one
+    server: object | None = None  # the embedded ReferenceServer (or ServerProcess), when this started one
 
     def close(self) -> None:
         if self.server is not None:
@@ -21,13 +21,20 @@ class Endpoint:
 
 
 def connect(target: Target, quirks: tuple[str, ...] = (), faults=None, request_log: str | None = None,
-            latency: float = 0.0) -> Endpoint:
-    """The target's endpoint; for the embedded reference, a server of its own with a fresh key."""
+            latency: float = 0.0, own_process: bool = False) -> Endpoint:
+    """The target's endpoint; for the embedded reference, a server of its own with a fresh key
+    (in a thread of this process, or with `own_process` in a child process)."""
     if target.embedded:
-        from .server import ReferenceServer
-
         key = "ref-" + secrets.token_urlsafe(18)
-        server = ReferenceServer(api_key=key, models=target.models, quirks=quirks, faults=faults,
-                                 request_log=request_log, latency=latency).start()
+        settings = dict(api_key=key, models=target.models, quirks=quirks, faults=faults, request_log=request_log,
+                        latency=latency)
+        if own_process:
+            from .server.process import ServerProcess
+
+            server = ServerProcess(**settings)
+        else:
+            from .server import ReferenceServer
+
+            server = ReferenceServer(**settings).start()
         return Endpoint(server.base_url, key, server)
     return Endpoint(target.base_url, target.api_key())

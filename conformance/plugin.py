@@ -143,12 +143,12 @@ def _run_suites_when_targeted(config: pytest.Config) -> None:
         config.args = [list(conformance.suites.__path__)[0]]
 
 
-def _ensure_endpoint(state: RunState) -> None:
+def _ensure_endpoint(state: RunState, own_process: bool = False) -> None:
     """Resolve the base URL and key; start the embedded server once for the whole run."""
     if state.base_url is not None:
         return
     endpoint = connect(state.target, quirks=state.quirks, faults=state.faults, request_log=state.request_log,
-                       latency=state.latency)
+                       latency=state.latency, own_process=own_process)
     state.server, state.base_url, state.api_key = endpoint, endpoint.base_url, endpoint.api_key
 
 
@@ -158,7 +158,11 @@ class _XdistHooks:
     @pytest.hookimpl
     def pytest_configure_node(self, node) -> None:
         state: RunState = node.config.stash[STATE]
-        _ensure_endpoint(state)
+        try:
+            # Not in this process: the controller's report handling would hold the server up.
+            _ensure_endpoint(state, own_process=True)
+        except RuntimeError as exc:
+            pytest.exit(f"conformance: {exc}", returncode=3)
         node.workerinput["conformance_run_dir"] = str(state.run_dir)
         node.workerinput["conformance_base_url"] = state.base_url
         node.workerinput["conformance_api_key"] = state.api_key

@@ -118,3 +118,37 @@ def test_the_request_log_holds_every_request_but_never_the_key(tmp_path):
         ("POST", "/v1/completions", "none", "other"), ("GET", "/v1/models", "server", "sdk")]
     assert json.loads(lines[0]["body"])["max_tokens"] == 2 and lines[2]["body"] == "{not json"
     assert "sk-log-secret" not in log.read_text()
+
+
+
+def test_the_server_in_its_own_process_keeps_its_settings_and_reports_its_faults(tmp_path):
+    """What an xdist run uses: the key, models, quirks and request log cross to the child, the
+    faults it injected come back when it stops, and it does not outlive stop()."""
+    from conformance.server.faults import parse_faults
+    from conformance.server.process import ServerProcess
+
+    log = tmp_path / "requests.jsonl"
+    server = ServerProcess(api_key="sk-child-1", models=("ref-tiny",), quirks=("stop-kept",), request_log=str(log))
+    try:
+        with httpx2.Client(base_url=server.base_url, headers={"Authorization": "Bearer sk-child-1"}) as client:
+            assert [m["id"] for m in client.get("/models").json()["data"]] == ["ref-tiny"]
+            body = {"model": "ref-tiny", "temperature": 0, "max_tokens": 20,
+                    "messages": [{"role": "user", "content": "Tell me a story."}]}
+            text = client.post("/chat/completions", json=body).json()["choices"][0]["message"]["content"]
+            word = text.split()[2]
+            kept = client.post("/chat/completions", json={**body, "stop": [word]}).json()["choices"][0]
+            assert kept["message"]["content"] == text[: text.index(word) + len(word)]  # the quirk: stop text kept
+            assert client.get("/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+    assert [json.loads(line)["auth"] for line in log.read_text().splitlines()] == ["server"] * 3 + ["other"]
+
+    faults = parse_faults("503=1", seed=3)
+    server = ServerProcess(api_key="sk-child-2", models=("ref-tiny",), faults=faults)
+    try:
+        with httpx2.Client(base_url=server.base_url, headers={"Authorization": "Bearer sk-child-2"}) as client:
+            assert [client.get("/models").status_code for _ in range(3)] == [503] * 3
+    finally:
+        server.stop()
+    assert faults.injected == {"503": 3} and server.process.returncode == 0
