@@ -120,7 +120,6 @@ def test_the_request_log_holds_every_request_but_never_the_key(tmp_path):
     assert "sk-log-secret" not in log.read_text()
 
 
-
 def test_the_server_in_its_own_process_keeps_its_settings_and_reports_its_faults(tmp_path):
     """What an xdist run uses: the key, models, quirks and request log cross to the child, the
     faults it injected come back when it stops, and it does not outlive stop()."""

@@ -12,6 +12,7 @@ injected; a parent that dies closes the pipe too, so no server outlives its run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -26,9 +27,7 @@ class ServerProcess:
                  request_log: str | None = None, latency: float = 0.0):
         self.faults = faults
         settings = {"api_key": api_key, "models": list(models), "quirks": list(quirks), "request_log": request_log,
-                    "latency": latency,
-                    "faults": None if faults is None else {"rates": faults.rates, "seed": faults.seed,
-                                                           "stall_seconds": faults.stall_seconds}}
+                    "latency": latency, "faults": None if faults is None else dataclasses.asdict(faults)}
         self.process = subprocess.Popen([sys.executable, "-m", "conformance.server.process"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, encoding="utf-8")
         self.process.stdin.write(json.dumps(settings) + "\n")
@@ -40,17 +39,13 @@ class ServerProcess:
         self.base_url = json.loads(started)["base_url"]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            ended = self.process.stdout.readline()
-            if ended and self.faults is not None:
-                self.faults.injected.update(json.loads(ended)["injected"])
         try:
-            self.process.wait(10)
+            ended, _ = self.process.communicate(timeout=10)  # closes stdin: the child stops
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
+            ended, _ = self.process.communicate()
+        if ended.strip() and self.faults is not None:
+            self.faults.injected.update(json.loads(ended)["injected"])
 
 
 def main() -> int:
@@ -61,10 +56,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
 
     settings = json.loads(sys.stdin.readline())
-    spec = settings["faults"]
-    faults = Faults(spec["rates"], spec["seed"], spec["stall_seconds"]) if spec else None
-    server = ReferenceServer(api_key=settings["api_key"], models=tuple(settings["models"]), quirks=settings["quirks"],
-                             faults=faults, request_log=settings["request_log"], latency=settings["latency"]).start()
+    faults = Faults(**settings["faults"]) if settings["faults"] else None
+    server = ReferenceServer(**{**settings, "models": tuple(settings["models"]), "faults": faults}).start()
     print(json.dumps({"base_url": server.base_url}), flush=True)
     sys.stdin.read()  # until the parent closes the pipe, or dies
     server.stop()
