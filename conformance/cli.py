@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_DEVIATIONS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+from .report.finish import EXIT_DEVIATIONS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 MAX_REPLAY = 100
 DEFAULT_SERVE_KEY = "reference-key"
 
@@ -69,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
     serve.add_argument("--stall-seconds", type=float, default=5.0, help="how long a stall lasts (default 5)")
     serve.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
-                       help="add MS milliseconds to every request, as a model server takes (benchmarks)")
+                       help="add MS milliseconds to every request, as a model server's time to the first token")
+    serve.add_argument("--token-latency-ms", type=float, default=0.0, metavar="MS",
+                       help="add MS milliseconds per generated token; streamed events are paced by it")
+    serve.add_argument("--serial", action="store_true",
+                       help="answer one request at a time, as Ollama's default or a one-slot llama-server does")
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
     sub.add_parser("targets", help="list the known targets")
@@ -106,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("run_dir", help="a run directory (reports/<run id>)")
     update.add_argument("--out", help="the file to write (default: expectations/<target>.toml)")
 
+    export = sub.add_parser("export", help="a run's measured support as data: a LiteLLM model list or a JSON "
+                                           "support profile")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (reports/<run id>)")
+    export.add_argument("--format", choices=("litellm", "json"), default="json",
+                        help="litellm: model_list with model_info.supported_openai_params (YAML); json: parameter "
+                             "-> verdict per model (default)")
+    export.add_argument("--api-key-env", help="litellm: the variable LiteLLM reads the key from (os.environ/VAR)")
+    export.add_argument("--out", help="the file to write (default: standard output)")
+
     manifest = sub.add_parser("manifest", help="print (or --write) the generated manifest of all checks")
     manifest.add_argument("--write", action="store_true", help="write suites/MANIFEST.md")
 
@@ -133,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_report(args)
     if args.command == "migrate":
         return cmd_migrate(args)
+    if args.command == "export":
+        return cmd_export(args)
     return cmd_targets()
 
 
@@ -155,6 +170,23 @@ def cmd_expectations_update(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from .report.export import export
+    from .report.merge import ReportError, load_run
+
+    try:
+        matrix = load_run(Path(args.run_dir))
+    except ReportError as exc:
+        return _fail_usage(str(exc))
+    text = export(matrix, args.format, args.api_key_env)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_report(args) -> int:
     from .report import allure, history
     from .report.merge import ReportError, merge
@@ -172,7 +204,7 @@ def cmd_report(args) -> int:
     for t in merged["targets"]:
         must = t["scores"]["MUST"]
         share = f"{must['share']:.0%}" if must["share"] is not None else "n/a"
-        print(f"{t['target']:20} run {t['run']}: MUST {share} ({must['passed']}/{must['judged']})")
+        print(f"{t.get('identity', t['target']):20} run {t['run']}: MUST {share} ({must['passed']}/{must['judged']})")
     print(f"merged matrix: {out / 'index.html'} ({out / 'matrix.md'}, {out / 'matrix.json'})")
     if not args.no_allure:
         results = [d / "allure-results" for d in run_dirs if (d / "allure-results").is_dir()]
@@ -253,7 +285,8 @@ def cmd_serve(args) -> int:
         faults = parse_faults(args.faults, args.fault_seed, args.stall_seconds) if args.faults else None
         server = ReferenceServer(api_key=key, host=args.host, port=args.port, quirks=args.quirks,
                                  models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose, faults=faults,
-                                 latency=args.latency_ms / 1000)
+                                 latency=args.latency_ms / 1000, token_latency=args.token_latency_ms / 1000,
+                                 serial=args.serial)
     except OSError as exc:
         return _fail_usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     except (ValueError, FaultSpecError) as exc:
@@ -261,6 +294,8 @@ def cmd_serve(args) -> int:
     quirks = f"; quirks: {', '.join(sorted(server.quirks))}" if server.quirks else ""
     if faults:
         quirks += f"; faults: {args.faults} (seed {args.fault_seed})"
+    if args.serial:
+        quirks += "; one request at a time"
     print(f"reference server on {server.base_url} (Bearer key: {shown}){quirks}; Ctrl-C stops it", flush=True)
     try:
         server.serve_forever()
@@ -292,11 +327,29 @@ def _workers(option: str, target) -> int:
         # The embedded server shares this machine's cores: as many workers as cores. A live target
         # keeps a worker waiting on the network most of the time: as many as the target allows.
         wanted = cpus if target.embedded else 4 * cpus
-        return max(1, min(wanted, target.limits.concurrency))
+        workers = max(1, min(wanted, target.limits.concurrency))
+        if not target.embedded and workers > 1 and "concurrency" not in target.limits_given:
+            workers = _measured_workers(target, workers)
+        return workers
     try:
         return max(0, int(option))
     except ValueError:
         raise SystemExit(_fail_usage(f"-n takes a number or 'auto', not {option!r}")) from None
+
+
+def _measured_workers(target, wanted: int) -> int:
+    """As many workers as the live target serves requests at once (a serial server gets one)."""
+    from .concurrency import measure
+
+    model = target.models[0]
+    capacity = measure(target.base_url, target.api_key(), model, wanted, target.limits.timeout_seconds,
+                       dict(target.headers), chat="chat" in target.endpoints_for(model))
+    if capacity is None:
+        print(f"conformance: could not measure how many requests the target serves at once; {wanted} worker(s)",
+              flush=True)
+        return wanted
+    print(f"conformance: {capacity.line()}", flush=True)
+    return capacity.slots
 
 
 def _run_pytest(args, target, run_dir: Path, workers: int, checks: list[str], extra: list[str]) -> int:
@@ -343,11 +396,10 @@ def _reachable_target(args, name: str | None = None):
 
 
 def cmd_run(args) -> int:
-    import time
-
     import pytest
 
-    from .plugin import _new_run_dir
+    from .plugin import _new_run_dir, new_run_id
+    from .report.finish import exit_code
 
     target = _reachable_target(args)
     if isinstance(target, int):
@@ -361,46 +413,35 @@ def cmd_run(args) -> int:
             known = expectations.load(expectations_path)
         except expectations.ExpectationsError as exc:
             return _fail_usage(str(exc))
-    run_dir = Path(args.report_dir) if args.report_dir else _new_run_dir(target)
+    # A folder of its own is named after the run; a given folder (reused nightly) gets a new id inside.
+    run_id = None if args.report_dir else new_run_id(target)
+    run_dir = Path(args.report_dir) if args.report_dir else _new_run_dir(target, run_id)
     workers = _workers(args.workers, target)
     extra = ["-k", args.keyword] if args.keyword else []
+    if run_id:
+        extra += ["--run-id", run_id]
     if args.budget_tokens is not None:
         extra += ["--budget-tokens", str(args.budget_tokens)]
-    started = time.monotonic()
+    # The history, the expectations and the summary are the plugin's, as for `pytest suites --target X`.
+    if args.no_history:
+        extra.append("--no-history")
+    elif args.history:
+        extra += ["--history", args.history]
+    if args.no_expectations:
+        extra.append("--no-expectations")
+    elif known is not None:
+        extra += ["--expectations", str(expectations_path)]
+    (run_dir / "matrix.json").unlink(missing_ok=True)  # a reused folder: never judge last night's matrix
     code = _run_pytest(args, target, run_dir, workers, args.checks, extra + args.pytest_args)
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         return _fail_usage(f"pytest could not run the suites (exit {int(code)}); see the lines above")
     if code == pytest.ExitCode.INTERRUPTED:
         print("conformance: interrupted; the report holds what had run", file=sys.stderr)
-    matrix_path = run_dir / "matrix.json"
-    if not matrix_path.is_file():
+    if not (run_dir / "matrix.json").is_file():
         print("conformance: no check ran, so no matrix was written (is the -k expression too narrow?)",
               file=sys.stderr)
         return EXIT_USAGE
-    matrix = json.loads(matrix_path.read_text(encoding="utf-8"))
-    if not args.no_history:
-        from .report.matrix import record_history
-
-        history_path = Path(args.history) if args.history else run_dir.parent / "history.jsonl"
-        matrix, damaged = record_history(run_dir, matrix, history_path)
-        if damaged:
-            print(f"conformance: {damaged} unreadable line(s) in {history_path} were skipped", file=sys.stderr)
-    print_summary(matrix, time.monotonic() - started, run_dir)
-    outcomes = matrix["summary"]["outcomes"]
-    if known is not None:
-        comparison = expectations.compare(matrix, known)
-        (run_dir / "expectations.json").write_text(json.dumps(comparison.to_json(), indent=2), encoding="utf-8")
-        print(f"compared with {expectations_path}:")
-        for line in comparison.lines():
-            print(line)
-        if comparison.changed:
-            return EXIT_DEVIATIONS
-        return EXIT_INCOMPLETE if outcomes["error"] else EXIT_OK
-    if outcomes["fail"]:
-        return EXIT_DEVIATIONS
-    if outcomes["error"] or matrix["summary"].get("not_run") or code == pytest.ExitCode.INTERRUPTED:
-        return EXIT_INCOMPLETE
-    return EXIT_OK
+    return exit_code(run_dir, interrupted=code == pytest.ExitCode.INTERRUPTED)
 
 
 def _report_skipped(source: str, traffic) -> None:
@@ -451,7 +492,8 @@ def cmd_migrate(args) -> int:
         out = Path(args.out or _migration_dir(target.name))
         run_dir = out / "run"
         _report_skipped(args.requests, traffic)
-        quirks = [a for q in args.quirks for a in ("--server-quirk", q)]
+        # A migration's run judges one application's traffic: not a run of the target's history.
+        quirks = [a for q in args.quirks for a in ("--server-quirk", q)] + ["--no-history", "--no-expectations"]
         code = _run_pytest(args, target, run_dir, _workers(args.workers, target), check_patterns(uses), quirks)
         if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
             return _fail_usage(f"pytest could not run the checks (exit {int(code)}); see the lines above")
@@ -491,29 +533,6 @@ def cmd_migrate(args) -> int:
         print(f"{len(traffic.skipped)} entries of {args.requests} were skipped (listed above and in the report)")
     print(f"report: {out / 'migration.html'} ({out / 'migration.md'}, {out / 'migration.json'})")
     return {GO: EXIT_OK, NO_GO: EXIT_DEVIATIONS}.get(decision, EXIT_INCOMPLETE)
-
-
-def print_summary(matrix: dict, seconds: float, run_dir: Path) -> None:
-    from .report.render import render_summary_lines
-
-    models = matrix["run"]["models"]
-    print()
-    print(f"Parameter verdicts ({matrix['run']['target']}):")
-    width = max(len(f"{p['endpoint']}.{p['parameter']}") for p in matrix["parameters"]) + 2
-    print(" " * width + "".join(f"{m[:24]:26}" for m in models))
-    for row in matrix["parameters"]:
-        label = f"{row['endpoint']}.{row['parameter']}"
-        cells = "".join(f"{row['models'][m]['verdict']:26}" for m in models)
-        print(f"{label:{width}}{cells}")
-    print()
-    for line in render_summary_lines(matrix):
-        print(line)
-    change = matrix.get("changes")
-    if change:
-        print(f"since run {change['previous_run']}: {len(change['regressed'])} regressed, {len(change['fixed'])} "
-              f"fixed, {len(change['new'])} new (check x model)")
-    print(f"finished in {seconds:.1f}s; matrix: {run_dir / 'matrix.html'} ({run_dir / 'matrix.md'}, "
-          f"{run_dir / 'matrix.json'}); allure results: {run_dir / 'allure-results'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

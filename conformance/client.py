@@ -34,6 +34,7 @@ from .transport import (
 )
 
 ENDPOINT_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+READ_TIMEOUT_RETRIES = 1  # a request the server has not answered within the read timeout
 
 
 @dataclasses.dataclass
@@ -374,7 +375,14 @@ class Api:
         return response
 
     def _retrying(self, call):
+        read_timeouts = []
+
         def is_transient(exc: BaseException) -> bool:
+            if isinstance(exc, (httpx2.ReadTimeout, openai.APITimeoutError)):
+                # No answer yet after the read timeout: the server is most likely still working on it
+                # (or queueing it). Each retry would add one more request to its queue, so one only.
+                read_timeouts.append(exc)
+                return len(read_timeouts) <= READ_TIMEOUT_RETRIES
             if isinstance(exc, (TransientStatus, StreamInterrupted, httpx2.TransportError)):
                 return True
             if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
@@ -393,6 +401,11 @@ class Api:
             return self.runtime.retry.run(call, is_transient, retry_after, self.evidence)
         except (TransientStatus, StreamInterrupted, httpx2.TransportError, openai.APIConnectionError,
                 openai.APITimeoutError) as exc:
+            if read_timeouts and exc is read_timeouts[-1]:
+                raise InfrastructureError(
+                    f"no answer within the read timeout ({self.runtime.timeout.read:g}s), {len(read_timeouts)} "
+                    "times: the target may be busy or answer one request at a time (lower [limits] concurrency "
+                    "or raise timeout_seconds in the target file)", connection=True) from None
             raise InfrastructureError(
                 f"the target could not be reached or kept failing after {self.runtime.retry.attempts} attempts: "
                 f"{self.runtime.redactor.text(str(exc) or type(exc).__name__)}",

@@ -21,13 +21,14 @@ class Endpoint:
 
 
 def connect(target: Target, quirks: tuple[str, ...] = (), faults=None, request_log: str | None = None,
-            latency: float = 0.0, own_process: bool = False) -> Endpoint:
+            latency: float = 0.0, own_process: bool = False, token_latency: float = 0.0,
+            serial: bool = False) -> Endpoint:
     """The target's endpoint; for the embedded reference, a server of its own with a fresh key
     (in a thread of this process, or with `own_process` in a child process)."""
     if target.embedded:
         key = "ref-" + secrets.token_urlsafe(18)
         settings = dict(api_key=key, models=target.models, quirks=quirks, faults=faults, request_log=request_log,
-                        latency=latency)
+                        latency=latency, token_latency=token_latency, serial=serial)
         if own_process:
             from .server.process import ServerProcess
 

@@ -119,24 +119,47 @@ def _quote(value: str) -> str:
 
 
 def render(target_name: str, matrix: dict, existing: dict[str, Expectation]) -> str:
-    """The expectations file for a run: every check not passing, keeping notes already written."""
+    """The expectations file for a run: every check not passing, keeping notes already written, and
+    keeping as they were the entries of checks the run did not judge (a `--check` or `-k` subset)."""
     rows = {row["id"]: row for row in matrix["checks"]}
+    judged = worst_outcomes(matrix)
     lines = [f"# Known deviations of target '{target_name}': check id -> expected outcome (the worst over",
              "# its instances). Written by `conformance expectations update`; notes and evidence are kept",
              "# across updates. Checks not listed are expected to pass.",
+             *_run_note(matrix.get("run")),
              f"target = {_quote(target_name)}", ""]
-    checks = sorted(set(worst_outcomes(matrix)) | {c for c, e in existing.items() if len(e.allowed) > 1})
+    checks = sorted(set(judged) | {c for c, e in existing.items() if len(e.allowed) > 1 or c not in judged})
     for check_id in checks:
-        outcome = worst_outcomes(matrix).get(check_id, "pass")
         old = existing.get(check_id)
+        if check_id not in judged:  # not in this run: what was known still holds
+            lines += _entry_lines(check_id, old.allowed, old.link, old.note, old.evidence)
+            continue
+        outcome = judged[check_id]
         if outcome == "pass" and not (old and len(old.allowed) > 1):
             continue
         row = rows.get(check_id, {"clause": old.link if old else "", "instances": []})
         example = next((i for i in row["instances"] if i["outcome"] == outcome), {})
         # an intermittent deviation keeps its list of outcomes
-        shown = "[" + ", ".join(_quote(o) for o in old.allowed) + "]" if old and len(old.allowed) > 1 else _quote(outcome)
-        lines += ["[[expect]]", f"check = {_quote(check_id)}", f"outcome = {shown}",
-                  f"link = {_quote(row['clause'])}",
-                  f"note = {_quote(old.note if old and old.note else example.get('message', ''))}",
-                  f"evidence = {_quote(old.evidence if old else '')}", ""]
+        allowed = old.allowed if old and len(old.allowed) > 1 else (outcome,)
+        lines += _entry_lines(check_id, allowed, row["clause"], old.note if old and old.note else
+                              example.get("message", ""), old.evidence if old else "")
     return "\n".join(lines)
+
+
+def _entry_lines(check_id: str, allowed: tuple[str, ...], link: str, note: str, evidence: str) -> list[str]:
+    shown = "[" + ", ".join(_quote(o) for o in allowed) + "]" if len(allowed) > 1 else _quote(allowed[0])
+    return ["[[expect]]", f"check = {_quote(check_id)}", f"outcome = {shown}", f"link = {_quote(link)}",
+            f"note = {_quote(note)}", f"evidence = {_quote(evidence)}", ""]
+
+
+def _run_note(run: dict | None) -> list[str]:
+    """The comment naming the run the file was last updated from, and what it was beyond its target."""
+    if not run:
+        return []
+    selection = run.get("selection") or {}
+    parts = [f"--check {' '.join(selection['checks'])}" if selection.get("checks") else "",
+             f"-k {selection['keyword']}" if selection.get("keyword") else "",
+             f"quirks {', '.join(run['quirks'])}" if run.get("quirks") else "",
+             "injected faults" if run.get("faults") else ""]
+    shown = "; ".join(p for p in parts if p)
+    return [f"# Last updated from run {run.get('id', '?')}" + (f" ({shown})." if shown else ".")]

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import secrets
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,8 +20,8 @@ import pytest
 
 from .checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
 from .connect import connect
-from .report.allure import (attach_record, category_of, tag_failure, with_compiled_json_writer, without_fixture_containers,
-                            write_metadata)
+from .report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
+                            without_fixture_containers, write_metadata)
 from .results import ResultWriter, record_for, variant_of
 from .targets import Target, TargetError, load_target
 
@@ -37,16 +38,23 @@ class RunState:
 
     target: Target
     run_dir: Path
+    run_id: str = ""  # unique per run, even when the report directory is reused
     quirks: tuple[str, ...] = ()
     faults: object | None = None  # conformance.server.faults.Faults
     request_log: str | None = None
-    latency: float = 0.0  # seconds the embedded server adds per request
+    latency: float = 0.0  # seconds the embedded server adds per request (its time to the first token)
+    token_latency: float = 0.0  # seconds the embedded server adds per generated token
+    serial: bool = False  # the embedded server answers one request at a time
     base_url: str | None = None
     api_key: str | None = None
     server: object | None = None  # conformance.connect.Endpoint
     writer: ResultWriter | None = None
     started: float = dataclasses.field(default_factory=time.time)
     tokens_used: int = 0  # by this process's checks, from the target's usage counts
+    history_path: Path | None = None  # None: neither read nor append the run history
+    known: dict | None = None  # the target's expectations (known deviations), when compared
+    expectations_path: Path | None = None
+    end: object | None = None  # conformance.report.finish.RunEnd, for the terminal summary
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="model id to test (repeatable); replaces the target's model list")
     group.addoption("--report-dir", default=None,
                     help="where to write results and the matrix (default: reports/<run id>)")
+    group.addoption("--run-id", default=None,
+                    help="the run's id (default: a new one, <UTC time>-<target>-<random hex>)")
     group.addoption("--server-quirk", action="append", default=[], dest="server_quirks", metavar="NAME",
                     help="self-test: start the embedded reference server with this quirk (repeatable)")
     group.addoption("--budget-tokens", type=int, default=None, metavar="N",
@@ -73,11 +83,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--server-latency-ms", type=float, default=0.0, metavar="MS",
                     help="benchmark: the embedded reference server takes MS milliseconds more per request")
     group.addoption("--server-fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
+    group.addoption("--server-token-latency-ms", type=float, default=0.0, metavar="MS",
+                    help="the embedded reference server takes MS milliseconds per generated token (streams paced)")
+    group.addoption("--server-serial", action="store_true",
+                    help="the embedded reference server answers one request at a time (a serial target)")
+    group.addoption("--history", default=None, dest="conformance_history", metavar="FILE",
+                    help="the run history to compare with and append to (default: history.jsonl beside the "
+                         "report directory)")
+    group.addoption("--no-history", action="store_true", dest="conformance_no_history",
+                    help="neither read nor append the run history")
+    group.addoption("--expectations", default=None, dest="conformance_expectations", metavar="FILE",
+                    help="known deviations to compare with (default: expectations/<target>.toml when it exists)")
+    group.addoption("--no-expectations", action="store_true", dest="conformance_no_expectations",
+                    help="ignore any expectations file")
 
 
-def _new_run_dir(target: Target) -> Path:
+def new_run_id(target: Target) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return Path("reports") / f"{stamp}-{target.name}-{secrets.token_hex(2)}"
+    return f"{stamp}-{target.name}-{secrets.token_hex(3)}"
+
+
+def _new_run_dir(target: Target, run_id: str | None = None) -> Path:
+    return Path("reports") / (run_id or new_run_id(target))
 
 
 @pytest.hookimpl(trylast=True)
@@ -101,22 +128,74 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
     if workerinput is not None and "conformance_run_dir" in workerinput:
+        # Quirks and faults too: a worker's results name them (target_identity), though only the
+        # controller starts the server.
         state = RunState(target=target, run_dir=Path(workerinput["conformance_run_dir"]),
-                         base_url=workerinput["conformance_base_url"], api_key=workerinput["conformance_api_key"])
+                         run_id=workerinput.get("conformance_run_id", ""), quirks=quirks,
+                         faults=_faults(config, target), base_url=workerinput["conformance_base_url"],
+                         api_key=workerinput["conformance_api_key"])
     else:
-        run_dir = Path(config.getoption("report_dir") or _new_run_dir(target))
+        # The id is the run's own, not its folder's: a nightly job reuses one folder every night.
+        run_id = config.getoption("run_id") or new_run_id(target)
+        run_dir = Path(config.getoption("report_dir") or _new_run_dir(target, run_id))
         for stale in ("results", "evidence", "shared", "not-run"):  # a reused report directory starts clean
             if (run_dir / stale).is_dir():
                 shutil.rmtree(run_dir / stale)
-        state = RunState(target=target, run_dir=run_dir, quirks=quirks, faults=_faults(config, target),
+        state = RunState(target=target, run_dir=run_dir, run_id=run_id, quirks=quirks,
+                         faults=_faults(config, target),
                          request_log=config.getoption("server_request_log"),
-                         latency=config.getoption("server_latency_ms") / 1000)
+                         latency=config.getoption("server_latency_ms") / 1000,
+                         token_latency=config.getoption("server_token_latency_ms") / 1000,
+                         serial=config.getoption("server_serial"))
     config.stash[STATE] = state
+    if workerinput is None:
+        _settle_run_end(config, state)
     without_fixture_containers(config.pluginmanager)  # after allure-pytest registered them (trylast)
     with_compiled_json_writer()
     _run_suites_when_targeted(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "conformance-xdist")
+
+
+def _settle_run_end(config: pytest.Config, state: RunState) -> None:
+    """Where the run's history line goes and which expectations it is compared with (the controller's)."""
+    from . import expectations
+
+    if not config.getoption("conformance_no_history"):
+        chosen = config.getoption("conformance_history")
+        state.history_path = Path(chosen) if chosen else state.run_dir.parent / "history.jsonl"
+    chosen = config.getoption("conformance_expectations")
+    path = Path(chosen) if chosen else expectations.default_path(state.target.name)
+    if not config.getoption("conformance_no_expectations") and (chosen or path.is_file()):
+        try:
+            state.known, state.expectations_path = expectations.load(path), path
+        except expectations.ExpectationsError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """A run aimed at a target (`pytest suites --target X`) is the same job as `conformance run`: it
+    writes its Allure results into the run's folder too, unless --alluredir says otherwise. Before
+    allure-pytest reads the option; xdist workers inherit the controller's options."""
+    if hasattr(config, "workerinput") or not hasattr(config.option, "allure_report_dir") or \
+            config.option.allure_report_dir:
+        return
+    aimed = ("--target", "--base-url", "--report-dir")
+    if not any(a == o or a.startswith(o + "=") for a in config.invocation_params.args for o in aimed):
+        return
+    report_dir = config.getoption("report_dir")
+    if not report_dir:
+        try:
+            target = load_target(config.getoption("target"), base_url=config.getoption("base_url"),
+                                 api_key_env=config.getoption("api_key_env"),
+                                 models=config.getoption("conformance_models"))
+        except TargetError:
+            return  # pytest_configure says why, once
+        config.option.run_id = config.getoption("run_id") or new_run_id(target)
+        report_dir = config.option.report_dir = str(_new_run_dir(target, config.option.run_id))
+    config.option.allure_report_dir = str(Path(report_dir) / "allure-results")
+    config.option.clean_alluredir = True
 
 
 def _faults(config: pytest.Config, target: Target):
@@ -148,7 +227,8 @@ def _ensure_endpoint(state: RunState, own_process: bool = False) -> None:
     if state.base_url is not None:
         return
     endpoint = connect(state.target, quirks=state.quirks, faults=state.faults, request_log=state.request_log,
-                       latency=state.latency, own_process=own_process)
+                       latency=state.latency, own_process=own_process, token_latency=state.token_latency,
+                       serial=state.serial)
     state.server, state.base_url, state.api_key = endpoint, endpoint.base_url, endpoint.api_key
 
 
@@ -164,6 +244,7 @@ class _XdistHooks:
         except RuntimeError as exc:
             pytest.exit(f"conformance: {exc}", returncode=3)
         node.workerinput["conformance_run_dir"] = str(state.run_dir)
+        node.workerinput["conformance_run_id"] = state.run_id
         node.workerinput["conformance_base_url"] = state.base_url
         node.workerinput["conformance_api_key"] = state.api_key
 
@@ -287,10 +368,21 @@ def _record(item: pytest.Item, meta: CheckMeta, call: pytest.CallInfo) -> str:
     state.tokens_used += record["tokens"]["prompt"] + record["tokens"]["completion"]
     evidence_path = state.writer.write(record)
     record["evidence_file"] = str(evidence_path)
-    attach_record(record)
+    attach_record(record, target_identity(state.target.name, state.quirks, state.faults))
     if record["category"] and call.excinfo is not None:
         tag_failure(call.excinfo.value, record["category"])
     return verdict
+
+
+def _configuration(config: pytest.Config, state: RunState) -> dict:
+    """What the run was, beyond its target: its id and what makes it comparable with another run."""
+    faults = state.faults
+    return {"id": state.run_id or state.run_dir.name,
+            "selection": {"checks": list(config.getoption("conformance_checks")),
+                          "keyword": config.getoption("keyword") or None,
+                          "markers": config.getoption("markexpr") or None},
+            "quirks": sorted(state.quirks),
+            "faults": {"rates": dict(faults.rates), "seed": faults.seed} if faults is not None else None}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -317,7 +409,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if results_dir.is_dir():
         from .report.matrix import write_reports
 
-        matrix = write_reports(state.run_dir, state.target, state.base_url or "", state.started)
+        matrix = write_reports(state.run_dir, state.target, state.base_url or "", state.started,
+                               _configuration(config, state))
         alluredir = getattr(config.option, "allure_report_dir", None)
         if alluredir:
             run = matrix["run"]
@@ -325,3 +418,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "target": run["target"], "base_url": run["base_url"], "models": ", ".join(run["models"]),
                 "run": run["id"], "suite": run["suite_version"], "openai_sdk": run["openai_sdk"],
                 "python": run["python"]})
+        from .report.finish import finish_run
+
+        state.end = finish_run(state.run_dir, matrix, state.history_path, state.known, state.expectations_path)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The run's summary, the same for `conformance run` and `pytest suites --target X`."""
+    state: RunState | None = config.stash.get(STATE, None)
+    if state is None or state.end is None:
+        return
+    from .report.finish import terminal_lines
+
+    for note in state.end.notes:  # what went wrong around the run, not in it: stderr, as every usage note
+        print(note, file=sys.stderr)
+    for line in terminal_lines(state.end, time.time() - state.started):
+        terminalreporter.write_line(line)

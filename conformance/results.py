@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .report.evidence import render_evidence_page
+
 if TYPE_CHECKING:  # pragma: no cover
     from .checks import ResolvedCheck
     from .client import Api
@@ -111,7 +113,8 @@ def variant_of(callspec) -> str | None:
 
 
 class ResultWriter:
-    """Appends records to results/<worker>.jsonl and evidence to evidence/<digest>.json."""
+    """Appends records to results/<worker>.jsonl, evidence to evidence/<digest>.json and its readable
+    page to evidence/<digest>.html."""
 
     def __init__(self, run_dir: Path, worker: str):
         self.run_dir = run_dir
@@ -130,6 +133,10 @@ class ResultWriter:
         summary["retries"] = len(record["evidence"]["retries"])
         self._file.write(json.dumps(summary, ensure_ascii=False) + "\n")
         self._file.flush()
+        # The readable page too, here where the workers share the cost (creating a file costs more
+        # than rendering it); after the run, report/evidence.py writes only the pages missing.
+        (self.run_dir / relative.with_suffix(".html")).write_text(render_evidence_page(record, relative.name),
+                                                                  encoding="utf-8")
         return relative
 
     def close(self) -> None:

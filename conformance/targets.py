@@ -8,10 +8,14 @@ overrides (`--base-url`, `--api-key-env`, `--model`) are applied on top.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import re
 import sys
+import typing
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,6 +24,9 @@ else:  # pragma: no cover
 
 ENDPOINTS = ("chat", "completions", "models")
 MODES = ("regular", "stream")
+# A target's name is part of file names (reports/<stamp>-<name>-<hex>, expectations/<name>.toml).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_SLUG = 48  # a base URL's share of a target name
 
 
 class TargetError(Exception):
@@ -36,6 +43,10 @@ class Limits:
     retry_base_seconds: float = 0.5  # first backoff, doubling; Retry-After wins when the target sends it
     retry_max_delay_seconds: float = 30.0  # total backoff per request
     context_tokens: int = 131072  # the models' context window, for the context-length check
+
+
+# Every limit must be positive, except these, which may be 0 (no backoff).
+LIMITS_MAY_BE_ZERO = frozenset({"retry_base_seconds", "retry_max_delay_seconds"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +69,7 @@ class Target:
     source: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     limits: Limits = Limits()
+    limits_given: tuple[str, ...] = ()  # the [limits] the file sets; the others are defaults
     declared: Declared = Declared()
     model_endpoints: tuple[tuple[str, tuple[str, ...]], ...] = ()
     model_unsupported: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -118,14 +130,78 @@ def find_target_file(name_or_path: str) -> Path:
     )
 
 
-def _tuple_of_str(value: object, field: str, source: str) -> tuple[str, ...]:
+def _kind(value: object) -> str:
+    """How a TOML value reads to the person who wrote it, for error messages."""
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
+
+
+def _wrong(source: str, field: str, expected: str, value: object) -> TargetError:
+    return TargetError(f"{source}: '{field}' must be {expected}, not {value!r} ({_kind(value)})")
+
+
+def _string(data: dict, field: str, source: str, default: str | None = None) -> str | None:
+    value = data.get(field, default)
+    if value is not None and not isinstance(value, str):
+        raise _wrong(source, field, "a string", value)
+    return value
+
+
+def _table(value: object, field: str, source: str) -> dict:
+    if not isinstance(value, dict):
+        raise _wrong(source, field, "a table", value)
+    return value
+
+
+def _tuple_of_str(value: object, field: str, source: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TargetError(f"{source}: '{field}' must be a list of strings")
+        raise _wrong(source, field, "a list of strings", value)
+    if allowed is not None:
+        for item in value:
+            if item not in allowed:
+                raise TargetError(f"{source}: '{field}' has '{item}', which is not one of {', '.join(allowed)}")
     return tuple(value)
 
 
+def _limits(data: dict, source: str) -> Limits:
+    """[limits], each value of the type its field has (TOML integers count as numbers)."""
+    types = typing.get_type_hints(Limits)
+    unknown = sorted(set(data) - set(types))
+    if unknown:
+        raise TargetError(f"{source}: [limits] has unknown key(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(types)}")
+    for key, value in data.items():
+        field = f"limits.{key}"
+        wants_integer = types[key] is int or int in typing.get_args(types[key])  # int, or int | None
+        if wants_integer:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _wrong(source, field, "an integer", value)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _wrong(source, field, "a number of seconds", value)
+        if value < 0 or (value == 0 and key not in LIMITS_MAY_BE_ZERO):
+            at_least = "0 or more" if key in LIMITS_MAY_BE_ZERO else "more than 0"
+            raise TargetError(f"{source}: '{field}' must be {at_least}, not {value!r}")
+    return Limits(**data)
+
+
+def _declared(data: dict, source: str) -> Declared:
+    fields = [f.name for f in dataclasses.fields(Declared)]
+    bad = sorted(set(data) - set(fields))
+    if bad:
+        raise TargetError(f"{source}: [declared] has unknown key(s) {', '.join(bad)}; allowed: {', '.join(fields)}")
+    allowed = {"endpoints": ENDPOINTS, "modes": MODES}
+    return Declared(**{k: _tuple_of_str(v, f"declared.{k}", source, allowed.get(k)) for k, v in data.items()})
+
+
+def _per_model(data: dict, field: str, source: str, allowed: tuple[str, ...] | None = None):
+    return tuple((model, _tuple_of_str(value, f"{field}.{model}", source, allowed))
+                 for model, value in _table(data.get(field, {}), field, source).items())
+
+
 def parse_target(data: dict, source: str) -> Target:
-    """Build a Target from parsed TOML, with one-line errors naming the bad field."""
+    """Build a Target from parsed TOML, with one-line errors naming the file, the bad field and what it
+    must be."""
     known_keys = {
         "name", "description", "base_url", "api_key_env", "embedded", "models",
         "headers", "limits", "declared", "model_endpoints", "model_unsupported",
@@ -133,57 +209,51 @@ def parse_target(data: dict, source: str) -> Target:
     unknown = sorted(set(data) - known_keys)
     if unknown:
         raise TargetError(f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known_keys))}")
-    name = data.get("name") or Path(source).stem
-    embedded = bool(data.get("embedded", False))
-    base_url = data.get("base_url")
-    if not embedded and not isinstance(base_url, str):
+    name = _string(data, "name", source, Path(source).stem)
+    if not SAFE_NAME.fullmatch(name):
+        raise _wrong(source, "name", "a name usable in file names (letters, digits, '.', '_', '-')", name)
+    embedded = data.get("embedded", False)
+    if not isinstance(embedded, bool):
+        raise _wrong(source, "embedded", "true or false", embedded)
+    base_url = _string(data, "base_url", source)
+    if not embedded and base_url is None:
         raise TargetError(f"{source}: 'base_url' is required (a string) unless embedded = true")
-    if "api_key_env" in data and not isinstance(data["api_key_env"], str):
-        raise TargetError(f"{source}: 'api_key_env' must be the name of an environment variable")
-    models = _tuple_of_str(data.get("models", []), "models", source)
-    limits_data = data.get("limits", {})
-    if not isinstance(limits_data, dict):
-        raise TargetError(f"{source}: [limits] must be a table")
-    try:
-        limits = Limits(**limits_data)
-    except TypeError as exc:
-        raise TargetError(f"{source}: [limits] {exc}") from None
-    declared_data = data.get("declared", {})
-    if not isinstance(declared_data, dict):
-        raise TargetError(f"{source}: [declared] must be a table")
-    declared_fields = {f.name for f in dataclasses.fields(Declared)}
-    bad = sorted(set(declared_data) - declared_fields)
-    if bad:
-        raise TargetError(f"{source}: [declared] has unknown key(s) {', '.join(bad)}")
-    declared = Declared(**{k: _tuple_of_str(v, f"declared.{k}", source) for k, v in declared_data.items()})
-    for endpoint in declared.endpoints:
-        if endpoint not in ENDPOINTS:
-            raise TargetError(f"{source}: declared endpoint '{endpoint}' is not one of {', '.join(ENDPOINTS)}")
-    headers = data.get("headers", {})
-    if not isinstance(headers, dict):
-        raise TargetError(f"{source}: [headers] must be a table of strings")
-    model_endpoints = data.get("model_endpoints", {})
-    model_unsupported = data.get("model_unsupported", {})
-    if not isinstance(model_endpoints, dict) or not isinstance(model_unsupported, dict):
-        raise TargetError(f"{source}: [model_endpoints] and [model_unsupported] must be tables of model -> list")
+    api_key_env = _string(data, "api_key_env", source)
+    headers = _table(data.get("headers", {}), "headers", source)
+    for key, value in headers.items():
+        if not isinstance(value, str):
+            raise _wrong(source, f"headers.{key}", "a string", value)
     return Target(
         name=name,
-        description=data.get("description", ""),
-        base_url=base_url.rstrip("/") if isinstance(base_url, str) else None,
-        api_key_env=data.get("api_key_env"),
+        description=_string(data, "description", source, ""),
+        base_url=base_url.rstrip("/") if base_url is not None else None,
+        api_key_env=api_key_env,
         embedded=embedded,
-        models=models,
+        models=_tuple_of_str(data.get("models", []), "models", source),
         source=source,
-        headers=tuple((str(k), str(v)) for k, v in headers.items()),
-        limits=limits,
-        declared=declared,
-        model_endpoints=tuple(
-            (m, _tuple_of_str(e, f"model_endpoints.{m}", source)) for m, e in model_endpoints.items()
-        ),
-        model_unsupported=tuple(
-            (m, _tuple_of_str(u, f"model_unsupported.{m}", source)) for m, u in model_unsupported.items()
-        ),
+        headers=tuple(headers.items()),
+        limits=_limits(_table(data.get("limits", {}), "limits", source), source),
+        limits_given=tuple(data.get("limits", {})),
+        declared=_declared(_table(data.get("declared", {}), "declared", source), source),
+        model_endpoints=_per_model(data, "model_endpoints", source, ENDPOINTS),
+        model_unsupported=_per_model(data, "model_unsupported", source),
     )
+
+
+def url_slug(base_url: str) -> str:
+    """Where a server answers, as a name usable in file names: host, port and path (never the scheme,
+    credentials or query), e.g. http://localhost:8000/v1 -> localhost-8000-v1."""
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    where = f"{parts.hostname or ''}-{port or ''}-{parts.path}"
+    slug = re.sub(r"[^a-z0-9]+", "-", where.lower()).strip("-") or "unnamed"
+    if len(slug) > MAX_SLUG:  # still one name per server: the cut part is kept as a hash
+        digest = hashlib.sha256(where.encode()).hexdigest()[:8]
+        slug = f"{slug[:MAX_SLUG - 9].rstrip('-')}-{digest}"
+    return slug
 
 
 def load_target(
@@ -202,15 +272,22 @@ def load_target(
         raise TargetError(f"target file {path} cannot be read: {exc}") from None
     target = parse_target(data, str(path))
     changes: dict = {}
-    if base_url:
+    if base_url and base_url.rstrip("/") != target.base_url:
         if not (api_key_env or target.api_key_env):
             raise TargetError("--base-url needs a key: pass --api-key-env VAR naming the variable that holds it")
-        changes.update(base_url=base_url.rstrip("/"), embedded=False)
+        base_url = base_url.rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise TargetError(f"target '{target.name}': base URL '{base_url}' must start with http:// or https://")
+        # A named target keeps its name (and expectations) at another address: a real engine is
+        # started on a free port each time; its history tells the addresses apart (the base URL
+        # is part of a run's configuration). The embedded default becomes a target of its own.
+        changes.update(base_url=base_url, embedded=False)
         if target.embedded:
             # A server of unknown make declares nothing: refusing an optional parameter is then
             # `unsupported`, refusing a core one or accepting any and ignoring it is a `fail`.
-            changes.update(name="custom", description=f"OpenAI-compatible server at {base_url}", limits=Limits(),
-                           declared=Declared(endpoints=ENDPOINTS, modes=MODES), model_endpoints=())
+            changes.update(name=f"custom-{url_slug(base_url)}", description=f"OpenAI-compatible server at {base_url}",
+                           limits=Limits(), limits_given=(), declared=Declared(endpoints=ENDPOINTS, modes=MODES),
+                           model_endpoints=())
     if api_key_env:
         changes["api_key_env"] = api_key_env
     if models:

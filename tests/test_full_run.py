@@ -117,6 +117,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, seconds: float = 30) -> None:
+    """Until a server listens on 127.0.0.1:port (a `conformance serve` just started)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def test_live_style_run_with_base_url_and_key_never_leaks_the_key(tmp_path):
     """The same command pointed at a served base URL with a key: same matrix, key nowhere in the output."""
     key = "sk-" + secrets.token_hex(20)
@@ -126,13 +137,7 @@ def test_live_style_run_with_base_url_and_key_never_leaks_the_key(tmp_path):
                                "--api-key-env", "CONFORMANCE_TEST_KEY"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         result = run_cli("run", "--target", "reference", "--base-url", f"http://127.0.0.1:{port}/v1",
                          "--api-key-env", "CONFORMANCE_TEST_KEY", "--report-dir", "run", cwd=tmp_path,
                          env={"CONFORMANCE_TEST_KEY": key})

@@ -12,8 +12,10 @@ import pytest
 from conformance.checks import outcome_of
 from conformance.client import Api, Runtime
 from conformance.report.allure import category_of
-from conformance.suites.generation.test_response import test_response_schema
-from conformance.suites.streaming.test_framing import test_chunk_schema, test_done_terminator
+# The modules, not their functions: a check imported by name here would be collected and run by
+# this session as a test of its own, against the embedded server.
+from conformance.suites.generation import test_response as response_checks
+from conformance.suites.streaming import test_framing as framing_checks
 from conformance.targets import Declared, Limits, Target
 
 KEY = "sk-hostile-test-key-0123456789"
@@ -214,10 +216,10 @@ REGULAR = ["malformed-json", "invalid-utf8", "html-200", "empty-200", "json-arra
            "body-cut-short", "fake-gzip", "never-answers", "reset", "redirect-elsewhere", "redirect-loop"]
 STREAMS = ["stream-truncated", "stream-invalid-utf8", "stream-not-json", "stream-only-done", "stream-as-html",
            "stream-never-ends", "stream-stalls", "stream-dropped"]
-CASES = ([(case, test_response_schema, "regular", path) for case in REGULAR for path in ("http", "sdk")]
-         + [(case, check, "stream", path) for case in STREAMS for check in (test_done_terminator, test_chunk_schema)
+CASES = ([(case, response_checks.test_response_schema, "regular", path) for case in REGULAR for path in ("http", "sdk")]
+         + [(case, check, "stream", path) for case in STREAMS for check in (framing_checks.test_done_terminator, framing_checks.test_chunk_schema)
             for path in ("http", "sdk")
-            if not (case == "stream-only-done" and check is test_done_terminator)])  # that one ends well
+            if not (case == "stream-only-done" and check is framing_checks.test_done_terminator)])  # that one ends well
 
 
 @pytest.mark.parametrize("case, check, mode, path", CASES,
@@ -236,7 +238,7 @@ def test_a_hostile_response_is_a_clear_fail_or_error(servers, case, check, mode,
 def test_the_key_is_never_sent_to_another_host(servers):
     hostile, elsewhere = servers
     for path in ("http", "sdk"):
-        judge(servers, "redirect-elsewhere", test_response_schema, "regular", path)
+        judge(servers, "redirect-elsewhere", response_checks.test_response_schema, "regular", path)
     assert any(a == f"Bearer {KEY}" for a in hostile.seen_authorization)
     assert all(a is None or KEY not in a for a in elsewhere.seen_authorization)
 

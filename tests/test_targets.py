@@ -35,7 +35,7 @@ def test_base_url_turns_the_reference_target_into_a_live_one_and_needs_a_key_var
     with pytest.raises(TargetError, match="--api-key-env"):
         load_target("reference", base_url="http://127.0.0.1:9/v1")
     custom = load_target("reference", base_url="http://127.0.0.1:9/v1", api_key_env="K")
-    assert not custom.embedded and custom.name == "custom"
+    assert not custom.embedded and custom.name == "custom-127-0-0-1-9-v1"
     # a server of unknown make declares nothing
     assert custom.declared.parameters == () and custom.declared.extensions == ()
 
@@ -54,6 +54,66 @@ def test_malformed_target_files_name_the_problem(tmp_path, text, message):
         load_target(write(tmp_path, text))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+BASE = "name = 'x'\nbase_url = 'http://h/v1'\nmodels = ['m']\n"
+
+
+@pytest.mark.parametrize("text, field, expected", [
+    (BASE + "[limits]\nconcurrency = 'four'\n", "limits.concurrency", "an integer"),
+    (BASE + "[limits]\nconcurrency = 2.5\n", "limits.concurrency", "an integer"),
+    (BASE + "[limits]\nconcurrency = true\n", "limits.concurrency", "an integer"),
+    (BASE + "[limits]\nconcurrency = 0\n", "limits.concurrency", "more than 0"),
+    (BASE + "[limits]\ntimeout_seconds = 'x'\n", "limits.timeout_seconds", "a number of seconds"),
+    (BASE + "[limits]\nrequests_per_minute = '60'\n", "limits.requests_per_minute", "an integer"),
+    (BASE + "[limits]\nretry_base_seconds = -1\n", "limits.retry_base_seconds", "0 or more"),
+    (BASE + "limits = 3\n", "limits", "a table"),
+    (BASE + "[declared]\nparameters = 'stop'\n", "declared.parameters", "a list of strings"),
+    (BASE + "[declared]\nmodes = ['batch']\n", "declared.modes", "not one of regular, stream"),
+    (BASE + "declared = []\n", "declared", "a table"),
+    (BASE + "[headers]\nX-Org = 5\n", "headers.X-Org", "a string"),
+    (BASE + "headers = 'X-Org: 5'\n", "headers", "a table"),
+    (BASE + "[model_endpoints]\nm = 'chat'\n", "model_endpoints.m", "a list of strings"),
+    (BASE + "[model_endpoints]\nm = ['embeddings']\n", "model_endpoints.m", "not one of chat"),
+    (BASE + "model_unsupported = ['tools']\n", "model_unsupported", "a table"),
+    (BASE.replace("'x'", "42"), "name", "a string"),
+    (BASE.replace("'x'", "'../../etc/x'"), "name", "a name usable in file names"),
+    (BASE + "description = ['a']\n", "description", "a string"),
+    (BASE + "embedded = 'no'\n", "embedded", "true or false"),
+    (BASE + "api_key_env = 1\n", "api_key_env", "a string"),
+    (BASE.replace("'http://h/v1'", "8000"), "base_url", "a string"),
+])
+def test_a_field_of_the_wrong_type_is_one_line_naming_file_field_and_type(tmp_path, text, field, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(TargetError) as info:
+        load_target(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: '{field}' ") and expected in message and "\n" not in message
+
+
+def test_well_typed_limits_are_kept():
+    target = load_target("reference")
+    assert (target.limits.concurrency, target.limits.timeout_seconds) == (8, 30)
+
+
+def test_a_base_url_gives_the_target_an_identity_of_its_own():
+    def at(url, name="reference"):
+        return load_target(name, base_url=url, api_key_env="K").name
+
+    assert at("http://localhost:8000/v1") == "custom-localhost-8000-v1"
+    # different servers never share a name (history, expectations, report folders)
+    assert len({at("http://localhost:8000/v1"), at("http://localhost:8001/v1"), at("http://other:8000/v1"),
+                at("http://localhost:8000/openai/v1")}) == 4
+    # the name is usable in file names and never holds credentials
+    name = at("https://user:secret@Host.Example:8443/a b/v1?key=k")
+    assert name == "custom-host-example-8443-a-b-v1"
+    long = at("https://" + "a" * 200 + ".example/v1")
+    assert len(long) <= 60 and long != at("https://" + "a" * 199 + ".example/v1")
+    # a named target keeps its name (and expectations) elsewhere, as a real engine on a free port
+    # does; its history tells the addresses apart by the base URL
+    assert at("http://127.0.0.1:9/v1", "netmind") == "netmind"
+    assert load_target("netmind", base_url="http://127.0.0.1:9/v1", api_key_env="K").base_url == \
+        "http://127.0.0.1:9/v1"
 
 
 def test_unknown_target_lists_the_known_ones():
@@ -90,6 +150,20 @@ def test_cli_malformed_target_file(tmp_path):
     result = _cli("run", "--target", write(tmp_path, "base_url = [\n"))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "not valid TOML" in result.stderr
+
+
+@pytest.mark.parametrize("limits, fragment", [
+    ("concurrency = \"four\"", "'limits.concurrency' must be an integer"),
+    ("timeout_seconds = \"x\"", "'limits.timeout_seconds' must be a number of seconds"),
+])
+def test_cli_wrongly_typed_target_file_is_one_line_with_exit_code_2(tmp_path, limits, fragment):
+    path = write(tmp_path, f"name = 'bad'\nembedded = true\nmodels = ['ref-small']\n[limits]\n{limits}\n", "bad.toml")
+    result = _cli("run", "--target", path, "--report-dir", str(tmp_path / "run"), "--no-history")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == f"conformance: error: {path}: {fragment}, not " + limits.split(" = ")[1] \
+        .replace('"', "'") + " (a string)"
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
 def test_cli_unreachable_url_is_one_line_and_incomplete(monkeypatch):

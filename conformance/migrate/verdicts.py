@@ -85,8 +85,8 @@ def parameter_verdicts(use: Use, matrix: dict) -> dict[str, dict]:
     name = use.feature.parameter
     for row in matrix.get("parameters", []):
         if name and row["parameter"] == name and row["endpoint"] == use.feature.endpoint:
-            return {m: {"verdict": c["verdict"], "evidence": (c.get("evidence") or [None])[0]}
-                    for m, c in row["models"].items()}
+            return {m: {"verdict": c["verdict"], "evidence": (c.get("evidence") or [None])[0],
+                        "failing": c.get("failing", [])} for m, c in row["models"].items()}
     return {}
 
 
@@ -119,6 +119,10 @@ def _state_by_verdict(feature, verdicts: dict[str, dict]) -> tuple[str, str]:
         return "broken", f"`{feature.parameter}` {'/'.join(sorted(failing))}: requests that send it fail"
     if not seen or seen == {"not measured"}:
         return "unknown", f"`{feature.parameter}` was not measured"
+    if "deviates" in seen:
+        # Sent with its default value, the failing clauses about its effect do not bite; say so.
+        failed = sorted({f["check"] for v in verdicts.values() for f in v.get("failing", [])})
+        return "caveat", f"`{feature.parameter}` is accepted, but checks about its effect fail: {', '.join(failed)}"
     return "works", f"`{feature.parameter}` is accepted ({', '.join(sorted(seen))})"
 
 

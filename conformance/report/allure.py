@@ -3,7 +3,13 @@ environment.properties, executor.json and categories.json.
 
 The categories sort failures the way a reader of a compatibility report asks about them.  A
 failure's category is decided from its record (the parameter verdicts the check observed, its
-feature) and written into the failure message as `[category]`, which categories.json matches.
+feature) and written into the failure message as `[category]`, which the categories match.
+Allure 2 reads them from categories.json in the results; Allure 3 only from its configuration
+(`categories` in allurerc), which render_html writes.
+
+Every result carries the identity of what was tested (target_identity) as a parameter, so that
+Allure, which keys a test's history and retries on its parameters, never takes one target's
+result for a retry of another's when a merged report holds both.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+
+from .causes import signature
 
 ALLURE_NPM = "allure@3.18.0"  # Allure 3 (Node, no Java), pinned
 
@@ -56,9 +64,39 @@ def category_of(record: dict) -> str | None:
     return "other deviation"
 
 
+def _category_title(name: str) -> str:
+    return name[0].upper() + name[1:]
+
+
+def _category_pattern(name: str) -> str:
+    return rf"[\s\S]*\[{name}\][\s\S]*"
+
+
 def categories_json() -> list[dict]:
-    return [{"name": name[0].upper() + name[1:], "matchedStatuses": list(statuses),
-             "messageRegex": rf"[\s\S]*\[{name}\][\s\S]*"} for name, statuses in CATEGORIES]
+    """The categories as Allure 2 reads them (categories.json in the results)."""
+    return [{"name": _category_title(name), "matchedStatuses": list(statuses), "messageRegex": _category_pattern(name)}
+            for name, statuses in CATEGORIES]
+
+
+def allure3_categories() -> dict:
+    """The same categories as Allure 3 reads them (`categories` in its configuration), each split
+    by target so that a merged report says whose failures they are, then by root cause."""
+    return {"rules": [{"id": name, "name": _category_title(name),
+                       "matchers": {"statuses": list(statuses), "message": _category_pattern(name)},
+                       "groupBy": [{"label": "target"}, {"label": "cause"}]} for name, statuses in CATEGORIES]}
+
+
+def target_identity(name: str, quirks=(), faults=None) -> str:
+    """What a run tested: the target's name, and how the embedded server was set up (quirks,
+    injected faults). Equal for two runs exactly when they tested the same thing the same way,
+    so Allure keeps one history per identity and never mixes two identities as retries."""
+    parts = [name]
+    if quirks:
+        parts.append("quirks " + ", ".join(sorted(set(quirks))))  # the server takes them as a set
+    if faults is not None:
+        rates = ", ".join(f"{kind}={rate:g}" for kind, rate in sorted(faults.rates.items()))
+        parts.append(f"faults {rates} (seed {faults.seed})")
+    return " · ".join(parts)
 
 
 def tag_failure(exception: BaseException, category: str) -> None:
@@ -69,26 +107,35 @@ def tag_failure(exception: BaseException, category: str) -> None:
         exception.args = (f"[{category}]", *exception.args)
 
 
-def attach_record(record: dict) -> None:
-    """Title, labels, links, and one step per request with its redacted request and response."""
+def attach_record(record: dict, identity: str) -> None:
+    """Title, labels, links, and one step per request with its redacted request and response.
+
+    `identity` (target_identity) is what was tested: a parameter, so that it is part of the
+    result's history id (allure-pytest's and Allure 3's own), and the `target` label."""
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
         return
     dims = record["dimensions"]
     variant = f" {record['variant']}" if record.get("variant") else ""
-    allure.dynamic.title(f"{record['check']}{variant} [{dims['model']} · {dims['mode']} · {dims['path']}]")
+    allure.dynamic.title(f"{record['check']}{variant} [{dims['model']} · {dims['mode']} · {dims['path']}] "
+                         f"on {identity}")
+    allure.dynamic.parameter("target", identity)
     allure.dynamic.description(record["statement"])
     allure.dynamic.epic(record["endpoint"])
     allure.dynamic.feature(record["feature"])
     allure.dynamic.story(record["check"])
     allure.dynamic.severity({"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}[record["level"]])
     allure.dynamic.link(record["clause"], name="clause")
-    for name in ("endpoint", "feature", "check", "target", "level", "outcome", "category"):
+    allure.dynamic.label("target", identity)
+    if record["outcome"] == "fail":  # the same clause failing the same way (INTERPRETING.md, root causes)
+        allure.dynamic.label("cause", signature(record["message"]))
+    for name in ("endpoint", "check", "level", "outcome", "category"):  # feature: set above
         if record.get(name) is not None:
             allure.dynamic.label(name, str(record[name]))
     for name, value in dims.items():
-        allure.dynamic.label(name, str(value))
+        if name != "target":
+            allure.dynamic.label(name, str(value))
     for number, exchange in enumerate(record["evidence"]["exchanges"], 1):
         request, response = exchange["request"], exchange["response"]
         outcome = response["status"] if response["status"] is not None else exchange.get("transport_error")
@@ -159,15 +206,19 @@ def _write_allure_item(report_dir: Path, item) -> None:
 
 def transcript(exchange: dict) -> str:
     """A redacted exchange as a reader expects it (like `curl -v`): the request line, headers and
-    body, then the status, headers and the body as it came (an event stream stays raw)."""
+    body, then the status, headers and the body: JSON indented as on the evidence pages (when that
+    hides nothing), an event stream as it came."""
+    from .evidence import content_type, pretty_body, pretty_json
+
     request, response = exchange["request"], exchange["response"]
     body = request["body"]
     lines = [f"{request['method']} {request['url']}", *(f"{k}: {v}" for k, v in request["headers"].items()), "",
-             body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False), ""]
+             body if isinstance(body, str) else pretty_json(body), ""]
     if response["status"] is None:
         return "\n".join(lines + [f"no response: {exchange.get('transport_error')}"])
     lines += [f"HTTP {response['status']} ({exchange.get('elapsed_ms')} ms)",
-              *(f"{k}: {v}" for k, v in (response.get("headers") or {}).items()), "", response["body"]]
+              *(f"{k}: {v}" for k, v in (response.get("headers") or {}).items()), "",
+              pretty_body(response["body"], content_type(response.get("headers")))]
     if response.get("truncated"):
         lines.append("[... the body was cut here in the evidence; the check read all of it]")
     return "\n".join(lines)
@@ -215,8 +266,11 @@ def render_html(results_dirs: list[Path], out: Path, name: str = "OpenAI compati
                 f"run `npx {ALLURE_NPM} generate {' '.join(map(str, results_dirs))}` yourself")
     out.mkdir(parents=True, exist_ok=True)
     config = out / "allurerc.json"
-    config.write_text(_json({"name": name, "plugins": {"awesome": {"options": {"singleFile": True,
-                                                                               "reportName": name}}}}))
+    # Allure 3 takes categories from here only (its categories.json reader feeds the Allure 2
+    # plugins); the tree opens by target, then endpoint and feature.
+    awesome = {"singleFile": True, "reportName": name, "groupBy": ["target", "epic", "feature"]}
+    config.write_text(_json({"name": name, "categories": allure3_categories(),
+                             "plugins": {"awesome": {"options": awesome}}}))
     target = out / "allure-report"
     command = [npx, "--yes", ALLURE_NPM, "generate", "--config", str(config), "--output", str(target),
                *map(str, results_dirs)]

@@ -3,6 +3,11 @@
 Each entry keeps what a later run is compared with (every check's outcome per model, every
 parameter verdict) and what the trend chart plots (the scores).  A line that cannot be read is
 skipped and counted, so one damaged line never loses the rest.
+
+Only like runs are compared and plotted together: the same target identity (name and base URL), the
+same selection (`--check` patterns, `-k` and `-m` expressions), the same server quirks and the same
+injected faults.  A run of `chat.stop.*` against a quirked server is never the "previous run" of a
+full clean run, nor a point on its trend.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-HISTORY_FORMAT = 1
+HISTORY_FORMAT = 2  # 2: each entry records its configuration (what `configuration` compares)
 LEVELS = ("MUST", "SHOULD", "extension")
 
 
@@ -33,12 +38,47 @@ def scores(matrix: dict) -> dict[str, dict]:
     return out
 
 
+def configuration(run: dict) -> dict | None:
+    """What must be equal for two runs to be compared, from a matrix's `run` section or a history entry;
+    None for an entry written before configurations were recorded (it could have been anything)."""
+    if run.get("format", HISTORY_FORMAT) < 2:
+        return None
+    selection = run.get("selection") or {}
+    faults = run.get("faults") or None
+    return {
+        "target": run["target"],
+        "base_url": run.get("base_url"),
+        "selection": {"checks": sorted(selection.get("checks") or []), "keyword": selection.get("keyword") or None,
+                      "markers": selection.get("markers") or None},
+        "quirks": sorted(run.get("quirks") or []),
+        "faults": {"rates": faults.get("rates") or {}, "seed": faults.get("seed")} if faults else None,
+    }
+
+
+def is_like(entry: dict, other: dict) -> bool:
+    mine = configuration(entry)
+    return mine is not None and mine == configuration(other)
+
+
+def like_runs(entries: list[dict], run_id: str) -> list[dict]:
+    """The runs like the run `run_id`, in history order, up to and including it (none when the history
+    does not hold it)."""
+    index = next((i for i in range(len(entries) - 1, -1, -1) if entries[i]["run"] == run_id), None)
+    if index is None:
+        return []
+    return [e for e in entries[:index + 1] if is_like(e, entries[index])]
+
+
 def entry_for(matrix: dict) -> dict:
     run = matrix["run"]
     return {
         "format": HISTORY_FORMAT,
         "run": run["id"],
         "target": run["target"],
+        "base_url": run.get("base_url"),
+        "selection": run.get("selection"),
+        "quirks": run.get("quirks", []),
+        "faults": run.get("faults"),
         "models": run["models"],
         "finished": run["finished"],
         "outcomes": matrix["summary"]["outcomes"],
@@ -75,10 +115,10 @@ def append(path: Path, entry: dict) -> None:
         f.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
-def previous(entries: list[dict], target: str) -> dict | None:
-    """The latest earlier run of the same target (a nightly job may reuse the same report folder, so
-    the run's folder name does not tell runs apart; their order in the history does)."""
-    earlier = [e for e in entries if e["target"] == target]
+def previous(entries: list[dict], entry: dict) -> dict | None:
+    """The latest earlier run like `entry` (same target identity, selection, quirks and faults), by its
+    order in the history."""
+    earlier = [e for e in entries if is_like(e, entry) and e["run"] != entry["run"]]
     return earlier[-1] if earlier else None
 
 

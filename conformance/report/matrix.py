@@ -17,10 +17,12 @@ from ..catalogue import load_catalogue
 from ..checks import OUTCOMES
 from ..results import read_results
 from ..targets import Target
+from .causes import failing_checks, root_causes
+from .evidence import check_page
 from .render import render_html, render_markdown
 
 FORMAT = 1
-VERDICT_ORDER = ("broken", "rejected", "ignored", "accepted", "honoured")  # worst first
+VERDICT_ORDER = ("broken", "rejected", "ignored", "deviates", "accepted", "honoured")  # worst first
 OUTCOME_ORDER = ("fail", "error", "inconclusive", "unsupported", "pass")  # how a mixed cell reads
 
 
@@ -31,6 +33,37 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+def _failing_by_parameter(records: list[dict], parameters: set[tuple[str, str]]) -> dict[tuple[str, str, str],
+                                                                                        list[dict]]:
+    """(endpoint, parameter, model) -> the failed instances of checks about that parameter: those
+    declared for it, those whose feature is named after it (`chat.stream` for `stream`), and those
+    that observed it (the parameter under test of a data-driven check)."""
+    failing: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        if r["outcome"] != "fail":
+            continue
+        model = r["dimensions"]["model"]
+        about = {(o["endpoint"], o["parameter"]) for o in r.get("observations", [])}
+        if r.get("parameter"):
+            about.add((r["endpoint"], r["parameter"]))
+        named = (r["endpoint"], r["feature"].rpartition(".")[2])
+        if named in parameters:
+            about.add(named)
+        for endpoint, parameter in about:
+            failing[(endpoint, parameter, model)].append(r)
+    return failing
+
+
+def _failing_summary(failed: list[dict]) -> list[dict]:
+    """One entry per failing check: id, level, how many instances failed, one instance's evidence."""
+    by_check: dict[str, list[dict]] = defaultdict(list)
+    for r in failed:
+        by_check[r["check"]].append(r)
+    rows = [{"check": c, "level": rs[0]["level"], "failed": len(rs), "evidence": rs[0]["evidence_file"],
+             "message": rs[0]["message"]} for c, rs in by_check.items()]
+    return sorted(rows, key=lambda x: (("MUST", "SHOULD", "MAY").index(x["level"]), x["check"]))
+
+
 def parameter_verdicts(records: list[dict], target: Target) -> list[dict]:
     catalogue = load_catalogue()
     observed: dict[tuple[str, str, str], list[tuple[str, str, str]]] = defaultdict(list)
@@ -38,6 +71,8 @@ def parameter_verdicts(records: list[dict], target: Target) -> list[dict]:
         for obs in r.get("observations", []):
             key = (obs["endpoint"], obs["parameter"], r["dimensions"]["model"])
             observed[key].append((obs["verdict"], r["evidence_file"], obs.get("note", "")))
+    failing_by_parameter = _failing_by_parameter(records, {(e, p.name) for e in ("chat", "completions")
+                                                           for p in catalogue.for_endpoint(e)})
     rows = []
     for endpoint in ("chat", "completions"):
         for p in catalogue.for_endpoint(endpoint):
@@ -51,10 +86,16 @@ def parameter_verdicts(records: list[dict], target: Target) -> list[dict]:
                     notes = sorted({n for v, _, n in seen if v == verdict and n})
                 else:
                     verdict, evidence, notes = "not measured", [], []
+                failing = _failing_summary(failing_by_parameter.get((endpoint, p.name, model), []))
+                if failing and verdict in ("honoured", "accepted", "not measured"):
+                    # It has an effect (or is accepted), but a check about it fails: never green.
+                    verdict = "deviates"
+                    evidence = [f["evidence"] for f in failing]
+                    notes = [f"{f['level']} failed: {f['check']} ({f['failed']} instance(s))" for f in failing]
                 cells[model] = {"verdict": verdict, "evidence": evidence[:5], "notes": notes[:3],
-                                "observations": len(seen)}
-            declared = ("unsupported" if p.name in target.declared.unsupported
-                        else "yes" if p.name in declared_list else "no")
+                                "observations": len(seen), "failing": failing}
+            declared = ("declared unsupported" if p.name in target.declared.unsupported
+                        else "declared" if p.name in declared_list else "not declared")
             rows.append({"endpoint": endpoint, "parameter": p.name, "kind": p.kind, "observable": p.observable,
                          "clause": catalogue.clause(endpoint, p.name), "declared": declared, "models": cells})
     return rows
@@ -77,7 +118,7 @@ def check_rows(records: list[dict], models: tuple[str, ...]) -> list[dict]:
             worst = min(counts, key=OUTCOME_ORDER.index)
             example = next(i for i in mine if i["outcome"] == worst)
             per_model[model] = {"outcome": worst, "counts": dict(counts), "evidence": example["evidence_file"],
-                                "message": example["message"]}
+                                "page": check_page(check_id, model), "message": example["message"]}
         rows.append({
             "id": check_id, "feature": first["feature"], "endpoint": first["endpoint"], "level": first["level"],
             "requests": sum(i.get("sent", i["requests"]) for i in instances),
@@ -125,8 +166,10 @@ def not_run(run_dir: Path) -> list[str]:
                   for line in path.read_text(encoding="utf-8").splitlines() if line)
 
 
-def build_matrix(run_dir: Path, target: Target, base_url: str, started: float) -> dict:
+def build_matrix(run_dir: Path, target: Target, base_url: str, started: float,
+                 configuration: dict | None = None) -> dict:
     records = read_results(run_dir)
+    checks = check_rows(records, target.models)
     left_out = not_run(run_dir)
     if left_out:
         (run_dir / "not-run.json").write_text(json.dumps(left_out, indent=2), encoding="utf-8")
@@ -143,17 +186,24 @@ def build_matrix(run_dir: Path, target: Target, base_url: str, started: float) -
             "suite_version": _version("openai-conformance"),
             "openai_sdk": _version("openai"),
             "python": platform.python_version(),
-            "definitions": "INTERPRETING.md (outcomes and parameter verdicts, version 1)",
+            "definitions": "INTERPRETING.md (outcomes and parameter verdicts, version 2)",
+            # the run id (unique even in a reused folder), selection, quirks and faults, from the plugin
+            **(configuration or {}),
         },
         "summary": {**summarise(records), "not_run": len(left_out)},
         "parameters": parameter_verdicts(records, target),
-        "checks": check_rows(records, target.models),
+        "checks": checks,
+        "causes": root_causes(records),
+        "failing_checks": failing_checks(checks),
     }
 
 
-def write_reports(run_dir: Path, target: Target, base_url: str, started: float) -> dict:
-    matrix = build_matrix(run_dir, target, base_url, started)
+def write_reports(run_dir: Path, target: Target, base_url: str, started: float,
+                  configuration: dict | None = None) -> dict:
+    matrix = build_matrix(run_dir, target, base_url, started, configuration)
     write_matrix(run_dir, matrix)
+    from .evidence import write_evidence_pages
+    write_evidence_pages(run_dir, matrix)
     return matrix
 
 
@@ -164,15 +214,16 @@ def write_matrix(run_dir: Path, matrix: dict) -> None:
 
 
 def record_history(run_dir: Path, matrix: dict, history_path: Path) -> tuple[dict, int]:
-    """Compare the run with the previous run of its target, mark the changes in its matrix, add the
-    trend, and append the run to the history. Returns the matrix and the count of unreadable lines."""
+    """Compare the run with the previous like run (same target identity, selection, quirks, faults), mark
+    the changes in its matrix, add the trend of like runs, and append the run to the history. Returns
+    the matrix and the count of unreadable lines."""
     from . import history
 
     entries, damaged = history.read(history_path)
     entry = history.entry_for(matrix)
-    matrix["changes"] = history.changes(history.previous(entries, entry["target"]), matrix)
+    matrix["changes"] = history.changes(history.previous(entries, entry), matrix)
     matrix["trend"] = [{"run": e["run"], "target": e["target"], "finished": e.get("finished"),
-                        "scores": e.get("scores", {})} for e in [*entries, entry] if e["target"] == entry["target"]]
+                        "scores": e.get("scores", {})} for e in [*entries, entry] if history.is_like(e, entry)]
     history.append(history_path, entry)
     write_matrix(run_dir, matrix)
     return matrix, damaged

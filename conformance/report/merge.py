@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
-from .history import change_marks, scores, trend_svg
+from .allure import target_identity
+from .history import change_marks, like_runs, scores, trend_svg
 from .matrix import OUTCOME_ORDER
-from .render import CSS, VERDICT_SYMBOL, _cell_counts, _e, check_cell_html
+from .render import (CSS, _cell_counts, _e, _verdict_markdown, check_cell_html, deviations_html,
+                     deviations_markdown, headline, headline_html, verdict_cell_html)
 
 MERGED_FORMAT = 1
 
@@ -49,14 +52,17 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
             for name in ("matrix.html", "matrix.md", "matrix.json"):
                 if (run_dir / name).is_file():
                     shutil.copy2(run_dir / name, copy / name)
-            if (run_dir / "evidence").is_dir():
-                shutil.copytree(run_dir / "evidence", copy / "evidence")
+            for folder in ("evidence", "checks"):  # checks/: every instance of a check, linked from its cells
+                if (run_dir / folder).is_dir():
+                    shutil.copytree(run_dir / folder, copy / folder)
     targets = []
     for m in matrices:
         run = m["run"]
         targets.append({"run": run["id"], "target": run["target"], "description": run.get("description", ""),
                         "base_url": run["base_url"], "models": run["models"], "finished": run["finished"],
-                        "scores": scores(m), "summary": m["summary"], "changes": m.get("changes")})
+                        "scores": scores(m), "summary": m["summary"], "changes": m.get("changes"),
+                        "causes": m.get("causes", []), "failing_checks": m.get("failing_checks", []),
+                        "identity": _identity(run)})
     parameters = []
     for row in matrices[0]["parameters"]:
         key = (row["endpoint"], row["parameter"])
@@ -65,8 +71,11 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
             other = next((r for r in m["parameters"] if (r["endpoint"], r["parameter"]) == key), None)
             if other is None:
                 continue
+            here = f"runs/{m['run']['id']}/"
             cells[m["run"]["id"]] = {"declared": other["declared"], "models": {
-                model: {"verdict": c["verdict"], "evidence": [f"runs/{m['run']['id']}/{e}" for e in c["evidence"][:1]]}
+                model: {"verdict": c["verdict"], "evidence": [here + e for e in c["evidence"][:1]],
+                        "notes": c.get("notes", []),
+                        "failing": [{**f, "evidence": here + f["evidence"]} for f in c.get("failing", [])]}
                 for model, c in other["models"].items()}}
         parameters.append({"endpoint": row["endpoint"], "parameter": row["parameter"], "kind": row["kind"],
                            "clause": row["clause"], "runs": cells})
@@ -76,7 +85,9 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
             entry = checks.setdefault(row["id"], {"id": row["id"], "level": row["level"], "endpoint": row["endpoint"],
                                                   "extension": row["extension"], "clause": row["clause"],
                                                   "statement": row["statement"], "runs": {}})
-            entry["runs"][m["run"]["id"]] = {model: {**cell, "evidence": f"runs/{m['run']['id']}/{cell['evidence']}"}
+            here = f"runs/{m['run']['id']}/"
+            entry["runs"][m["run"]["id"]] = {model: {**cell, "evidence": here + cell["evidence"],
+                                                     "page": here + (cell.get("page") or cell["evidence"])}
                                              for model, cell in row["models"].items()}
     merged = {"format": MERGED_FORMAT, "targets": targets, "parameters": parameters,
               "checks": sorted(checks.values(), key=lambda c: (c["endpoint"], c["id"]))}
@@ -128,10 +139,13 @@ def render_merged_markdown(merged: dict) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for t in targets:
         s = t["scores"]
-        out.append(f"| {t['target']} | `{t['run']}` | {', '.join(t['models'])} | {_share(s['MUST'])} | "
+        out.append(f"| {label[t['run']]} | `{t['run']}` | {', '.join(t['models'])} | {_share(s['MUST'])} | "
                    f"{_share(s['SHOULD'])} | {_share(s['extension'])} | {_change_summary(t['changes'])} | "
                    f"{_cost(t['summary'])} |")
     out += ["", "Scores: check × model cells passed among those judged (pass, fail, error), per level.", ""]
+    out += ["## Deviations", ""]
+    for t in targets:
+        out += [f"### {label[t['run']]}", ""] + deviations_markdown(t, prefix=f"runs/{t['run']}/") + [""]
     for endpoint in ("chat", "completions"):
         out += [f"## Parameter verdicts: {endpoint}", "",
                 "| parameter | " + " | ".join(f"{label[r]}: declared | {label[r]}: {model}" if first else
@@ -144,8 +158,7 @@ def render_merged_markdown(merged: dict) -> str:
                 if kind == "declared":
                     cells.append(value)
                 else:
-                    text = VERDICT_SYMBOL[value["verdict"]] if value else ""
-                    cells.append(f"[{text}]({value['evidence'][0]})" if value and value["evidence"] else text)
+                    cells.append(_verdict_markdown(value) if value else "")
             name = f"`{row['parameter']}`" + (" (extension)" if row["kind"] == "extension" else "")
             out.append(f"| {name} | " + " | ".join(cells) + " |")
         out.append("")
@@ -161,16 +174,22 @@ def render_merged_markdown(merged: dict) -> str:
         cells = []
         for run_id, model in columns:
             cell = row["runs"].get(run_id, {}).get(model)
-            cells.append(f"[{_cell_counts(cell)}]({cell['evidence']})" if cell else "")
+            cells.append(f"[{_cell_counts(cell)}]({cell.get('page') or cell['evidence']})" if cell else "")
         out.append(f"| [`{row['id']}`]({row['clause']}) | {row['level']} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 
+def _identity(run: dict) -> str:
+    """What the run tested, as Allure names it: the target, and the quirks and faults of its server."""
+    faults = run.get("faults")
+    return target_identity(run["target"], run.get("quirks") or (),
+                           SimpleNamespace(rates=faults["rates"], seed=faults["seed"]) if faults else None)
+
+
 def _labels(targets: list[dict]) -> dict[str, str]:
-    """Column labels: the target's name, with the run id where a target appears more than once."""
-    names = [t["target"] for t in targets]
-    return {t["run"]: t["target"] if names.count(t["target"]) == 1 else f"{t['target']} ({t['run']})"
-            for t in targets}
+    """Column labels: what each run tested, with the run id where that appears more than once."""
+    names = [t.get("identity", t["target"]) for t in targets]
+    return {t["run"]: name if names.count(name) == 1 else f"{name} ({t['run']})" for t, name in zip(targets, names)}
 
 
 def _parameter_rows(merged: dict, endpoint: str, columns: list[tuple[str, str]]):
@@ -202,6 +221,9 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
     marks = {t["run"]: change_marks(t["changes"]) for t in targets}
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Compatibility matrix</title>",
              f"<style>{CSS}</style></head><body><h1>Compatibility matrix</h1>",
+             "".join(f"<p class='headline {'bad' if t['summary']['outcomes']['fail'] else 'good'}'>"
+                     f"<a href='#deviations-{_e(t['run'])}'>{_e(label[t['run']])}</a>: {_e(headline(t))}</p>"
+                     for t in targets),
              "<p class='meta'>Outcomes and verdicts as defined in INTERPRETING.md. Every cell links to its evidence."
              "</p><h2 id='scores'>Scores</h2><table id='scores-table'><thead><tr><th>target</th><th>run</th>"
              "<th>models</th><th>MUST</th><th>SHOULD</th><th>extension</th><th>changes</th><th>requests · tokens</th>"
@@ -209,14 +231,19 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
              "</thead><tbody>"]
     for t in targets:
         s = t["scores"]
-        parts.append(f"<tr><td>{_e(t['target'])}<div class='msg'>{_e(t['description'])}</div></td>"
+        parts.append(f"<tr><td>{_e(label[t['run']])}<div class='msg'>{_e(t['description'])}</div></td>"
                      f"<td><a href='runs/{_e(t['run'])}/matrix.html'><code>{_e(t['run'])}</code></a></td>"
                      f"<td>{_e(', '.join(t['models']))}</td><td>{_e(_share(s['MUST']))}</td>"
                      f"<td>{_e(_share(s['SHOULD']))}</td><td>{_e(_share(s['extension']))}</td>"
                      f"<td>{_e(_change_summary(t['changes']))}</td><td>{_e(_cost(t['summary']))}</td>"
-                     f"<td>{trend_svg(history_entries, t['target'])}</td></tr>")
+                     f"<td>{trend_svg(like_runs(history_entries, t['run']), t['target'])}</td></tr>")
     parts.append("</tbody></table><p class='msg'>Score: check × model cells passed among those judged (pass, fail, "
-                 "error), per level; the trend plots it over the target's runs in the history.</p>")
+                 "error), per level; the trend plots it over the runs like this one in the history (same target, base "
+                 "URL, selection, quirks and faults).</p>")
+    parts.append("<h2 id='deviations'>Deviations</h2>")
+    for t in targets:
+        parts.append(f"<h3 id='deviations-{_e(t['run'])}'>{_e(label[t['run']])}</h3>{headline_html(t)}"
+                     + deviations_html(t, prefix=f"runs/{t['run']}/", heading="h4"))
     header_top = "".join(f"<th colspan='{len(t['models']) + 1}'>{_e(label[t['run']])}</th>" for t in targets)
     header = "".join("<th>declared</th>" * first + f"<th>{_e(model)}</th>" for _, model, first in _first_flags(columns))
     for endpoint in ("chat", "completions"):
@@ -231,10 +258,7 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
                 elif value is None:
                     cells.append("<td></td>")
                 else:
-                    text = _e(value["verdict"])
-                    if value["evidence"]:
-                        text = f"<a href='{_e(value['evidence'][0])}'>{text}</a>"
-                    cells.append(f"<td class='{value['verdict'].replace(' ', '-')}'>{text}</td>")
+                    cells.append(verdict_cell_html(value))
             name = f"<a href='{_e(row['clause'])}'><code>{_e(row['parameter'])}</code></a>"
             if row["kind"] == "extension":
                 name += " <em>extension</em>"

@@ -4,21 +4,104 @@ from __future__ import annotations
 
 import html
 
+from .evidence import check_page, evidence_page
 from .history import change_marks, trend_svg
 
-VERDICT_SYMBOL = {"honoured": "✅ honoured", "ignored": "⚠️ ignored", "rejected": "⛔ rejected",
-                  "broken": "💥 broken", "accepted": "☑️ accepted", "not measured": "· not measured"}
-CHANGE_SYMBOL = {"regressed": "↓ regressed", "fixed": "↑ fixed", "new": "✱ new"}
-OUTCOME_SYMBOL = {"pass": "✅ pass", "fail": "❌ fail", "unsupported": "➖ unsupported",
-                  "inconclusive": "❔ inconclusive", "error": "⚠️ error"}
+# Plain words and marks that every font has: no emoji (a default headless browser shows them as
+# empty boxes). Markdown has no colours, so what is wrong is in capitals.
+VERDICT_SYMBOL = {"honoured": "honoured", "ignored": "**IGNORED**", "rejected": "**REJECTED**",
+                  "broken": "**BROKEN**", "deviates": "**DEVIATES**", "accepted": "accepted",
+                  "not measured": "not measured"}
+CHANGE_SYMBOL = {"regressed": "↓ regressed", "fixed": "↑ fixed", "new": "+ new"}
+OUTCOME_SYMBOL = {"pass": "pass", "fail": "**FAIL**", "unsupported": "unsupported",
+                  "inconclusive": "inconclusive", "error": "**ERROR**"}
+OUTCOME_LABEL = {o: o for o in OUTCOME_SYMBOL}
+TERMINAL_LIMIT = 20  # failing checks listed in the terminal before "and K more"
 
 
-def _cell_counts(cell: dict) -> str:
+def _cell_counts(cell: dict, symbols: dict[str, str] = OUTCOME_SYMBOL) -> str:
     counts = cell["counts"]
     total = sum(counts.values())
     if len(counts) == 1:
-        return f"{OUTCOME_SYMBOL[cell['outcome']]} {total}/{total}" if total > 1 else OUTCOME_SYMBOL[cell["outcome"]]
-    return f"{OUTCOME_SYMBOL[cell['outcome']]} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
+        return f"{symbols[cell['outcome']]} {total}/{total}" if total > 1 else symbols[cell["outcome"]]
+    return f"{symbols[cell['outcome']]} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
+
+
+def _one_line(text: str, width: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _instance(i: dict) -> str:
+    variant = f" {i['variant']}" if i.get("variant") else ""
+    return f"{variant} [{i['model']} · {i['mode']} · {i['path']}]"
+
+
+def headline(matrix: dict) -> str:
+    """The one sentence a reader must see first: whether anything deviates, and how badly."""
+    s = matrix["summary"]
+    failed, errors = s["outcomes"]["fail"], s["outcomes"]["error"]
+    causes = matrix.get("causes", [])
+    must = sum(c["instances"] for c in causes if c["level"] == "MUST")
+    if failed:
+        text = (f"{failed} failed check instances ({must} at MUST level) from {len(causes)} cause(s), "
+                f"in {sum(1 for c in matrix.get('failing_checks', []) if c['failed'])} checks")
+    else:
+        text = "No deviation: every judged check instance passed"
+    if errors:
+        text += f"; {errors} instances ended in error (not judged)"
+    return text
+
+
+def failing_parameters(matrix: dict) -> list[tuple[dict, list[str], dict]]:
+    """(row, models, cell) of every parameter verdict that is not a working one, the models that
+    share the same verdict and failing checks together; a refusal the target declares is left out."""
+    out: list[tuple[dict, list[str], dict]] = []
+    for row in matrix["parameters"]:
+        same: dict[tuple, tuple[list[str], dict]] = {}
+        for model, cell in row["models"].items():
+            if cell["verdict"] not in ("broken", "rejected", "ignored", "deviates"):
+                continue
+            if cell["verdict"] == "rejected" and row["declared"] == "declared unsupported":
+                continue
+            key = (cell["verdict"], tuple(f["check"] for f in cell.get("failing") or []))
+            same.setdefault(key, ([], cell))[0].append(model)
+        out += [(row, models, cell) for models, cell in same.values()]
+    return out
+
+
+def render_terminal_lines(matrix: dict, limit: int = TERMINAL_LIMIT) -> list[str]:
+    """What a terminal shows after a run: the deviations by cause, then the failing checks."""
+    causes = matrix.get("causes", [])
+    failing = matrix.get("failing_checks", [])
+    lines = [headline(matrix)]
+    if causes:
+        lines.append("Deviations by cause (the same clause failing the same way):")
+        for c in causes:
+            lines.append(f"  {c['id']:9} {c['level']:6} {c['instances']:5} instance(s) in {len(c['checks'])} check(s) "
+                         f"[{c['category']}]: {_one_line(c['signature'], 110)}")
+            e = c["example"]
+            lines.append(f"  {'':16}e.g. {e['check']}{_instance(e)}: {_one_line(e['message'], 120)}")
+    if failing:
+        shown = failing[:limit]
+        lines.append(f"Failing checks ({len(failing)}):")
+        for f in shown:
+            first = f["first"]
+            count = f"{f['failed']}/{f['instances']} failed" + (f", {f['errors']} error" if f["errors"] else "")
+            lines.append(f"  {f['level']:6} {f['id']}  {count}; e.g.{_instance(first)} {first['outcome']}: "
+                         f"{_one_line(first['message'], 120)}")
+        if len(failing) > limit:
+            lines.append(f"  and {len(failing) - limit} more (see the matrix)")
+    bad = failing_parameters(matrix)
+    if bad:
+        lines.append("Parameters that do not work as OpenAI's do:")
+        for row, models, cell in bad:
+            failing = cell.get("failing") or []
+            why = (", ".join(f"{f['level']} {f['check']}" for f in failing) if failing
+                   else "; ".join(cell.get("notes") or []))
+            lines.append(f"  {row['endpoint']}.{row['parameter']} [{', '.join(models)}]: {cell['verdict']}"
+                         + (f": {_one_line(why, 130)}" if why else ""))
+    return lines
 
 
 def render_summary_lines(matrix: dict) -> list[str]:
@@ -44,6 +127,47 @@ def render_summary_lines(matrix: dict) -> list[str]:
     return lines
 
 
+def _verdict_markdown(cell: dict) -> str:
+    text = VERDICT_SYMBOL[cell["verdict"]]
+    if cell["evidence"]:
+        text = f"[{text}]({evidence_page(cell['evidence'][0])})"
+    failing = cell.get("failing") or []
+    if failing:
+        text += ": " + ", ".join(f"[`{f['check']}`]({evidence_page(f['evidence'])}) {f['level']}" for f in failing[:3])
+        text += f" and {len(failing) - 3} more" if len(failing) > 3 else ""
+    return text
+
+
+def deviations_markdown(matrix: dict, prefix: str = "") -> list[str]:
+    """The first screen of the Markdown matrix: the headline, the causes, the failing checks; `prefix`
+    places the links of a run copied into a merged report (runs/<run id>/)."""
+    out = [f"**{headline(matrix)}**", ""]
+    causes = matrix.get("causes", [])
+    if causes:
+        out += ["## Deviations by cause", "", "| cause | level | instances | checks | category | example |",
+                "|---|---|---|---|---|---|"]
+        for c in causes:
+            e = c["example"]
+            checks = ", ".join(f"[`{ch}`]({prefix}{check_page(ch)})" for ch in c["checks"][:6])
+            checks += f" and {len(c['checks']) - 6} more" if len(c["checks"]) > 6 else ""
+            out.append(f"| {c['id']}: {_md(c['signature'])} | {c['level']} | {c['instances']} | {checks} | "
+                       f"{c['category']} | [{_md(_one_line(e['message'], 140))}]({prefix}{evidence_page(e['evidence'])}) |")
+    failing = matrix.get("failing_checks", [])
+    if failing:
+        out += ["", "## Failing checks", "", "| check | level | failed | first failure |", "|---|---|---|---|"]
+        for f in failing:
+            first = f["first"]
+            out.append(f"| [`{f['id']}`]({prefix}{check_page(f['id'])}) | {f['level']} | {f['failed']}/{f['instances']}"
+                       + (f", {f['errors']} error" if f["errors"] else "")
+                       + f" | [{_md(_instance(first).strip())}: {_md(_one_line(first['message'], 140))}]"
+                         f"({prefix}{evidence_page(first['evidence'])}) |")
+    return out
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
 def render_markdown(matrix: dict) -> str:
     run = matrix["run"]
     models = run["models"]
@@ -52,19 +176,14 @@ def render_markdown(matrix: dict) -> str:
            f"- Run: `{run['id']}`, {run['started']} to {run['finished']}",
            f"- Suite {run['suite_version']}, openai SDK {run['openai_sdk']}; outcomes as defined in {run['definitions']}",
            ""]
-    out += [f"- {line}" for line in render_summary_lines(matrix)]
+    out += deviations_markdown(matrix)
+    out += ["", "## Summary", ""] + [f"- {line}" for line in render_summary_lines(matrix)]
     out += ["", "## Parameter verdicts", "",
             "| endpoint | parameter | declared | " + " | ".join(models) + " |",
             "|---|---|---|" + "---|" * len(models)]
     for row in matrix["parameters"]:
         name = f"`{row['parameter']}`" + (" (extension)" if row["kind"] == "extension" else "")
-        cells = []
-        for m in models:
-            cell = row["models"][m]
-            text = VERDICT_SYMBOL[cell["verdict"]]
-            if cell["evidence"]:
-                text = f"[{text}]({cell['evidence'][0]})"
-            cells.append(text)
+        cells = [_verdict_markdown(row["models"][m]) for m in models]
         out.append(f"| {row['endpoint']} | {name} | {row['declared']} | " + " | ".join(cells) + " |")
     out += changes_markdown(matrix.get("changes"))
     marks = change_marks(matrix.get("changes"))
@@ -75,16 +194,15 @@ def render_markdown(matrix: dict) -> str:
         for m in models:
             cell = row["models"].get(m)
             mark = f" {CHANGE_SYMBOL[marks[(row['id'], m)]]}" if (row["id"], m) in marks else ""
-            cells.append(f"[{_cell_counts(cell)}]({cell['evidence']}){mark}" if cell else "")
+            cells.append(f"[{_cell_counts(cell)}]({cell.get('page') or cell['evidence']}){mark}" if cell else "")
         level = row["level"] + (" ext" if row["extension"] else "")
         out.append(f"| [`{row['id']}`]({row['clause']}) | {level} | {_check_cost(row)} | " + " | ".join(cells) + " |")
     deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
     if deviations:
-        out += ["", "## Deviations and errors", ""]
+        out += ["", "## Every failed instance", ""]
         for row, i in deviations:
-            variant = f" {i['variant']}" if i.get("variant") else ""
-            out.append(f"- **{i['outcome']}** `{row['id']}`{variant} [{i['model']} · {i['mode']} · {i['path']}]: "
-                       f"{i['message']} ([evidence]({i['evidence']}))")
+            out.append(f"- {OUTCOME_SYMBOL[i['outcome']]} `{row['id']}`{_instance(i)}: "
+                       f"{_md(i['message'])} ([evidence]({evidence_page(i['evidence'])}))")
     return "\n".join(out) + "\n"
 
 
@@ -96,8 +214,9 @@ def _check_cost(row: dict) -> str:
 def check_cell_html(cell: dict, change: str | None) -> str:
     """One check's cell: the outcome (linked to the evidence), and the change since the previous run."""
     mark = f"<span class='mark {change}'>{_e(CHANGE_SYMBOL[change])}</span>" if change else ""
-    return (f"<td class='{cell['outcome']}'><a href='{_e(cell['evidence'])}' title='{_e(cell['message'] or '')}'>"
-            f"{_e(_cell_counts(cell))}</a>{mark}</td>")
+    # The check's page lists every instance the cell stands for; a lone instance links to its evidence.
+    return (f"<td class='{cell['outcome']}'><a href='{_e(cell.get('page') or cell['evidence'])}' "
+            f"title='{_e(cell['message'] or '')}'>{_e(_cell_counts(cell, OUTCOME_LABEL))}</a>{mark}</td>")
 
 
 def changes_markdown(change: dict | None) -> list[str]:
@@ -132,11 +251,84 @@ th{background:#f1f4f8;position:sticky;top:0}td a{color:inherit;text-decoration:n
 .legend span{display:inline-block;padding:.05rem .45rem;margin-right:.3rem;border-radius:3px}
 .mark{font-size:.8em;font-weight:600;margin-left:.3rem}.mark.regressed,li.regressed{color:#b42318}
 .mark.fixed,li.fixed{color:#1a7f37}.mark.new{color:#566074}.trend{display:block;margin:.4rem 0}
+.deviates{background:#fde9d4}.why{font-size:.85em;margin-top:.15rem}.why a{text-decoration:underline}
+.headline{font-size:1.1rem;font-weight:600;padding:.6rem .8rem;border-radius:4px;margin:.8rem 0}
+.headline.bad{background:#fde2e1;color:#8a1c14;border-left:6px solid #b42318}
+.headline.good{background:#e3f6e8;color:#14532d;border-left:6px solid #1a7f37}
 """
 
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def headline_html(matrix: dict) -> str:
+    bad = matrix["summary"]["outcomes"]["fail"] or matrix["summary"]["outcomes"]["error"]
+    return f"<p id='headline' class='headline {'bad' if bad else 'good'}'>{_e(headline(matrix))}</p>"
+
+
+def _level_class(level: str) -> str:
+    """A MUST failure reads red; SHOULD and MAY amber."""
+    return "fail" if level == "MUST" else "ignored"
+
+
+def deviations_html(matrix: dict, prefix: str = "", heading: str = "h2") -> str:
+    """Root causes, then failing checks, each linked to its evidence; `prefix` places the links of a
+    run copied into a merged report (runs/<run id>/), which puts them under a heading of its own."""
+    parts = []
+    causes = matrix.get("causes", [])
+    if causes:
+        parts.append(f"<{heading} id='{_e(prefix)}causes'>Deviations by cause</{heading}><p class='msg'>A cause is one clause failing one way "
+                     "(the message with its varying values masked); fix it once and every instance it counts goes."
+                     "</p><table class='causes'><thead><tr><th>cause</th><th>level</th><th>instances</th>"
+                     "<th>checks</th><th>category</th><th>example</th></tr></thead><tbody>")
+        for c in causes:
+            e = c["example"]
+            checks = ", ".join(f"<a href='{_e(prefix + check_page(ch))}'><code>{_e(ch)}</code></a>"
+                               for ch in c["checks"][:6])
+            checks += f" and {len(c['checks']) - 6} more" if len(c["checks"]) > 6 else ""
+            parts.append(f"<tr id='{_e(prefix + c['id'])}'><td><strong>{_e(c['id'])}</strong>: {_e(c['signature'])}</td>"
+                         f"<td class='{_level_class(c['level'])}'>{_e(c['level'])}</td><td>{c['instances']}</td><td>{checks}</td>"
+                         f"<td>{_e(c['category'])}</td><td class='msg'><a href='{_e(prefix + evidence_page(e['evidence']))}'>"
+                         f"{_e(e['check'])}{_e(_instance(e))}: {_e(_one_line(e['message'], 200))}</a></td></tr>")
+        parts.append("</tbody></table>")
+    failing = matrix.get("failing_checks", [])
+    if failing:
+        parts.append(f"<{heading} id='{_e(prefix)}failing-checks'>Failing checks</{heading}><table class='failing'>"
+                     "<thead><tr><th>check</th>"
+                     "<th>level</th><th>failed</th><th>first failure</th></tr></thead><tbody>")
+        for f in failing:
+            first = f["first"]
+            count = f"{f['failed']}/{f['instances']}" + (f", {f['errors']} error" if f["errors"] else "")
+            parts.append(f"<tr><td><a href='{_e(prefix + check_page(f['id']))}'><code>{_e(f['id'])}</code></a></td>"
+                         f"<td class='{_level_class(f['level']) if f['failed'] else 'error'}'>{_e(f['level'])}</td><td>{_e(count)}</td>"
+                         f"<td class='msg'><a href='{_e(prefix + evidence_page(first['evidence']))}'>"
+                         f"{_e(_instance(first).strip())}: {_e(_one_line(first['message'], 200))}</a></td></tr>")
+        parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+def verdict_cell_html(cell: dict) -> str:
+    """A parameter verdict; a failing clause behind it is named in the cell, linked to its evidence."""
+    label = _e(cell["verdict"])
+    if cell["evidence"]:
+        label = (f"<a href='{_e(evidence_page(cell['evidence'][0]))}' "
+                 f"title='{_e('; '.join(cell.get('notes') or []))}'>{label}</a>")
+    failing = cell.get("failing") or []
+    if failing:
+        names = ", ".join(f"<a href='{_e(evidence_page(f['evidence']))}'><code>{_e(f['check'])}</code></a> "
+                          f"{_e(f['level'])}" for f in failing[:3])
+        more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
+        label += f"<div class='why'>failed: {names}{more}</div>"
+    return f"<td class='{cell['verdict'].replace(' ', '-')}'>{label}</td>"
+
+
+LEGEND = ("<p class='legend'>Verdicts: <span class='honoured'>honoured</span><span class='accepted'>accepted</span>"
+          "<span class='deviates'>deviates</span><span class='ignored'>ignored</span>"
+          "<span class='rejected'>rejected</span><span class='broken'>broken</span> · Outcomes: "
+          "<span class='pass'>pass</span><span class='fail'>fail</span><span class='unsupported'>unsupported</span>"
+          "<span class='inconclusive'>inconclusive</span><span class='error'>error</span>"
+          " (definitions: INTERPRETING.md). Every cell links to its evidence.</p>")
 
 
 def render_html(matrix: dict) -> str:
@@ -148,28 +340,19 @@ def render_html(matrix: dict) -> str:
              f"<p class='meta'>{_e(run['description'])} · {_e(run['base_url'])} · run <code>{_e(run['id'])}</code>"
              f" · {_e(run['started'])} to {_e(run['finished'])} · suite {_e(run['suite_version'])}, "
              f"openai SDK {_e(run['openai_sdk'])}</p>",
-             "<ul class='summary'>" + "".join(f"<li>{_e(l)}</li>" for l in render_summary_lines(matrix)) + "</ul>",
+             headline_html(matrix),
+             deviations_html(matrix),
+             "<h2 id='summary'>Summary</h2><ul class='summary'>"
+             + "".join(f"<li>{_e(l)}</li>" for l in render_summary_lines(matrix)) + "</ul>",
              trend_svg(matrix["trend"], run["target"]) if matrix.get("trend") else "",
-             "<p class='legend'>Verdicts: <span class='honoured'>honoured</span><span class='accepted'>accepted</span>"
-             "<span class='ignored'>ignored</span>"
-             "<span class='rejected'>rejected</span><span class='broken'>broken</span> · Outcomes: "
-             "<span class='pass'>pass</span><span class='fail'>fail</span><span class='unsupported'>unsupported</span>"
-             "<span class='inconclusive'>inconclusive</span><span class='error'>error</span>"
-             " (definitions: INTERPRETING.md). Every cell links to its evidence.</p>",
+             LEGEND,
              "<h2 id='parameters'>Parameter verdicts</h2><table id='parameter-verdicts'><thead><tr><th>endpoint</th>"
              "<th>parameter</th><th>declared</th>" + "".join(f"<th>{_e(m)}</th>" for m in models) + "</tr></thead><tbody>"]
     for row in matrix["parameters"]:
         name = f"<a href='{_e(row['clause'])}'><code>{_e(row['parameter'])}</code></a>"
         if row["kind"] == "extension":
             name += " <em>extension</em>"
-        cells = []
-        for m in models:
-            cell = row["models"][m]
-            css = cell["verdict"].replace(" ", "-")
-            label = _e(cell["verdict"])
-            if cell["evidence"]:
-                label = f"<a href='{_e(cell['evidence'][0])}' title='{_e('; '.join(cell['notes']))}'>{label}</a>"
-            cells.append(f"<td class='{css}'>{label}</td>")
+        cells = [verdict_cell_html(row["models"][m]) for m in models]
         parts.append(f"<tr><td>{_e(row['endpoint'])}</td><td>{name}</td><td>{_e(row['declared'])}</td>"
                      + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
@@ -193,13 +376,13 @@ def render_html(matrix: dict) -> str:
     parts.append("</tbody></table>")
     deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
     if deviations:
-        parts.append("<h2 id='deviations'>Deviations and errors</h2><table><thead><tr><th>outcome</th><th>check</th>"
+        parts.append("<h2 id='deviations'>Every failed instance</h2><table><thead><tr><th>outcome</th><th>check</th>"
                      "<th>instance</th><th>message</th></tr></thead><tbody>")
         for row, i in deviations:
             variant = f" {i['variant']}" if i.get("variant") else ""
             parts.append(f"<tr><td class='{i['outcome']}'>{_e(i['outcome'])}</td><td><code>{_e(row['id'])}</code>"
                          f"{_e(variant)}</td><td>{_e(i['model'])} · {_e(i['mode'])} · {_e(i['path'])}</td>"
-                         f"<td class='msg'><a href='{_e(i['evidence'])}'>{_e(i['message'])}</a></td></tr>")
+                         f"<td class='msg'><a href='{_e(evidence_page(i['evidence']))}'>{_e(i['message'])}</a></td></tr>")
         parts.append("</tbody></table>")
     parts.append("</body></html>\n")
     return "".join(parts)

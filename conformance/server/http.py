@@ -65,6 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_stream(self, events: Iterable[str], status: int = 200, event_name: str | None = None) -> None:
         q = self.server.quirks
+        pace = self.server.token_latency  # one event a token, as a model server streams them
         self.send_response(status)
         content_type = "application/json" if "stream-content-type-json" in q else "text/event-stream; charset=utf-8"
         self.send_header("Content-Type", content_type)
@@ -76,6 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(self.server.faults.stall_seconds)
                 self._drop_connection()
                 return
+            if pace and number:
+                time.sleep(pace)
             # split-reads: each frame leaves in pieces of 7 bytes, so events straddle reads.
             parts = [frame[i:i + 7] for i in range(0, len(frame), 7)] if "split-reads" in q else [frame]
             for part in parts:
@@ -149,14 +152,25 @@ class _Handler(BaseHTTPRequestHandler):
         return False  # a stall of a stream happens mid-stream (see _send_stream)
 
     def _route(self, method: str) -> None:
-        path = self.path.split("?", 1)[0]
         try:
             # Read the body first, so keep-alive connections stay in step whatever the answer.
             raw = self._read_body() if method == "POST" else b""
+        except ApiError as err:
+            self._send_error(err)
+            return
+        if self.server.serial is not None:  # one request at a time, the others wait their turn
+            with self.server.serial:
+                self._answer(method, raw)
+        else:
+            self._answer(method, raw)
+
+    def _answer(self, method: str, raw: bytes) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
             if self.server.request_log is not None:
                 self.server.log_request_seen(method, self.path, self.headers.get("Authorization"), raw,
                                              self.headers.get("User-Agent") or "")
-            if self.server.latency:  # a model server's time per request (benchmarks)
+            if self.server.latency:  # a model server's time to the first token (benchmarks, slow targets)
                 time.sleep(self.server.latency)
             faults = self.server.faults
             self._fault = faults.draw() if faults is not None else None
@@ -198,6 +212,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         choices, usage = self.server.generator.generate(endpoint, request)
         responses = self.server.responses
+        if self.server.token_latency and not request.get("stream"):  # a stream is paced event by event
+            time.sleep(self.server.token_latency * usage.get("completion_tokens", 0))
         if request.get("stream"):
             include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
             self._send_stream(responses.stream(endpoint, request["model"], choices, usage, include_usage))
@@ -226,9 +242,11 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], quirks: frozenset[str],
                  verbose: bool, faults: Faults | None = None, request_log: str | None = None,
-                 latency: float = 0.0):
+                 latency: float = 0.0, token_latency: float = 0.0, serial: bool = False):
         super().__init__(address, _Handler)
         self.latency = latency
+        self.token_latency = token_latency
+        self.serial = threading.Lock() if serial else None
         self.request_log = open(request_log, "a", encoding="utf-8") if request_log else None
         self._log_lock = threading.Lock()
         self.api_keys = api_keys
@@ -266,18 +284,21 @@ class ReferenceServer:
 
     `quirks` (names from conformance.server.quirks) make it reproduce real-world deviations;
     `faults` (conformance.server.faults) inject transient trouble at seeded rates; `latency`
-    (seconds) is added to every request, as a model server's time per request; `request_log`
-    (a path) receives every request as a JSON line (for the benchmark's bare replay).
+    (seconds) is added to every request, as a model server's time to the first token, and
+    `token_latency` (seconds) to every generated token, streamed events paced by it; `serial`
+    serves one request at a time, as Ollama's default or a one-slot llama-server does;
+    `request_log` (a path) receives every request as a JSON line (for the benchmark's bare replay).
     """
 
     def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0,
                  models: tuple[str, ...] = DEFAULT_MODELS, quirks=(), verbose: bool = False,
-                 faults: Faults | None = None, request_log: str | None = None, latency: float = 0.0):
+                 faults: Faults | None = None, request_log: str | None = None, latency: float = 0.0,
+                 token_latency: float = 0.0, serial: bool = False):
         self.api_key = api_key
         self.quirks = check_names(quirks)
         self.faults = faults
         self._server = _Server((host, port), (api_key,), tuple(models), self.quirks, verbose, faults, request_log,
-                               latency)
+                               latency, token_latency, serial)
         self._thread: threading.Thread | None = None
 
     @property

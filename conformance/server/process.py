@@ -24,10 +24,12 @@ class ServerProcess:
     """A ReferenceServer in a child process; `stop()` ends it and brings its fault counts back."""
 
     def __init__(self, api_key: str, models: tuple[str, ...], quirks=(), faults: Faults | None = None,
-                 request_log: str | None = None, latency: float = 0.0):
+                 request_log: str | None = None, latency: float = 0.0, token_latency: float = 0.0,
+                 serial: bool = False):
         self.faults = faults
         settings = {"api_key": api_key, "models": list(models), "quirks": list(quirks), "request_log": request_log,
-                    "latency": latency, "faults": None if faults is None else dataclasses.asdict(faults)}
+                    "latency": latency, "token_latency": token_latency, "serial": serial,
+                    "faults": None if faults is None else dataclasses.asdict(faults)}
         self.process = subprocess.Popen([sys.executable, "-m", "conformance.server.process"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, encoding="utf-8")
         self.process.stdin.write(json.dumps(settings) + "\n")

@@ -33,7 +33,9 @@ def _both(feature: str) -> tuple[str, ...]:
 
 NAMED = [
     # semantics
-    Quirk("stop-kept", "the stop sequence is left at the end of the output", _both("stop")),
+    # It cuts the output (an effect), wrongly: the verdict must say so, never `honoured`.
+    Quirk("stop-kept", "the stop sequence is left at the end of the output", _both("stop"),
+          tuple((f, "deviates") for f in _both("stop"))),
     Quirk("stop-first-only", "only the first of several stop sequences is honoured", _both("stop")),
     Quirk("stop-string-ignored", "stop given as a plain string (not a list) is ignored", _both("stop")),
     Quirk("always-greedy", "temperature and top_p are ignored: every request is decoded greedily",
@@ -87,7 +89,8 @@ NAMED = [
     Quirk("context-truncated", "a prompt longer than the context is silently truncated (200)", _both("errors")),
     Quirk("model-echo-wrong", "the response names another model than the one requested", _both("model")),
     # stream framing
-    Quirk("stream-no-done", "the stream ends without data: [DONE]", _both("stream")),
+    Quirk("stream-no-done", "the stream ends without data: [DONE]", _both("stream"),
+          tuple((f, "deviates") for f in _both("stream"))),
     Quirk("stream-id-per-chunk", "every chunk of a stream has a new id", _both("stream")),
     Quirk("stream-created-per-chunk", "every chunk carries the time it was sent as 'created'", _both("stream")),
     Quirk("stream-no-role", "the first delta carries no role", ("chat.stream",)),

@@ -18,7 +18,7 @@ def test_temperature_zero_repeatable(api, endpoint):
     # characters: outputs that differ from the start mean temperature 0 is not applied at all.
     if first.text[:8] != second.text[:8]:
         api.observe(endpoint, "temperature", "ignored", "temperature 0 gave different outputs from the start")
-    expect(first.text == second.text, f"the same text twice, {first.text[:80]!r}", second.text)
+    expect(first.text == second.text, f"the same text twice, {first.text[:80]!r}", repr(second.text))
 
 
 @check(id="{endpoint}.temperature.high-varies", level="MUST", feature="{endpoint}.temperature",
@@ -52,4 +52,4 @@ def test_top_p_tiny_is_greedy(api, endpoint):
     honoured = all(r.text == base.text for r in replies)
     api.observe(endpoint, "top_p", "honoured" if honoured else "ignored")
     for reply in replies:
-        expect(reply.text == base.text, f"the greedy output {base.text[:80]!r}", reply.text)
+        expect(reply.text == base.text, f"the greedy output {base.text[:80]!r}", repr(reply.text))

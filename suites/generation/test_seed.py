@@ -19,7 +19,7 @@ def test_seed_reproducible(api, endpoint):
     seeded = [send_judged(api, endpoint, {**body, "seed": SEED}, "seed") for _ in range(2)]
     same = seeded[0].text == seeded[1].text
     api.observe(endpoint, "seed", "honoured" if same else "ignored")
-    expect(same, f"the same text for the same seed, {seeded[0].text[:80]!r}", seeded[1].text)
+    expect(same, f"the same text for the same seed, {seeded[0].text[:80]!r}", repr(seeded[1].text))
 
 
 @check(id="{endpoint}.seed.different-seeds-vary", level="SHOULD", feature="{endpoint}.seed", parameter="seed")

@@ -66,7 +66,7 @@ def _stopped_at_one_word(api, endpoint):
 def test_stop_excluded(api, endpoint):
     """With stop=[s], the output is the greedy output up to the first s, without s."""
     base, index, word, reply = _stopped_at_one_word(api, endpoint)
-    expect(reply.text == base.text[:index], f"the greedy output up to {word!r}: {base.text[:index]!r}", reply.text)
+    expect(reply.text == base.text[:index], f"the greedy output up to {word!r}: {base.text[:index]!r}", repr(reply.text))
 
 
 @check(id="{endpoint}.stop.finish-reason-stop", level="MUST", feature="{endpoint}.stop", parameter="stop")
@@ -85,7 +85,7 @@ def test_stop_string(api, endpoint):
     body = {**prompt_body(endpoint, REPEATING_PROMPT), "temperature": 0, "max_tokens": 48, "stop": word}
     reply = send_judged(api, endpoint, body, "stop")
     _observe(api, endpoint, reply, base)
-    expect(reply.text == base.text[:index], f"the greedy output up to {word!r}: {base.text[:index]!r}", reply.text)
+    expect(reply.text == base.text[:index], f"the greedy output up to {word!r}: {base.text[:index]!r}", repr(reply.text))
 
 
 # Sequences no model writes, to fill the list of four when the output offers fewer words.
@@ -106,4 +106,4 @@ def test_stop_earliest_of_four(api, endpoint):
     reply = send_judged(api, endpoint, body, "stop")
     _observe(api, endpoint, reply, base)
     expect(reply.text == base.text[: earliest[0]],
-           f"the greedy output up to the earliest sequence {earliest[1]!r}: {base.text[:earliest[0]]!r}", reply.text)
+           f"the greedy output up to the earliest sequence {earliest[1]!r}: {base.text[:earliest[0]]!r}", repr(reply.text))

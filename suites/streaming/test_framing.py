@@ -140,5 +140,5 @@ def test_equivalent_to_regular(api, endpoint):
     reply = send_judged(api, endpoint, {**body, "temperature": 0, "max_tokens": 24}, "stream")
     if not reply.chunks:
         inconclusive("the stream held no chunks to compare")
-    expect(reply.text == base.text, f"the regular text {base.text[:80]!r}", reply.text)
+    expect(reply.text == base.text, f"the regular text {base.text[:80]!r}", repr(reply.text))
     expect(reply.finish_reason == base.finish_reason, f"finish_reason {base.finish_reason!r}", reply.finish_reason)

@@ -1,0 +1,102 @@
+"""Root causes: failures grouped by the clause that fails and the way it fails.
+
+One server defect (say, `error.param` always null) fails hundreds of instances across checks,
+endpoints and variants.  A reader needs "1 cause, 656 instances" before the list of instances.
+A cause is the failure message with what varies between instances masked: quoted values and
+parenthesised details become '…', numbers become N (HTTP statuses are kept: a 500 is not a 200),
+and what came back is reduced to its kind (null, a string, a number, HTTP 200, text ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+LEVEL_ORDER = ("MUST", "SHOULD", "MAY")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_PARENTHESISED = re.compile(r"\s*\([^()]*\)")
+_NUMBER = re.compile(r"(?<!HTTP )(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
+_SPACES = re.compile(r"\s+")
+_HTTP = re.compile(r"^HTTP (\d{3})")
+# What came back, by its first characters, when it is not an HTTP status.
+_KINDS = (("None", "null"), ("null", "null"), ("True", "true"), ("False", "false"), ("true", "true"),
+          ("false", "false"), ("{", "an object"), ("[", "a list"), ("'", "a string"), ('"', "a string"))
+
+
+def mask(text: str) -> str:
+    while _PARENTHESISED.search(text):  # innermost first: "(five sequences (at most 4))"
+        text = _PARENTHESISED.sub("", text)
+    text = _QUOTED.sub("'…'", text)
+    text = _NUMBER.sub("N", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def kind_of(got: str) -> str:
+    """What came back, as a kind: 'null', 'a string', 'HTTP 500', ... or the suite's phrase, masked."""
+    stripped = got.strip()
+    status = _HTTP.match(stripped)
+    if status:
+        return f"HTTP {status.group(1)}"
+    for prefix, kind in _KINDS:
+        if stripped.startswith(prefix):
+            return kind
+    if re.fullmatch(r"-?\d+(\.\d+)?", stripped):
+        return "a number"
+    if not stripped:
+        return "nothing"
+    # A phrase the suite wrote ("error.code is int", "no 'error' object ...") is kept, masked: it
+    # says how the clause failed. (The model's own text is quoted by the checks: "a string".)
+    return mask(stripped)[:80]
+
+
+def signature(message: str) -> str:
+    """The cause of a failure message: the same clause failing the same way gives the same text."""
+    message = re.sub(r"^\[[^\]]+\]\s*", "", message)  # the [category] Allure prefix, if any
+    expected, sep, got = message.partition("; got ")
+    return mask(expected) + (f"; got {kind_of(got)}" if sep else "")
+
+
+def root_causes(records: list[dict]) -> list[dict]:
+    """Failed instances grouped by cause, worst level first, then by how many instances each explains."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        if r["outcome"] == "fail":
+            groups[signature(r["message"])].append(r)
+    causes = []
+    for sig, members in groups.items():
+        # Checks of different features can fail the same way; the cause takes their commonest category.
+        category = Counter(m.get("category") or "other deviation" for m in members).most_common(1)[0][0]
+        level = min((m["level"] for m in members), key=lambda lv: LEVEL_ORDER.index(lv) if lv in LEVEL_ORDER else 9)
+        checks = sorted({m["check"] for m in members})
+        example = min(members, key=lambda m: (LEVEL_ORDER.index(m["level"]) if m["level"] in LEVEL_ORDER else 9,
+                                              m["nodeid"]))
+        causes.append({
+            "signature": sig, "category": category, "level": level, "instances": len(members),
+            "checks": checks, "models": sorted({m["dimensions"]["model"] for m in members}),
+            "example": {"check": example["check"], "message": example["message"],
+                        "evidence": example["evidence_file"], "model": example["dimensions"]["model"],
+                        "mode": example["dimensions"]["mode"], "path": example["dimensions"]["path"],
+                        "variant": example.get("variant")},
+        })
+    causes.sort(key=lambda c: (LEVEL_ORDER.index(c["level"]) if c["level"] in LEVEL_ORDER else 9, -c["instances"],
+                               c["signature"]))
+    for number, cause in enumerate(causes, 1):
+        cause["id"] = f"cause-{number}"
+    return causes
+
+
+def failing_checks(check_rows: list[dict]) -> list[dict]:
+    """The checks with a failed or errored instance, worst level first: id, level, per-model counts,
+    and the first failing instance (its message and evidence)."""
+    out = []
+    for row in check_rows:
+        bad = [i for i in row["instances"] if i["outcome"] in ("fail", "error")]
+        if not bad:
+            continue
+        first = min(bad, key=lambda i: (i["outcome"] != "fail", i["model"], i["mode"], i["path"], i.get("variant") or ""))
+        out.append({"id": row["id"], "level": row["level"], "extension": row["extension"],
+                    "failed": sum(i["outcome"] == "fail" for i in bad), "errors": sum(i["outcome"] == "error" for i in bad),
+                    "instances": len(row["instances"]), "first": first})
+    out.sort(key=lambda c: (c["failed"] == 0, LEVEL_ORDER.index(c["level"]) if c["level"] in LEVEL_ORDER else 9,
+                            c["id"]))
+    return out
