@@ -39,8 +39,9 @@ WEATHER_QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}
 ROOM = 200  # max_tokens: room for any arguments of the example functions
 
 
-def tool(function: dict) -> dict:
-    return {"type": "function", "function": function}
+def tool(function: dict, strict: bool = False) -> dict:
+    """A tool; `strict` asks for arguments that follow the schema exactly (Structured Outputs)."""
+    return {"type": "function", "function": {**function, "strict": True} if strict else function}
 
 
 def named_tool(name: str) -> dict:
@@ -63,23 +64,42 @@ def json_problems(text: Any, schema: dict | None = None) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(value)]
 
 
-def call_problems(call: dict, functions: dict[str, dict] = FUNCTIONS) -> list[str]:
+def call_problems(call: dict, functions: dict[str, dict] = FUNCTIONS, strict: bool = False) -> list[str]:
     """Why one tool call ({id, type, function: {name, arguments}}) is not a well-formed call of one of
-    `functions` with arguments valid against its parameter schema."""
+    `functions` (see function_call_problems for the arguments)."""
     problems = []
     if not (isinstance(call.get("id"), str) and call["id"]):
         problems.append(f"no id (got {call.get('id')!r})")
     if call.get("type") != "function":
         problems.append(f"type {call.get('type')!r} instead of 'function'")
-    return problems + function_call_problems(call.get("function") or {}, functions)
+    return problems + function_call_problems(call.get("function") or {}, functions, strict)
 
 
-def function_call_problems(function_call: dict, functions: dict[str, dict] = FUNCTIONS) -> list[str]:
-    """Why a {name, arguments} pair is not a call of one of `functions` with valid arguments."""
+def function_call_problems(function_call: dict, functions: dict[str, dict] = FUNCTIONS,
+                           strict: bool = False) -> list[str]:
+    """Why a {name, arguments} pair is not a call of one of `functions`. The arguments are a string;
+    OpenAI says that without `strict` the model "does not always generate valid JSON, and may
+    hallucinate parameters", so only a strict call's arguments must be JSON valid against the schema."""
     name = function_call.get("name")
     if name not in functions:
         return [f"function name {name!r} is not one of {sorted(functions)}"]
-    return [f"arguments: {p}" for p in json_problems(function_call.get("arguments"), functions[name]["parameters"])]
+    arguments = function_call.get("arguments")
+    if not strict:
+        return [] if isinstance(arguments, str) else [f"arguments are {_kind(arguments)}, not a string holding JSON"]
+    return [f"arguments: {p}" for p in json_problems(arguments, functions[name]["parameters"])]
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def expect_text_reply(reply) -> None:
+    """A text reply in content. Empty is legal when the model ended at once (finish_reason 'stop'):
+    a random-weight model may end its first token."""
+    choice = reply.choices[0] if reply.choices else None
+    expect(choice is not None and (choice.text or choice.finish_reason == "stop"),
+           "a text reply in content (or an empty one that ended with finish_reason 'stop')",
+           {"content": choice.text, "finish_reason": choice.finish_reason} if choice else reply.describe())
 
 
 SHORT_RESULT = "Sunny."

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reproduce a real-world deviation (repeatable); --list-quirks lists them")
     serve.add_argument("--list-quirks", action="store_true", help="list the quirks and legal variations, then exit")
     serve.add_argument("--faults", metavar="SPEC", help="inject transient faults at seeded rates, e.g. "
-                                                        "429=0.2,503=0.1,reset=0.05,stall=0.02")
+                                                        "429=0.2,503=0.1,reset=0.05,cut=0.03,stall=0.02")
     serve.add_argument("--fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
     serve.add_argument("--stall-seconds", type=float, default=5.0, help="how long a stall lasts (default 5)")
     serve.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",

@@ -21,6 +21,7 @@ import openai
 from .sse import StreamSyntaxError, parse_event_stream
 from .targets import Target
 from .transport import (
+    BodyMissing,
     CapturingTransport,
     Evidence,
     Exchange,
@@ -30,6 +31,7 @@ from .transport import (
     RetryPolicy,
     StreamInterrupted,
     TransientStatus,
+    body_never_came,
     transient_from_response,
 )
 
@@ -244,6 +246,13 @@ def read_stream(exchange: Exchange) -> StreamView:
                       problems)
 
 
+def _require_body(exchange: Exchange) -> None:
+    """A 2xx whose body never came is a cut connection, retried: never judged as the target's answer."""
+    if body_never_came(exchange.status, exchange.response_headers, exchange.body):
+        raise BodyMissing(f"HTTP {exchange.status} and its headers came, then the connection closed before any "
+                          "body byte")
+
+
 class Runtime:
     """Per-process connection to one target: shared clients, redaction, retry policy, caches."""
 
@@ -383,7 +392,7 @@ class Api:
                 # (or queueing it). Each retry would add one more request to its queue, so one only.
                 read_timeouts.append(exc)
                 return len(read_timeouts) <= READ_TIMEOUT_RETRIES
-            if isinstance(exc, (TransientStatus, StreamInterrupted, httpx2.TransportError)):
+            if isinstance(exc, (TransientStatus, StreamInterrupted, BodyMissing, httpx2.TransportError)):
                 return True
             if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
                 return True
@@ -399,7 +408,7 @@ class Api:
 
         try:
             return self.runtime.retry.run(call, is_transient, retry_after, self.evidence)
-        except (TransientStatus, StreamInterrupted, httpx2.TransportError, openai.APIConnectionError,
+        except (TransientStatus, StreamInterrupted, BodyMissing, httpx2.TransportError, openai.APIConnectionError,
                 openai.APITimeoutError) as exc:
             if read_timeouts and exc is read_timeouts[-1]:
                 raise InfrastructureError(
@@ -424,6 +433,7 @@ class Api:
                          defect=f"a body that cannot be decoded as its Content-Encoding says ({exc})")
         response.close()
         exchange = self.evidence.exchanges[-1]
+        _require_body(exchange)
         body: Any = None
         try:
             body = json.loads(exchange.body) if exchange.body else None
@@ -452,6 +462,7 @@ class Api:
             response.close()
             raise StreamInterrupted(f"the stream stalled or broke: {type(exc).__name__}") from None
         response.close()
+        _require_body(exchange)
         view = read_stream(exchange)
         body_json = None
         if not view.data and exchange.body:
@@ -483,10 +494,13 @@ class Api:
             return Reply(endpoint, "regular", "sdk", exc.status_code, exchange, body=parsed)
         except (openai.APIResponseValidationError, httpx2.DecodingError, ValueError, TypeError) as exc:
             exchange = self.evidence.exchanges[-1] if len(self.evidence.exchanges) > start else None
+            if exchange is not None:
+                _require_body(exchange)
             return Reply(endpoint, mode, "sdk", exchange.status if exchange else None, exchange,
                          sdk_error=f"{type(exc).__name__}: {exc}")
         exchange = self.evidence.exchanges[-1]
         if mode != "stream":
+            _require_body(exchange)
             try:
                 parsed = json.loads(exchange.body)
             except ValueError:
@@ -512,6 +526,7 @@ class Api:
             sdk_error = f"{type(exc).__name__}: {self.runtime.redactor.text(str(exc))[:300]}"
         finally:
             result.close()
+        _require_body(exchange)
         view = read_stream(exchange)
         return Reply(endpoint, mode, "sdk", exchange.status, exchange, stream=view, chunks=chunks,
                      sdk_error=sdk_error)
@@ -547,6 +562,7 @@ class Api:
             except (openai.APIResponseValidationError, httpx2.DecodingError, ValueError, TypeError) as exc:
                 status, sdk_error = self.evidence.exchanges[-1].status, f"{type(exc).__name__}: {exc}"
             exchange = self.evidence.exchanges[-1]
+            _require_body(exchange)
             try:
                 parsed = json.loads(exchange.body)
             except ValueError:

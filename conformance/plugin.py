@@ -74,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--budget-tokens", type=int, default=None, metavar="N",
                     help="stop starting checks once the target reports N tokens used (shared among workers)")
     group.addoption("--server-faults", default=None, metavar="SPEC",
-                    help="self-test: inject transient faults in the embedded server, e.g. 429=0.2,reset=0.05,stall=0.02")
+                    help="self-test: inject transient faults in the embedded server, e.g. 429=0.2,reset=0.05,cut=0.03,stall=0.02")
     group.addoption("--check", action="append", default=[], dest="conformance_checks", metavar="PATTERN",
                     help="only the checks whose id matches this glob (repeatable); ID@NAME keeps only the "
                          "variants about NAME, e.g. chat.errors.invalid-value@temperature")

@@ -39,6 +39,20 @@ class StreamInterrupted(Exception):
     """The connection stalled or broke in the middle of an event stream: transient, retried whole."""
 
 
+class BodyMissing(Exception):
+    """A 2xx status line and headers, then the connection closed before any body byte, with nothing
+    that said the body was empty (no Content-Length, no chunked framing): a cut connection (a proxy,
+    a load balancer), never the target's answer. Transient, retried whole."""
+
+
+def body_never_came(status: int | None, headers, body: bytes) -> bool:
+    """Whether a response is the headers of one whose body was cut off before its first byte."""
+    if status is None or not 200 <= status < 300 or body:
+        return False
+    names = {k.lower() for k in headers}
+    return "content-length" not in names and "transfer-encoding" not in names
+
+
 class TransientStatus(Exception):
     def __init__(self, status: int, retry_after: float | None):
         super().__init__(f"HTTP {status}")

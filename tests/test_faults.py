@@ -12,7 +12,7 @@ from conformance.transport import Evidence, RateLimiter, RetryPolicy, TransientS
 from test_full_run import records, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-FAULTS = "429=0.2,503=0.1,reset=0.05,stall=0.02"
+FAULTS = "429=0.2,503=0.1,reset=0.05,cut=0.03,stall=0.02"
 
 
 def short_fused_target(tmp_path: Path) -> Path:
@@ -38,7 +38,7 @@ def test_a_run_through_faults_gives_the_verdicts_of_a_clean_run(tmp_path):
                      "--server-faults", FAULTS, "--server-fault-seed", "7", cwd=tmp_path, timeout=1200)
     assert faulty.returncode in (0, 3), faulty.stdout[-2000:]  # 3: some instances ran out of retries
     injected = json.loads((tmp_path / "faulty" / "faults.json").read_text())["injected"]
-    assert all(injected[kind] > 0 for kind in ("429", "503", "reset", "stall")), injected
+    assert all(injected[kind] > 0 for kind in ("429", "503", "reset", "cut", "stall")), injected
     before = {r["nodeid"]: r for r in records(tmp_path / "clean")}
     after = {r["nodeid"]: r for r in records(tmp_path / "faulty")}
     assert before.keys() == after.keys()

@@ -39,9 +39,10 @@ def test_a_parameter_whose_must_check_fails_never_reads_as_working(stop_kept):
     html = (run_dir / "matrix.html").read_text()
     stop_row = re.search(r"<tr><td>chat</td><td><a [^>]*><code>stop</code></a></td>.*?</tr>", html).group(0)
     assert "class='deviates'" in stop_row and "class='honoured'" not in stop_row
-    assert "chat.stop.excluded-from-output" in stop_row  # the failing clause is named in the cell
+    # the failing clauses are named in the cell (stop-kept fails several stop checks; the first few are shown)
+    assert re.search(r"<code>chat\.stop\.[a-z-]+</code>", stop_row)
     md = (run_dir / "matrix.md").read_text()
-    assert re.search(r"\| chat \| `stop` \| declared \| \[\*\*DEVIATES\*\*\].*chat\.stop\.excluded-from-output", md)
+    assert re.search(r"\| chat \| `stop` \| declared \| \[\*\*DEVIATES\*\*\].*chat\.stop\.[a-z-]+", md)
     assert re.search(r"chat\.stop \[ref-small, ref-large\]: deviates: MUST chat\.stop\.", result.stdout)
 
 

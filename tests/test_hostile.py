@@ -86,6 +86,18 @@ class Hostile(BaseHTTPRequestHandler):
         self.wfile.write(json.dumps(COMPLETION).encode()[:50])
         self.close_connection = True
 
+    def case_status_then_close(self):  # a proxy that lost its upstream: 200, headers, no framing, nothing
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.close_connection = True
+
+    def case_stream_status_then_close(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.close_connection = True
+
     def case_fake_gzip(self):
         self.send(200, b"this is not gzip at all", extra=[("Content-Encoding", "gzip")])
 
@@ -213,9 +225,10 @@ def judge(servers, case: str, check, mode: str, path: str) -> tuple[str, str, fl
 
 
 REGULAR = ["malformed-json", "invalid-utf8", "html-200", "empty-200", "json-array", "error-with-200", "html-500",
-           "body-cut-short", "fake-gzip", "never-answers", "reset", "redirect-elsewhere", "redirect-loop"]
+           "body-cut-short", "fake-gzip", "never-answers", "reset", "redirect-elsewhere", "redirect-loop",
+           "status-then-close"]
 STREAMS = ["stream-truncated", "stream-invalid-utf8", "stream-not-json", "stream-only-done", "stream-as-html",
-           "stream-never-ends", "stream-stalls", "stream-dropped"]
+           "stream-never-ends", "stream-stalls", "stream-dropped", "stream-status-then-close"]
 CASES = ([(case, response_checks.test_response_schema, "regular", path) for case in REGULAR for path in ("http", "sdk")]
          + [(case, check, "stream", path) for case in STREAMS for check in (framing_checks.test_done_terminator, framing_checks.test_chunk_schema)
             for path in ("http", "sdk")
@@ -242,3 +255,13 @@ def test_the_key_is_never_sent_to_another_host(servers):
     assert any(a == f"Bearer {KEY}" for a in hostile.seen_authorization)
     assert all(a is None or KEY not in a for a in elsewhere.seen_authorization)
 
+
+@pytest.mark.parametrize("case, check, mode", [
+    ("status-then-close", response_checks.test_response_schema, "regular"),
+    ("stream-status-then-close", framing_checks.test_done_terminator, "stream")])
+@pytest.mark.parametrize("path", ["http", "sdk"])
+def test_a_body_that_never_came_is_a_transport_fault_never_a_verdict(servers, case, check, mode, path):
+    """A 200 whose body never came (the connection closed after the headers) is retried and then
+    `error`, on both paths: it is not the target's answer."""
+    outcome, message, _ = judge(servers, case, check, mode, path)
+    assert outcome == "error" and "before any body byte" in message, (outcome, message)

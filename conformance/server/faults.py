@@ -3,9 +3,10 @@
     conformance serve --faults 429=0.2,503=0.1,reset=0.05,stall=0.02 --fault-seed 7
 
 Kinds: an HTTP status among 408, 429, 500-504 (answered in OpenAI's envelope, 429 with
-Retry-After), `reset` (the connection is dropped without a response) and `stall` (the server
-stops answering for `stall_seconds`, mid-stream for a streamed request, then drops the
-connection).  Unlike quirks, faults are not deviations: a run through them must give the same
+Retry-After), `reset` (the connection is dropped without a response), `cut` (a 200 status line
+and headers, then the connection closes before any body byte, as a proxy that loses its upstream
+does) and `stall` (the server stops answering for `stall_seconds`, mid-stream for a streamed
+request, then drops the connection).  Unlike quirks, faults are not deviations: a run through them must give the same
 verdicts as a clean run, or `error` where the retry budget ran out.
 """
 
@@ -16,7 +17,7 @@ import random
 import threading
 
 STATUS_KINDS = {"408", "429", "500", "502", "503", "504"}
-KINDS = STATUS_KINDS | {"reset", "stall"}
+KINDS = STATUS_KINDS | {"reset", "cut", "stall"}
 
 
 class FaultSpecError(ValueError):

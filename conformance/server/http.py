@@ -145,6 +145,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "reset":
             self._drop_connection()
             return True
+        if fault == "cut":  # a status line and headers with no framing, then nothing
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream" if streaming else "application/json")
+            self.end_headers()
+            self.wfile.flush()
+            self.close_connection = True
+            return True
         if fault == "stall" and not streaming:
             time.sleep(self.server.faults.stall_seconds)
             self._drop_connection()

@@ -14,12 +14,15 @@ need no intelligence) pass against it for the right reasons.
 from __future__ import annotations
 
 import array
+import collections
 import dataclasses
 import functools
 import hashlib
+import json
 import math
 import random
 import re
+import threading
 
 WORDS = """
 the a an and or but if then so because while of to in on at by for with from about into over
@@ -94,6 +97,55 @@ def log_softmax(logits: list[float]) -> list[float]:
     return [min(0.0, v - total) for v in logits]
 
 
+class Drift:
+    """The variation greedy-drift: a seeded quarter of requests leave their path once.
+
+    On a GPU, batching and reduction order change the last bits of the logits, so a near tie can
+    resolve either way: the output takes the token ranked just below the one it would have taken
+    (greedy: the second-best), once, and goes on from there as asked (greedily, or sampling with
+    its seed). Half the drifting requests do so at their prompt's
+    own near tie (always the same step, so drifted outputs can agree with each other), half at any
+    step of the first WINDOW. Whether and where is a digest of the request and of how many times
+    the same request came before, so a run is reproducible whatever runs beside it.
+    """
+
+    RATE = 0.25
+    WINDOW = 32  # steps are drawn from the first WINDOW tokens: short outputs drift less often
+
+    def __init__(self, seed: str = "greedy-drift"):
+        self.seed = seed
+        self._seen: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def occurrence(self, body: dict) -> str:
+        """This request with its repetition count."""
+        request = json.dumps(body, sort_keys=True, default=str)
+        with self._lock:
+            self._seen[request] += 1
+            return f"{request}#{self._seen[request]}"
+
+    def step(self, occurrence: str, prompt_ids: list[int], *choice: int) -> int | None:
+        """The step at which this choice of this request drifts, or None."""
+        digest = _digest(self.seed, occurrence, choice)
+        if (digest % 10_000) / 10_000 >= self.RATE:
+            return None
+        if (digest // 10_000) % 2:
+            return _digest(self.seed, tuple(prompt_ids)) % self.WINDOW  # the prompt's own near tie
+        return (digest // 20_000) % self.WINDOW
+
+
+NEAR_TIE = 10.0  # logits further apart than this (a logit_bias) never trade places on a GPU
+
+
+def _runner_up(logits: list[float], chosen: int) -> int:
+    """The token ranked just below `chosen`, if it is near enough to have won instead."""
+    below = [t for t in range(len(logits)) if t != chosen and logits[t] <= logits[chosen]]
+    if not below:
+        return chosen
+    runner_up = max(below, key=logits.__getitem__)
+    return runner_up if logits[chosen] - logits[runner_up] < NEAR_TIE else chosen
+
+
 class ToyModel:
     def __init__(self, name: str, context_window: int = 4096):
         self.name = name
@@ -115,7 +167,9 @@ class ToyModel:
         return values
 
     def generate(self, prompt_ids: list[int], max_tokens: int, sampling: Sampling, rng: random.Random,
-                 want_logprobs: bool = False) -> Generation:
+                 want_logprobs: bool = False, drift_at: int | None = None) -> Generation:
+        """`drift_at`: the step where the token chosen gives way to the one ranked just below it, as
+        a near tie resolved the other way by a GPU's arithmetic (the variation greedy-drift)."""
         prompt_key = _digest(tuple(prompt_ids))
         previous = prompt_ids[-1] if prompt_ids else EOS_ID
         counts: dict[int, int] = {}
@@ -137,6 +191,10 @@ class ToyModel:
                     else:
                         logits[tid] *= sampling.repetition_penalty
             token = self._choose(logits, sampling, rng)
+            if len(out) == drift_at:  # the two trade logits, so the logprobs say what was decoded
+                runner_up = _runner_up(logits, token)
+                logits[token], logits[runner_up] = logits[runner_up], logits[token]
+                token = runner_up
             if token == EOS_ID:
                 return Generation(out, ended_naturally=True, logprobs=steps)
             if want_logprobs:

@@ -15,7 +15,7 @@ import uuid
 from typing import Any, Iterator
 
 from ..catalogue import Parameter, load_catalogue
-from .model import _PIECE, VOCAB, Generation, Sampling, ToyModel, tokenize
+from .model import _PIECE, VOCAB, Drift, Generation, Sampling, ToyModel, tokenize
 from .structured import (
     NAME_PATTERN,
     Chooser,
@@ -349,13 +349,19 @@ def completion_logprobs(entries, k: int, offset: int) -> dict:
     return out
 
 
-def _apply_stop(pieces: list[str], stops: list[str], keep: bool = False) -> tuple[list[str], int] | None:
+def _apply_stop(pieces: list[str], stops: list[str], keep: bool = False, start: int = 0,
+                within_tokens: bool = False) -> tuple[list[str], int] | None:
     """Cut at the first stop sequence to appear; return (pieces up to it, tokens generated).
 
-    `keep` is the quirk that leaves the stop sequence in the output.
+    `keep` is the quirk that leaves the stop sequence in the output; `start` (a quirk: where the
+    search begins) and `within_tokens` (a quirk: only sequences inside one token match) make it
+    miss the sequences a real server's matcher misses.
     """
     text = "".join(pieces)
-    found = [(text.find(s), s) for s in stops if s and s in text]
+    if within_tokens:
+        found = _found_in_one_token(pieces, stops)
+    else:
+        found = [(text.find(s, start), s) for s in stops if s and s in text[start:]]
     if not found:
         return None
     # Generation is checked after every token, so the sequence that completes first wins.
@@ -372,6 +378,28 @@ def _apply_stop(pieces: list[str], stops: list[str], keep: bool = False) -> tupl
     return kept, tokens
 
 
+def _found_in_one_token(pieces: list[str], stops: list[str]) -> list[tuple[int, str]]:
+    """Where each stop sequence occurs inside a single token (quirk stop-across-tokens-missed)."""
+    found, offset = [], 0
+    for piece in pieces:
+        found += [(offset + piece.find(s), s) for s in stops if s and s in piece]
+        offset += len(piece)
+    return found
+
+
+def _withhold_stop_prefix(pieces: list[str], stops: list[str]) -> list[str]:
+    """Drop the end of the text that could begin a stop sequence (quirk stop-prefix-withheld-at-limit:
+    a server that holds such text back while it waits for the rest, and never sends it)."""
+    text = "".join(pieces)
+    held = max((n for s in stops for n in range(1, len(s)) if text.endswith(s[:n])), default=0)
+    keep, kept, length = len(text) - held, [], 0
+    for piece in pieces:
+        if length < keep:
+            kept.append(piece[: keep - length])
+        length += len(piece)
+    return kept
+
+
 class Generator:
     """Turns a validated request into choices and usage; `quirks` make it deviate on purpose."""
 
@@ -379,6 +407,7 @@ class Generator:
         self.models = models
         self.quirks = quirks
         self.catalogue = load_catalogue()
+        self.drift = Drift() if "greedy-drift" in quirks else None
 
     def validate(self, endpoint: str, body: Any) -> dict:
         """Validate a request body; returns the body the generator will act on."""
@@ -636,6 +665,7 @@ class Generator:
         rank = k is not None or candidates > n  # best_of ranks candidates by their log probabilities
         choices: list[Choice] = []
         prompt_tokens = billed_tokens = 0
+        drift = self.drift.occurrence(body) if self.drift else None
         for p_index, prompt_ids in enumerate(self.prompts(endpoint, body)):
             prefix = self.prompt_pieces(body, p_index, prompt_ids) if echo else []
             prompt_tokens += len(prompt_ids)
@@ -661,14 +691,21 @@ class Generator:
                 if plan[0] == "json":
                     gen = self._json(plan[1], model, prompt_ids, max_new, sampling, rng, want_logprobs=rank)
                 else:
-                    gen = model.generate(prompt_ids, max_new, sampling, rng, want_logprobs=rank)
+                    gen = model.generate(prompt_ids, max_new, sampling, rng, want_logprobs=rank,
+                                         drift_at=self.drift.step(drift, prompt_ids, p_index, j) if drift else None)
                 pieces = [p.lstrip(" ") for p in gen.pieces] if "no-spaces" in q else gen.pieces
                 finish = self._finish("stop" if gen.ended_naturally else "length")
                 tokens = len(pieces)
-                cut = _apply_stop(pieces, stops, keep="stop-kept" in q)
+                # Quirks of stop matching: the last token at the limit, or the first token, is not searched.
+                unchecked_last = not gen.ended_naturally and "stop-unchecked-at-limit" in q
+                cut = _apply_stop(pieces[:-1] if unchecked_last else pieces, stops, keep="stop-kept" in q,
+                                  start=len(pieces[0]) if pieces and "stop-ignored-at-start" in q else 0,
+                                  within_tokens="stop-across-tokens-missed" in q)
                 if cut is not None:
                     pieces, tokens = cut
                     finish = self._finish("stop", by_stop_sequence=True)
+                elif not gen.ended_naturally and "stop-prefix-withheld-at-limit" in q:
+                    pieces = _withhold_stop_prefix(pieces, stops)
                 batch.append(Choice(
                     index=0, pieces=pieces, finish_reason=finish, completion_tokens=tokens,
                     token_ids=gen.token_ids[:len(pieces)], steps=gen.logprobs[:len(pieces)], logprobs_k=k,

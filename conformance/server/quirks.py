@@ -36,8 +36,20 @@ NAMED = [
     # It cuts the output (an effect), wrongly: the verdict must say so, never `honoured`.
     Quirk("stop-kept", "the stop sequence is left at the end of the output", _both("stop"),
           tuple((f, "deviates") for f in _both("stop"))),
-    Quirk("stop-first-only", "only the first of several stop sequences is honoured", _both("stop")),
+    Quirk("stop-first-only", "only the first of several stop sequences is honoured", _both("stop"),
+          tuple((f, "deviates") for f in _both("stop"))),
     Quirk("stop-string-ignored", "stop given as a plain string (not a list) is ignored", _both("stop")),
+    # Edge cases of stop matching: each breaks one case only, so the verdict must be `deviates`
+    # (stop works in its common case), never `ignored`.
+    Quirk("stop-ignored-at-start", "a stop sequence that begins in the first token of the output is not matched "
+                                   "there", _both("stop"), tuple((f, "deviates") for f in _both("stop"))),
+    Quirk("stop-across-tokens-missed", "only a stop sequence inside one token is matched, not one spanning two",
+          _both("stop"), tuple((f, "deviates") for f in _both("stop"))),
+    Quirk("stop-unchecked-at-limit", "the last token max_tokens allows is not searched for stop sequences",
+          _both("stop"), tuple((f, "deviates") for f in _both("stop"))),
+    Quirk("stop-prefix-withheld-at-limit", "at the max_tokens limit, the end of the text that could begin a stop "
+                                           "sequence is held back and never sent", _both("stop"),
+          tuple((f, "deviates") for f in _both("stop"))),
     Quirk("always-greedy", "temperature and top_p are ignored: every request is decoded greedily",
           _both("temperature"), (("chat.temperature", "ignored"), ("completions.temperature", "ignored"))),
     Quirk("greedy-not-repeatable", "temperature 0 still samples, so it is not repeatable", _both("temperature")),
@@ -139,6 +151,9 @@ VARIATIONS = [
           variation=True),
     Quirk("no-spaces", "the model writes without spaces (as a random-weight model does): word-based oracles "
                        "would be wrong", (), variation=True),
+    Quirk("greedy-drift", "a seeded quarter of requests take the runner-up token once (greedy: the second-best), "
+                          "then decode on as asked: a GPU's nondeterminism, at temperature 0 and with a seed alike",
+          (), variation=True),
 ]
 
 # Per-parameter quirks: the parameter silently ignored, refused with 400, or answered with 500.

@@ -3,8 +3,8 @@ completions: logprobs = k, in the legacy shape with text_offset)."""
 
 import math
 
-from conformance.checks import check, expect
-from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
+from conformance.checks import check, expect, inconclusive
+from conformance.oracles import STORY_PROMPT, Tries, prompt_body, require_endpoint, send_judged, until_greedy_related
 
 TOP = 3
 
@@ -101,11 +101,19 @@ def test_echo(api):
     """echo=true returns the prompt followed by the completion."""
     require_endpoint(api, "completions")
     prompt = "Once upon a time"
-    plain = send_judged(api, "completions", {"prompt": prompt, "max_tokens": 6, "temperature": 0}, None)
-    reply = send_judged(api, "completions", {"prompt": prompt, "max_tokens": 6, "temperature": 0, "echo": True},
-                        "echo")
+    # Drift can move one try's completion off the greedy path: a try that matches is sought.
+    replies, completion = until_greedy_related(
+        api, "completions", {"prompt": prompt}, 6,
+        lambda: send_judged(api, "completions", {"prompt": prompt, "max_tokens": 6, "temperature": 0, "echo": True},
+                            "echo"),
+        lambda r, text: r.text == prompt + text)
+    reply = replies[-1]
     api.observe("completions", "echo", "honoured" if reply.text.startswith(prompt) else "ignored")
-    expect(reply.text == prompt + plain.text, f"the prompt and then the completion, {prompt + plain.text!r}",
+    if reply.text != prompt + completion and all(r.text.startswith(prompt) for r in replies) and Tries(replies).agreed:
+        inconclusive(f"every try begins with the prompt and they repeat one completion, {reply.text!r}, not the "
+                     f"greedy one {completion!r}: a near tie resolved the other way, as drift does")
+    expect(reply.text == prompt + completion,
+           f"the prompt and then the completion, {prompt + completion!r}, from some of {len(replies)} tries",
            reply.text)
 
 

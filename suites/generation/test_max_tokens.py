@@ -1,7 +1,15 @@
 """max_tokens: an upper bound on the generated tokens."""
 
 from conformance.checks import check, expect, inconclusive
-from conformance.oracles import STORY_PROMPT, greedy_baseline, is_legible, prompt_body, require_endpoint, send_judged
+from conformance.oracles import (
+    STORY_PROMPT,
+    greedy_baseline,
+    is_legible,
+    prompt_body,
+    require_endpoint,
+    send_judged,
+    until_greedy_related,
+)
 
 LIMIT = 5
 
@@ -12,15 +20,21 @@ def _limits_length(api, endpoint, parameter):
     base = greedy_baseline(api, endpoint, body, max_tokens=48)
     if (base.usage or {}).get("completion_tokens", 0) <= LIMIT:
         inconclusive(f"the unlimited greedy output has only {base.usage} tokens, not more than {LIMIT}")
-    reply = send_judged(api, endpoint, {**body, "temperature": 0, parameter: LIMIT}, parameter)
-    used = (reply.usage or {}).get("completion_tokens")
-    ignored = reply.text == base.text or (used is not None and used > LIMIT)
-    api.observe(endpoint, parameter, "ignored" if ignored else "honoured")
-    if used is not None:
-        expect(used <= LIMIT, f"usage.completion_tokens <= {LIMIT}", used)
-    expect(base.text.startswith(reply.text) and len(reply.text) < len(base.text),
-           f"a strict prefix of the greedy output {base.text[:80]!r}", reply.text)
-    expect(reply.finish_reason == "length", "finish_reason 'length'", reply.finish_reason)
+    # The limit binds every try; the prefix relation needs one try that drift left on the greedy path.
+    replies, greedy = until_greedy_related(
+        api, endpoint, body, 48, lambda: send_judged(api, endpoint, {**body, "temperature": 0, parameter: LIMIT},
+                                                     parameter),
+        lambda r, text: text.startswith(r.text) and len(r.text) < len(text))
+    used = [(r.usage or {}).get("completion_tokens") for r in replies]
+    ignored = any(r.text == greedy for r in replies) or any(u is not None and u > LIMIT for u in used)
+    api.observe(endpoint, parameter, "ignored" if ignored else "honoured", f"{len(replies)} tries")
+    for reply, count in zip(replies, used):
+        if count is not None:
+            expect(count <= LIMIT, f"usage.completion_tokens <= {LIMIT} in every try", count)
+        expect(reply.finish_reason == "length", "finish_reason 'length' in every try", reply.finish_reason)
+    reply = replies[-1]
+    expect(greedy.startswith(reply.text) and len(reply.text) < len(greedy),
+           f"a strict prefix of the greedy output {greedy[:80]!r} from some of {len(replies)} tries", reply.text)
 
 
 @check(id="{endpoint}.max_tokens.limits-length", level="MUST", feature="{endpoint}.max_tokens",
@@ -52,5 +66,12 @@ def test_max_tokens_one(api, endpoint):
         if not is_legible(regular.text):
             inconclusive(f"the one token {regular.text!r} is not a whole character, so a stream may rightly "
                          "hold it back")
-        expect(reply.text == regular.text, f"the same one-token text as the regular response {regular.text!r}",
-               reply.text)
+        # Drift may have moved this one token, in the stream or in the regular baseline: try again.
+        replies, greedy = until_greedy_related(api, endpoint, prompt_body(endpoint, STORY_PROMPT), 1,
+                                               lambda: send_judged(api, endpoint, body, "max_tokens"),
+                                               lambda r, text: r.text == text, first=reply)
+        for again in replies:
+            expect(again.finish_reason == "length", "finish_reason 'length' in every try", again.finish_reason)
+        expect(replies[-1].text == greedy,
+               f"the same one-token text as the regular response {greedy!r} from some of {len(replies)} tries",
+               replies[-1].text)

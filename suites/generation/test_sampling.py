@@ -1,7 +1,18 @@
 """temperature and top_p: what sampling does to the distribution."""
 
 from conformance.checks import check, expect, inconclusive
-from conformance.oracles import STORY_PROMPT, greedy_baseline, prompt_body, require_endpoint, send_judged
+from conformance.oracles import (
+    BEGINNING,
+    STORY_PROMPT,
+    Tries,
+    expect_reproducible,
+    greedy_baseline,
+    prompt_body,
+    require_endpoint,
+    send_judged,
+    until_agreement,
+    until_greedy_related,
+)
 
 SAMPLES = 4
 
@@ -9,16 +20,11 @@ SAMPLES = 4
 @check(id="{endpoint}.temperature.zero-repeatable", level="SHOULD", feature="{endpoint}.temperature",
        parameter="temperature")
 def test_temperature_zero_repeatable(api, endpoint):
-    """temperature=0 twice gives the same text (greedy decoding is repeatable)."""
+    """temperature=0 repeated gives the same text: some try reproduces another (greedy decoding is repeatable)."""
     require_endpoint(api, endpoint)
     body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 0, "max_tokens": 24}
-    first = send_judged(api, endpoint, body, "temperature")
-    second = send_judged(api, endpoint, body, "temperature")
-    # Numerical nondeterminism makes long greedy outputs drift apart late, never at the first
-    # characters: outputs that differ from the start mean temperature 0 is not applied at all.
-    if first.text[:8] != second.text[:8]:
-        api.observe(endpoint, "temperature", "ignored", "temperature 0 gave different outputs from the start")
-    expect(first.text == second.text, f"the same text twice, {first.text[:80]!r}", repr(second.text))
+    tries = until_agreement(lambda: send_judged(api, endpoint, body, "temperature"))
+    expect_reproducible(api, endpoint, "temperature", tries, "temperature 0")
 
 
 @check(id="{endpoint}.temperature.high-varies", level="MUST", feature="{endpoint}.temperature",
@@ -47,9 +53,25 @@ def test_top_p_tiny_is_greedy(api, endpoint):
     if all(c.text == base.text for c in control):
         inconclusive("sampling at temperature 1 already reproduces the greedy output, so top_p's effect "
                       "cannot be seen")
-    replies = [send_judged(api, endpoint, {**body, "temperature": 1, "top_p": 1e-9, "max_tokens": 16}, "top_p")
-               for _ in range(2)]
-    honoured = all(r.text == base.text for r in replies)
-    api.observe(endpoint, "top_p", "honoured" if honoured else "ignored")
-    for reply in replies:
-        expect(reply.text == base.text, f"the greedy output {base.text[:80]!r}", repr(reply.text))
+    # Drift can move any one try off the greedy path; at temperature 1 a try of 16 tokens matches
+    # it only if top_p kept the likeliest token at every step, so one matching try is decisive.
+    replies, greedy = until_greedy_related(
+        api, endpoint, body, 16, lambda: send_judged(api, endpoint, {**body, "temperature": 1, "top_p": 1e-9,
+                                                                     "max_tokens": 16}, "top_p"),
+        lambda reply, text: reply.text == text)
+    matching = sum(r.text == greedy for r in replies)
+    texts = ", ".join(repr(r.text[:40]) for r in replies)
+    if matching:
+        api.observe(endpoint, "top_p", "honoured", f"{matching} of {len(replies)} tries gave the greedy output")
+        return
+    if all(r.text[:BEGINNING] == base.text[:BEGINNING] for r in replies):
+        inconclusive(f"none of {len(replies)} tries gave the greedy output {base.text[:40]!r}, but all begin "
+                     f"like it: late drift, which repetition cannot tell from top_p not applied ({texts})")
+    # Samples at temperature 1 never repeat; tries that do were decoded deterministically, on a
+    # path that a near tie resolved otherwise than in the temperature-0 tries seen.
+    if Tries(replies).agreed is not None:
+        inconclusive(f"none of {len(replies)} tries gave the greedy output {base.text[:40]!r}, but they repeat one "
+                     f"output ({Tries(replies).describe()}): a near tie resolved the other way, as drift does ({texts})")
+    api.observe(endpoint, "top_p", "ignored", f"none of {len(replies)} tries gave the greedy output")
+    expect(False, f"the greedy output {base.text[:80]!r} from some of {len(replies)} tries",
+           f"none of {len(replies)} tries, and some differ from its start: {texts}")

@@ -6,7 +6,7 @@ The oracle is the JSON parser and the schema, never the content; a reply cut by 
 
 import json
 
-from conformance.calls import json_problems
+from conformance.calls import expect_text_reply, json_problems
 from conformance.checks import check, expect, inconclusive
 from conformance.oracles import expect_envelope, require_endpoint, send_judged
 
@@ -59,8 +59,7 @@ def test_text(api):
     require_endpoint(api, "chat")
     reply = send_judged(api, "chat", {"messages": ASK_PLAIN, "response_format": {"type": "text"}, "max_tokens": 8},
                         "response_format")
-    expect(reply.choices and isinstance(reply.choices[0].text, str) and reply.text, "text in content",
-           reply.describe())
+    expect_text_reply(reply)
 
 
 @check(id="chat.response_format.json-object-needs-json", level="SHOULD", feature="chat.response_format",
