@@ -93,6 +93,22 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+CALL_MARKERS = ("<tool_call>", "{", "[")  # how a call being written begins, parsed or not
+
+
+def require_complete(reply) -> None:
+    """A reply cut at max_tokens in the middle of a call (a random model can ramble inside the
+    arguments past any room) cannot be judged: the call was begun, and what it would have been is
+    unknown. Plain text cut at the limit is judged: a call forced by tool_choice begins at once."""
+    choice = reply.choices[0] if reply.choices else None
+    if choice is None or choice.finish_reason != "length":
+        return
+    begun = choice.tool_calls or choice.function_call or choice.text.lstrip().startswith(CALL_MARKERS)
+    if begun:
+        inconclusive(f"the reply was cut at max_tokens (finish_reason 'length') in the middle of a call: "
+                     f"{(choice.text or str(choice.tool_calls or choice.function_call))[:120]!r}")
+
+
 def expect_text_reply(reply) -> None:
     """A text reply in content. Empty is legal when the model ended at once (finish_reason 'stop'):
     a random-weight model may end its first token."""

@@ -1,7 +1,7 @@
 """The deprecated `functions` and `function_call`: still documented, still sent by older applications."""
 
 from conformance.calls import (ROOM, WEATHER, WEATHER_QUESTION, expect_result_read, expect_text_reply,
-                               function_call_problems)
+                               function_call_problems, require_complete)
 from conformance.checks import check, expect
 from conformance.oracles import require_endpoint, send_judged
 
@@ -15,6 +15,7 @@ def test_forced_function_call(api):
             "max_tokens": ROOM}
     reply = send_judged(api, "chat", body, "functions", companions=("function_call",))
     call = reply.choices[0].function_call if reply.choices else None
+    require_complete(reply)
     api.observe("chat", "functions", "honoured" if call else "ignored")
     expect(call, "message.function_call",
            {"tool_calls": reply.choices[0].tool_calls, "content": reply.text} if reply.choices else reply.describe())
