@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports/merged", help="where to write it (default: reports/merged)")
     report.add_argument("--history", help="the run history for trends (default: history.jsonl beside the first run)")
     report.add_argument("--no-allure", action="store_true", help="do not render the Allure HTML report")
+    report.add_argument("--publish", action="store_true",
+                        help="a folder to commit or host: of each run's evidence only what its pages link to and one "
+                             "instance per outcome of each check; no Allure report and no local history")
 
     expectations = sub.add_parser("expectations", help="write a target's known deviations from a run")
     expectations_sub = expectations.add_subparsers(dest="action", required=True)
@@ -193,12 +196,14 @@ def cmd_report(args) -> int:
 
     run_dirs = [Path(d) for d in args.run_dirs]
     out = Path(args.out)
-    history_path = Path(args.history) if args.history else run_dirs[0].parent / "history.jsonl"
-    entries, damaged = history.read(history_path)
-    if damaged:
-        print(f"conformance: {damaged} unreadable line(s) in {history_path} were skipped", file=sys.stderr)
+    entries: list[dict] = []
+    if not args.publish:  # a published report stands on its own: no trend from this machine's history
+        history_path = Path(args.history) if args.history else run_dirs[0].parent / "history.jsonl"
+        entries, damaged = history.read(history_path)
+        if damaged:
+            print(f"conformance: {damaged} unreadable line(s) in {history_path} were skipped", file=sys.stderr)
     try:
-        merged = merge(run_dirs, out, entries)
+        merged = merge(run_dirs, out, entries, publish=args.publish)
     except ReportError as exc:
         return _fail_usage(str(exc))
     for t in merged["targets"]:
@@ -206,7 +211,7 @@ def cmd_report(args) -> int:
         share = f"{must['share']:.0%}" if must["share"] is not None else "n/a"
         print(f"{t.get('identity', t['target']):20} run {t['run']}: MUST {share} ({must['passed']}/{must['judged']})")
     print(f"merged matrix: {out / 'index.html'} ({out / 'matrix.md'}, {out / 'matrix.json'})")
-    if not args.no_allure:
+    if not (args.no_allure or args.publish):
         results = [d / "allure-results" for d in run_dirs if (d / "allure-results").is_dir()]
         print(allure.render_html(results, out) if results else "Allure HTML not rendered: the runs have no "
                                                                "allure-results")

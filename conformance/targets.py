@@ -59,6 +59,16 @@ class Declared:
 
 
 @dataclasses.dataclass(frozen=True)
+class Docs:
+    """What the target's own documentation says: the page, and a claim per parameter where it makes one."""
+    url: str = ""
+    claims: tuple[tuple[str, str], ...] = ()  # (parameter, the claim, quoted or summarised)
+
+    def claim(self, parameter: str) -> str:
+        return dict(self.claims).get(parameter, "")
+
+
+@dataclasses.dataclass(frozen=True)
 class Target:
     name: str
     models: tuple[str, ...]
@@ -71,6 +81,7 @@ class Target:
     limits: Limits = Limits()
     limits_given: tuple[str, ...] = ()  # the [limits] the file sets; the others are defaults
     declared: Declared = Declared()
+    docs: Docs = Docs()
     model_endpoints: tuple[tuple[str, tuple[str, ...]], ...] = ()
     model_unsupported: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -194,6 +205,25 @@ def _declared(data: dict, source: str) -> Declared:
     return Declared(**{k: _tuple_of_str(v, f"declared.{k}", source, allowed.get(k)) for k, v in data.items()})
 
 
+def _docs(data: dict, source: str) -> Docs:
+    bad = sorted(set(data) - {"url", "claims"})
+    if bad:
+        raise TargetError(f"{source}: [docs] has unknown key(s) {', '.join(bad)}; allowed: claims, url")
+    url = data.get("url", "")
+    if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
+        raise _wrong(source, "docs.url", "an http(s) link to the documentation", url)
+    claims = _table(data.get("claims", {}), "docs.claims", source)
+    from .catalogue import load_catalogue
+
+    known = {p.name for p in load_catalogue().parameters}
+    for key, value in claims.items():
+        if key not in known:
+            raise TargetError(f"{source}: [docs.claims] names '{key}', which is no parameter of the catalogue")
+        if not isinstance(value, str):
+            raise _wrong(source, f"docs.claims.{key}", "a string", value)
+    return Docs(url=url, claims=tuple(claims.items()))
+
+
 def _per_model(data: dict, field: str, source: str, allowed: tuple[str, ...] | None = None):
     return tuple((model, _tuple_of_str(value, f"{field}.{model}", source, allowed))
                  for model, value in _table(data.get(field, {}), field, source).items())
@@ -204,7 +234,7 @@ def parse_target(data: dict, source: str) -> Target:
     must be."""
     known_keys = {
         "name", "description", "base_url", "api_key_env", "embedded", "models",
-        "headers", "limits", "declared", "model_endpoints", "model_unsupported",
+        "headers", "limits", "declared", "docs", "model_endpoints", "model_unsupported",
     }
     unknown = sorted(set(data) - known_keys)
     if unknown:
@@ -235,6 +265,7 @@ def parse_target(data: dict, source: str) -> Target:
         limits=_limits(_table(data.get("limits", {}), "limits", source), source),
         limits_given=tuple(data.get("limits", {})),
         declared=_declared(_table(data.get("declared", {}), "declared", source), source),
+        docs=_docs(_table(data.get("docs", {}), "docs", source), source),
         model_endpoints=_per_model(data, "model_endpoints", source, ENDPOINTS),
         model_unsupported=_per_model(data, "model_unsupported", source),
     )
@@ -287,7 +318,7 @@ def load_target(
             # `unsupported`, refusing a core one or accepting any and ignoring it is a `fail`.
             changes.update(name=f"custom-{url_slug(base_url)}", description=f"OpenAI-compatible server at {base_url}",
                            limits=Limits(), limits_given=(), declared=Declared(endpoints=ENDPOINTS, modes=MODES),
-                           model_endpoints=())
+                           docs=Docs(), model_endpoints=())
     if api_key_env:
         changes["api_key_env"] = api_key_env
     if models:

@@ -171,6 +171,37 @@ def test_report_merges_runs_with_scores_declared_and_evidence(two_runs):
     assert "Where the runs differ" in html
 
 
+def local_links(page: Path) -> set[Path]:
+    """The files a page links to inside its folder (no anchors, no external links)."""
+    return {(page.parent / href.split("#")[0]).resolve()
+            for href in re.findall(r"href='([^']+)'", page.read_text(encoding="utf-8"))
+            if not href.startswith(("http://", "https://", "#"))}
+
+
+def test_a_published_report_keeps_the_evidence_its_pages_link_to_and_no_more(two_runs):
+    """--publish: a folder small enough to commit; every link inside it resolves; a check page lists
+    every instance and links one per outcome; the docs column links the target's documentation."""
+    work, _, _ = two_runs
+    result = run_cli("report", "reports/clean", "reports/broken", "--out", "reports/published", "--publish", cwd=work)
+    assert result.returncode == 0, result.stderr
+    out = work / "reports" / "published"
+    assert not (out / "allure-report").exists() and "Allure" not in result.stdout
+    broken_id = run_id(work / "reports" / "broken")
+    kept = list((out / "runs" / broken_id / "evidence").glob("*.json"))
+    full = list((work / "reports" / "broken" / "evidence").glob("*.json"))
+    assert 0 < len(kept) < len(full)
+    pages = [out / "index.html", *(out / "runs").glob("*/matrix.html"), *(out / "runs").glob("*/checks/*.html")]
+    broken_links = {str(link) for page in pages for link in local_links(page) if not link.is_file()}
+    assert not broken_links, sorted(broken_links)[:5]
+    check_pages = [p.read_text() for p in (out / "runs" / broken_id / "checks").glob("*.html")]
+    listed = sum(page.count("class='instance'") for page in check_pages)
+    linked = sum(page.count("class='evidence'") for page in check_pages)
+    assert listed == len(full) and len(kept) <= linked < listed  # every instance listed, not all linked
+    assert sum("not published" in page for page in check_pages) > 0
+    html = (out / "index.html").read_text()
+    assert ">docs</th>" in html and "href='https://platform.openai.com/docs/api-reference/chat/create'>declared</a>" in html
+
+
 def test_report_without_node_says_how_to_get_the_allure_html(two_runs, tmp_path):
     work, _, _ = two_runs
     empty = tmp_path / "bin"

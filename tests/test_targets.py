@@ -72,6 +72,10 @@ BASE = "name = 'x'\nbase_url = 'http://h/v1'\nmodels = ['m']\n"
     (BASE + "[declared]\nmodes = ['batch']\n", "declared.modes", "not one of regular, stream"),
     (BASE + "declared = []\n", "declared", "a table"),
     (BASE + "[headers]\nX-Org = 5\n", "headers.X-Org", "a string"),
+    (BASE + "[docs]\nurl = 'docs.example'\n", "docs.url", "an http(s) link"),
+    (BASE + "[docs]\nurl = 3\n", "docs.url", "an http(s) link"),
+    (BASE + "[docs.claims]\nstop = 1\n", "docs.claims.stop", "a string"),
+    (BASE + "docs = 'https://x'\n", "docs", "a table"),
     (BASE + "headers = 'X-Org: 5'\n", "headers", "a table"),
     (BASE + "[model_endpoints]\nm = 'chat'\n", "model_endpoints.m", "a list of strings"),
     (BASE + "[model_endpoints]\nm = ['embeddings']\n", "model_endpoints.m", "not one of chat"),
@@ -182,3 +186,18 @@ def test_a_target_may_say_what_a_model_does_not_offer(tmp_path):
     target = load_target(write(tmp_path, text))
     assert target.unsupported_for("a") == ("audio",)
     assert target.unsupported_for("b") == ("audio", "tools")
+
+
+def test_the_docs_of_a_target_reach_its_parameter_verdicts(tmp_path):
+    """[docs] is data: its page and claims land in the matrix beside [declared], and a claim about a
+    parameter the catalogue does not know is refused in one line."""
+    from conformance.report.matrix import parameter_verdicts
+
+    path = write(tmp_path, BASE + "[declared]\nparameters = ['stop']\n[docs]\nurl = 'https://docs.example/api'\n"
+                                  "[docs.claims]\nstop = 'up to 4 sequences'\n")
+    rows = {(r["endpoint"], r["parameter"]): r for r in parameter_verdicts([], load_target(path))}
+    assert rows["chat", "stop"]["docs"] == {"url": "https://docs.example/api", "claim": "up to 4 sequences"}
+    assert rows["chat", "n"]["docs"] == {"url": "https://docs.example/api", "claim": ""}
+    bad = write(tmp_path, BASE + "[docs.claims]\nstopp = 'x'\n")
+    with pytest.raises(TargetError, match="names 'stopp', which is no parameter"):
+        load_target(bad)

@@ -131,6 +131,8 @@ def stop(server: subprocess.Popen) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--engine", choices=sorted(ENGINES), default="transformers-serve")
+    parser.add_argument("--reports-root", type=Path, default=ROOT / "reports",
+                        help="the run is written to REPORTS_ROOT/<target> (default: reports/)")
     args, extra = parser.parse_known_args(argv)
     engine = ENGINES[args.engine]
     sys.path.insert(0, str(ROOT / "tools"))
@@ -157,7 +159,7 @@ def main(argv: list[str]) -> int:
         # -P: import the installed package, not the source folder beside the current directory
         # (the installed copy is where conformance.suites and conformance.target_files live).
         run = [sys.executable, "-P", "-m", "conformance", "run", "--target", engine.target, "--base-url",
-               base + "/v1", "--report-dir", str(ROOT / "reports" / engine.target), *extra]
+               base + "/v1", "--report-dir", str(args.reports_root.resolve() / engine.target), *extra]
         return subprocess.run(run, cwd=ROOT, env=env).returncode
     finally:
         stop(server)

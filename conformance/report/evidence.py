@@ -465,8 +465,10 @@ def _counts_text(instances: list[dict]) -> str:
     return ", ".join(f"{counts[o]} {o}" for o in sorted(counts, key=_outcome_rank))
 
 
-def render_check_page(row: dict, run: dict) -> str:
-    """The page of one check: every instance, grouped by model (a section and anchor per model)."""
+def render_check_page(row: dict, run: dict, published: set[str] | None = None) -> str:
+    """The page of one check: every instance, grouped by model (a section and anchor per model).
+    `published`: the evidence files a published folder keeps (None: all); the others are listed
+    by outcome and message, without a link."""
     instances = row.get("instances") or []
     models = [m for m in run.get("models", []) if any(i["model"] == m for i in instances)]
     models += sorted({i["model"] for i in instances} - set(models))
@@ -487,8 +489,11 @@ def render_check_page(row: dict, run: dict) -> str:
         rows = []
         for i in mine:
             evidence = i.get("evidence") or ""
-            link = (f"<a class='evidence' href='../{_e(evidence_page(evidence))}'>view</a> · "
-                    f"<a href='../{_e(evidence)}'>JSON</a>") if evidence else ""
+            if evidence and published is not None and evidence not in published:
+                link = "<span class='note'>not published</span>"
+            else:
+                link = (f"<a class='evidence' href='../{_e(evidence_page(evidence))}'>view</a> · "
+                        f"<a href='../{_e(evidence)}'>JSON</a>") if evidence else ""
             retries = i.get("retries") or 0
             variant = f"<td>{_e(i.get('variant') or '')}</td>" if with_variants else ""
             rows.append(f"<tr class='instance'><td class='{_e(i['outcome'])}'>{_e(i['outcome'])}</td>"
@@ -536,3 +541,32 @@ def write_evidence_pages(run_dir: Path, matrix: dict) -> None:
     for row in matrix.get("checks", []):
         (checks_dir / check_file_name(row["id"])).write_text(render_check_page(row, matrix.get("run", {})),
                                                              encoding="utf-8")
+
+
+def published_evidence(matrix: dict) -> set[str]:
+    """The evidence a published report keeps of a run: every file its matrix links to (cells,
+    deviations, causes, parameter verdicts), and on each check page the first instance of each
+    outcome per model, the worst first; the rest of the instances are listed without a link."""
+    kept: set[str] = set()
+
+    def walk(value, key=""):
+        if key == "instances":
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and value.startswith("evidence/") and value.endswith(".json"):
+            kept.add(value)
+
+    walk(matrix)
+    for row in matrix.get("checks", []):
+        seen = set()
+        for i in sorted(row.get("instances") or [], key=_instance_sort_key):
+            if i.get("evidence") and (i["model"], i["outcome"]) not in seen:
+                seen.add((i["model"], i["outcome"]))
+                kept.add(i["evidence"])
+    return kept
+

@@ -96,8 +96,11 @@ def parameter_verdicts(records: list[dict], target: Target) -> list[dict]:
                                 "observations": len(seen), "failing": failing}
             declared = ("declared unsupported" if p.name in target.declared.unsupported
                         else "declared" if p.name in declared_list else "not declared")
-            rows.append({"endpoint": endpoint, "parameter": p.name, "kind": p.kind, "observable": p.observable,
-                         "clause": catalogue.clause(endpoint, p.name), "declared": declared, "models": cells})
+            row = {"endpoint": endpoint, "parameter": p.name, "kind": p.kind, "observable": p.observable,
+                   "clause": catalogue.clause(endpoint, p.name), "declared": declared, "models": cells}
+            if target.docs.url:  # what the declaration stands on: the target's own documentation
+                row["docs"] = {"url": target.docs.url, "claim": target.docs.claim(p.name)}
+            rows.append(row)
     return rows
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from .allure import target_identity
+from .evidence import check_file_name, evidence_page, published_evidence, render_check_page
 from .history import change_marks, like_runs, scores, trend_svg
 from .matrix import OUTCOME_ORDER
-from .render import (CSS, _cell_counts, _e, _verdict_markdown, check_cell_html, deviations_html,
-                     deviations_markdown, headline, headline_html, verdict_cell_html)
+from .render import (CSS, render_html, render_markdown, DOCS_TITLE, _cell_counts, _e, _verdict_markdown, check_cell_html, deviations_html,
+                     deviations_markdown, docs_cell_html, docs_cell_markdown, headline, headline_html,
+                     verdict_cell_html)
 
 MERGED_FORMAT = 1
 
@@ -38,7 +40,10 @@ def load_run(run_dir: Path) -> dict:
     return matrix
 
 
-def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = None) -> dict:
+def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = None, publish: bool = False) -> dict:
+    """Merge the runs into `out`. `publish`: a folder to commit or host, small enough for it: of each
+    run's evidence only what its pages link to and one instance per outcome of each check
+    (evidence.published_evidence); without it, every instance's evidence is copied."""
     matrices = [load_run(d) for d in run_dirs]
     ids = [m["run"]["id"] for m in matrices]
     if len(set(ids)) != len(ids):
@@ -49,6 +54,9 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
         if copy.resolve() != run_dir.resolve():
             shutil.rmtree(copy, ignore_errors=True)
             copy.mkdir(parents=True)
+            if publish:
+                copy_published(run_dir, matrix, copy)
+                continue
             for name in ("matrix.html", "matrix.md", "matrix.json"):
                 if (run_dir / name).is_file():
                     shutil.copy2(run_dir / name, copy / name)
@@ -72,7 +80,7 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
             if other is None:
                 continue
             here = f"runs/{m['run']['id']}/"
-            cells[m["run"]["id"]] = {"declared": other["declared"], "models": {
+            cells[m["run"]["id"]] = {"declared": other["declared"], "docs": other.get("docs"), "models": {
                 model: {"verdict": c["verdict"], "evidence": [here + e for e in c["evidence"][:1]],
                         "notes": c.get("notes", []),
                         "failing": [{**f, "evidence": here + f["evidence"]} for f in c.get("failing", [])]}
@@ -96,6 +104,24 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
     (out / "matrix.md").write_text(render_merged_markdown(merged), encoding="utf-8")
     (out / "index.html").write_text(render_merged_html(merged, history_entries or []), encoding="utf-8")
     return merged
+
+
+def copy_published(run_dir: Path, matrix: dict, out: Path) -> None:
+    """A run in a published folder: of its evidence only what published_evidence() keeps (page and
+    JSON), and its pages rendered to link only that; every instance is still listed by its message."""
+    kept = published_evidence(matrix)
+    (out / "evidence").mkdir(parents=True, exist_ok=True)
+    for relpath in sorted(kept):
+        for name in (relpath, evidence_page(relpath)):
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, out / name)
+    (out / "matrix.json").write_text(json.dumps(matrix, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "matrix.md").write_text(render_markdown(matrix, published=kept), encoding="utf-8")
+    (out / "matrix.html").write_text(render_html(matrix, published=kept), encoding="utf-8")
+    (out / "checks").mkdir(parents=True, exist_ok=True)
+    for row in matrix.get("checks", []):
+        (out / "checks" / check_file_name(row["id"])).write_text(
+            render_check_page(row, matrix.get("run", {}), published=kept), encoding="utf-8")
 
 
 def differences(merged: dict) -> list[dict]:
@@ -148,7 +174,7 @@ def render_merged_markdown(merged: dict) -> str:
         out += [f"### {label[t['run']]}", ""] + deviations_markdown(t, prefix=f"runs/{t['run']}/") + [""]
     for endpoint in ("chat", "completions"):
         out += [f"## Parameter verdicts: {endpoint}", "",
-                "| parameter | " + " | ".join(f"{label[r]}: declared | {label[r]}: {model}" if first else
+                "| parameter | " + " | ".join(f"{label[r]}: docs | {label[r]}: {model}" if first else
                                               f"{label[r]}: {model}"
                                               for r, model, first in _first_flags(columns)) + " |",
                 "|---|" + "---|" * (len(columns) + len(targets))]
@@ -156,7 +182,7 @@ def render_merged_markdown(merged: dict) -> str:
             cells = []
             for kind, value in row_cells:
                 if kind == "declared":
-                    cells.append(value)
+                    cells.append(docs_cell_markdown(*value) if value else "")
                 else:
                     cells.append(_verdict_markdown(value) if value else "")
             name = f"`{row['parameter']}`" + (" (extension)" if row["kind"] == "extension" else "")
@@ -202,7 +228,7 @@ def _parameter_rows(merged: dict, endpoint: str, columns: list[tuple[str, str]])
         for run_id, model, first in _first_flags(columns):
             cell = row["runs"].get(run_id)
             if first:
-                cells.append(("declared", cell["declared"] if cell else ""))
+                cells.append(("declared", (cell["declared"], cell.get("docs")) if cell else None))
             cells.append(("verdict", cell["models"].get(model) if cell else None))
         yield row, cells
 
@@ -245,7 +271,7 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
         parts.append(f"<h3 id='deviations-{_e(t['run'])}'>{_e(label[t['run']])}</h3>{headline_html(t)}"
                      + deviations_html(t, prefix=f"runs/{t['run']}/", heading="h4"))
     header_top = "".join(f"<th colspan='{len(t['models']) + 1}'>{_e(label[t['run']])}</th>" for t in targets)
-    header = "".join("<th>declared</th>" * first + f"<th>{_e(model)}</th>" for _, model, first in _first_flags(columns))
+    header = "".join(f"<th title='{_e(DOCS_TITLE)}'>docs</th>" * first + f"<th>{_e(model)}</th>" for _, model, first in _first_flags(columns))
     for endpoint in ("chat", "completions"):
         parts.append(f"<h2 id='parameters-{endpoint}'>Parameter verdicts: {endpoint}</h2>"
                      f"<table class='parameter-verdicts'><thead><tr><th rowspan='2'>parameter</th>{header_top}</tr>"
@@ -254,7 +280,7 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
             cells = []
             for kind, value in row_cells:
                 if kind == "declared":
-                    cells.append(f"<td>{_e(value)}</td>")
+                    cells.append(docs_cell_html(*value) if value else "<td></td>")
                 elif value is None:
                     cells.append("<td></td>")
                 else:

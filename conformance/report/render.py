@@ -168,7 +168,9 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def render_markdown(matrix: dict) -> str:
+def render_markdown(matrix: dict, published: set[str] | None = None) -> str:
+    """The run's matrix in Markdown; `published`: the evidence a published folder keeps (None: all),
+    the other failed instances are listed without a link."""
     run = matrix["run"]
     models = run["models"]
     out = [f"# Compatibility matrix: {run['target']}", "",
@@ -179,12 +181,13 @@ def render_markdown(matrix: dict) -> str:
     out += deviations_markdown(matrix)
     out += ["", "## Summary", ""] + [f"- {line}" for line in render_summary_lines(matrix)]
     out += ["", "## Parameter verdicts", "",
-            "| endpoint | parameter | declared | " + " | ".join(models) + " |",
+            "| endpoint | parameter | docs | " + " | ".join(models) + " |",
             "|---|---|---|" + "---|" * len(models)]
     for row in matrix["parameters"]:
         name = f"`{row['parameter']}`" + (" (extension)" if row["kind"] == "extension" else "")
         cells = [_verdict_markdown(row["models"][m]) for m in models]
-        out.append(f"| {row['endpoint']} | {name} | {row['declared']} | " + " | ".join(cells) + " |")
+        out.append(f"| {row['endpoint']} | {name} | {docs_cell_markdown(row['declared'], row.get('docs'))} | "
+                   + " | ".join(cells) + " |")
     out += changes_markdown(matrix.get("changes"))
     marks = change_marks(matrix.get("changes"))
     out += ["", "## Checks", "", "| check | level | requests · tokens | " + " | ".join(models) + " |",
@@ -201,8 +204,9 @@ def render_markdown(matrix: dict) -> str:
     if deviations:
         out += ["", "## Every failed instance", ""]
         for row, i in deviations:
-            out.append(f"- {OUTCOME_SYMBOL[i['outcome']]} `{row['id']}`{_instance(i)}: "
-                       f"{_md(i['message'])} ([evidence]({evidence_page(i['evidence'])}))")
+            link = (f" ([evidence]({evidence_page(i['evidence'])}))"
+                    if published is None or i["evidence"] in published else "")
+            out.append(f"- {OUTCOME_SYMBOL[i['outcome']]} `{row['id']}`{_instance(i)}: {_md(i['message'])}{link}")
     return "\n".join(out) + "\n"
 
 
@@ -308,6 +312,26 @@ def deviations_html(matrix: dict, prefix: str = "", heading: str = "h2") -> str:
     return "".join(parts)
 
 
+DOCS_TITLE = ("what the target's own documentation claims (its target file's [declared], "
+              "with the page and the claim where it makes one)")
+
+
+def docs_cell_html(declared: str, docs: dict | None) -> str:
+    """The docs cell: declared / not declared / declared unsupported, linked to the target's documentation,
+    with the claim it makes about the parameter."""
+    if not docs or not docs.get("url"):
+        return f"<td>{_e(declared)}</td>"
+    claim = f"<div class='msg'>{_e(docs['claim'])}</div>" if docs.get("claim") else ""
+    return f"<td><a href='{_e(docs['url'])}'>{_e(declared)}</a>{claim}</td>"
+
+
+def docs_cell_markdown(declared: str, docs: dict | None) -> str:
+    if not docs or not docs.get("url"):
+        return declared
+    claim = f": {docs['claim']}" if docs.get("claim") else ""
+    return f"[{declared}]({docs['url']}){claim.replace('|', '/')}"
+
+
 def verdict_cell_html(cell: dict) -> str:
     """A parameter verdict; a failing clause behind it is named in the cell, linked to its evidence."""
     label = _e(cell["verdict"])
@@ -331,7 +355,8 @@ LEGEND = ("<p class='legend'>Verdicts: <span class='honoured'>honoured</span><sp
           " (definitions: INTERPRETING.md). Every cell links to its evidence.</p>")
 
 
-def render_html(matrix: dict) -> str:
+def render_html(matrix: dict, published: set[str] | None = None) -> str:
+    """The run's matrix page; `published` as for render_markdown."""
     run = matrix["run"]
     models = run["models"]
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -347,13 +372,13 @@ def render_html(matrix: dict) -> str:
              trend_svg(matrix["trend"], run["target"]) if matrix.get("trend") else "",
              LEGEND,
              "<h2 id='parameters'>Parameter verdicts</h2><table id='parameter-verdicts'><thead><tr><th>endpoint</th>"
-             "<th>parameter</th><th>declared</th>" + "".join(f"<th>{_e(m)}</th>" for m in models) + "</tr></thead><tbody>"]
+             f"<th>parameter</th><th title='{_e(DOCS_TITLE)}'>docs</th>" + "".join(f"<th>{_e(m)}</th>" for m in models) + "</tr></thead><tbody>"]
     for row in matrix["parameters"]:
         name = f"<a href='{_e(row['clause'])}'><code>{_e(row['parameter'])}</code></a>"
         if row["kind"] == "extension":
             name += " <em>extension</em>"
         cells = [verdict_cell_html(row["models"][m]) for m in models]
-        parts.append(f"<tr><td>{_e(row['endpoint'])}</td><td>{name}</td><td>{_e(row['declared'])}</td>"
+        parts.append(f"<tr><td>{_e(row['endpoint'])}</td><td>{name}</td>{docs_cell_html(row['declared'], row.get('docs'))}"
                      + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
     parts.append(changes_html(matrix.get("changes")))
@@ -382,7 +407,9 @@ def render_html(matrix: dict) -> str:
             variant = f" {i['variant']}" if i.get("variant") else ""
             parts.append(f"<tr><td class='{i['outcome']}'>{_e(i['outcome'])}</td><td><code>{_e(row['id'])}</code>"
                          f"{_e(variant)}</td><td>{_e(i['model'])} · {_e(i['mode'])} · {_e(i['path'])}</td>"
-                         f"<td class='msg'><a href='{_e(evidence_page(i['evidence']))}'>{_e(i['message'])}</a></td></tr>")
+                         + (f"<td class='msg'><a href='{_e(evidence_page(i['evidence']))}'>{_e(i['message'])}</a></td></tr>"
+                            if published is None or i["evidence"] in published else
+                            f"<td class='msg'>{_e(i['message'])}</td></tr>"))
         parts.append("</tbody></table>")
     parts.append("</body></html>\n")
     return "".join(parts)
