@@ -648,7 +648,8 @@ class Generator:
         n = max(0, body.get("n") or 1)
         stops = self._stops(body)
         sampling = self._sampling(body)
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        # 0 is a limit (completions allow it: with echo, the prompt back and nothing generated).
+        limit = next((body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None), None)
         if limit is None and endpoint == "completions":
             limit = 16  # OpenAI's default for the completions endpoint
         if endpoint == "chat":
