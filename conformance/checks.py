@@ -210,3 +210,18 @@ def outcome_of(excinfo) -> tuple[str, str]:
     if isinstance(exc, pytest.skip.Exception):
         return "inconclusive", str(exc.msg)
     return "error", f"the suite could not judge this ({type(exc).__name__}: {exc})"
+
+
+def typed(value: Any, room: int = 80) -> str:
+    """A value that came back, with its JSON type, for messages: `string 'abc'`, `number 3`, `null`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value!r}" if len(value) <= room else f"string {value[:room - 20]!r}... ({len(value)} characters)"
+    kind = "object" if isinstance(value, dict) else "array" if isinstance(value, list) else type(value).__name__
+    shown = repr(value)
+    return f"{kind} {shown if len(shown) <= room else shown[:room] + '...'}"

@@ -61,7 +61,8 @@ def chat(**body):
 
 @pytest.mark.parametrize("body, expected, absent", [
     ({"n": 1}, {"chat.default:n"}, {"chat.n"}),
-    ({"n": 3}, {"chat.n"}, {"chat.default:n"}),
+    ({"n": 3}, {"chat.n"}, {"chat.default:n", "chat.n.greedy"}),
+    ({"n": 3, "temperature": 0}, {"chat.n", "chat.n.greedy"}, {"chat.default:n"}),
     ({"stop": "END"}, {"chat.stop", "chat.stop.string"}, {"chat.stop.several"}),
     ({"stop": ["a", "b"]}, {"chat.stop", "chat.stop.several"}, {"chat.stop.string"}),
     ({"stop": None}, {"chat.default:stop"}, {"chat.stop"}),
@@ -91,6 +92,14 @@ def test_completion_prompt_forms():
     assert "completions.prompt" in keys("text")
     assert "completions.prompt.list" in keys(["a", "b"])
     assert "completions.prompt.tokens" in keys([1, 2, 3])
+
+
+def test_echo_with_max_tokens_zero_is_a_feature_of_its_own():
+    def keys(**body):
+        return set(features_of(Request("line 1", "completions", {"model": "m", "prompt": "x", **body})))
+
+    assert {"completions.echo", "completions.echo.max-tokens-zero"} <= keys(echo=True, max_tokens=0)
+    assert "completions.echo.max-tokens-zero" not in keys(echo=True, max_tokens=1)
 
 
 def test_error_checks_are_narrowed_to_the_parameters_sent():
@@ -192,7 +201,8 @@ def test_a_run_without_the_needed_checks_leaves_the_decision_open(tmp_path):
                      "--check", "chat.errors.invalid-value@temperature", cwd=tmp_path)
     assert narrow.returncode == 0, narrow.stderr[-2000:]
     ran = json.loads((tmp_path / "narrow" / "matrix.json").read_text())["checks"]
-    assert {c["id"] for c in ran} == {"chat.n.choices", "chat.n.finish-reason-each", "chat.errors.invalid-value"}
+    assert {c["id"] for c in ran} == {"chat.n.choices", "chat.n.finish-reason-each", "chat.n.greedy-choices",
+                                      "chat.errors.invalid-value"}
     variants = {i["variant"] for c in ran for i in c["instances"] if c["id"] == "chat.errors.invalid-value"}
     assert variants and all(v.startswith("chat-temperature=") for v in variants)
     result = run_cli("migrate", "--requests", str(DATA / "app.jsonl"), "--from-run", "narrow", "--out", "m",

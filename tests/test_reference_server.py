@@ -101,6 +101,22 @@ def test_completions_default_max_tokens_is_16(http):
     assert choice["usage"]["completion_tokens"] == 16 and choice["choices"][0]["finish_reason"] == "length"
 
 
+def test_echo_with_max_tokens_zero_returns_the_prompt_alone(http):
+    body = {"model": "ref-small", "prompt": "Once upon a time", "echo": True, "max_tokens": 0, "logprobs": 1}
+    reply = http.post("/completions", json=body).json()
+    choice = reply["choices"][0]
+    assert choice["text"] == "Once upon a time" and reply["usage"]["completion_tokens"] == 0
+    assert "".join(choice["logprobs"]["tokens"]) == "Once upon a time"
+    refused = chat(http, max_tokens=0)  # chat keeps its minimum of 1
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "max_tokens"
+
+
+def test_prompt_and_max_tokens_over_the_context_is_refused(http):
+    reply = chat(http, max_tokens=4096)
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "context_length_exceeded"
+    assert chat(http, max_tokens=4000).status_code == 200
+
+
 def test_the_request_log_holds_every_request_but_never_the_key(tmp_path):
     from conformance.server import ReferenceServer
 

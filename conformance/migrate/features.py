@@ -172,6 +172,17 @@ def _value_features(endpoint: str, name: str, value: Any) -> list[str] | None:
     return None
 
 
+def _combination_features(endpoint: str, body: dict) -> list[str]:
+    """Features that two parameters' values ask for together."""
+    keys = []
+    n = body.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1 and body.get("temperature") == 0:
+        keys.append(f"{endpoint}.n.greedy")
+    if endpoint == "completions" and body.get("echo") is True and body.get("max_tokens") == 0:
+        keys.append("completions.echo.max-tokens-zero")
+    return keys
+
+
 def features_of(request: Request) -> list[str]:
     """The feature keys one request uses, in a stable order, without repeats."""
     endpoint, body = request.endpoint, request.body
@@ -195,6 +206,7 @@ def features_of(request: Request) -> list[str]:
             keys.append(f"{endpoint}.{name}")
         else:
             keys.append(f"{endpoint}.param:{name}")
+    keys += _combination_features(endpoint, body)
     return list(dict.fromkeys(keys))
 
 

@@ -475,6 +475,9 @@ class Generator:
                            code="invalid_value")
         if endpoint == "chat":
             Generator._tool_rules(body)
+        if "n-refused-at-greedy" in self.quirks and (body.get("n") or 1) > 1 and body.get("temperature") == 0:
+            raise ApiError(400, "n > 1 is not supported with greedy sampling (temperature 0).", param="n",
+                           code="invalid_value")
         best_of = body.get("best_of")
         if endpoint == "completions" and best_of is not None and "best-of-unchecked" not in self.quirks:
             if best_of < (body.get("n") or 1):
@@ -648,7 +651,8 @@ class Generator:
         n = max(0, body.get("n") or 1)
         stops = self._stops(body)
         sampling = self._sampling(body)
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        # 0 is a limit (completions allow it: with echo, the prompt back and nothing generated).
+        limit = next((body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None), None)
         if limit is None and endpoint == "completions":
             limit = 16  # OpenAI's default for the completions endpoint
         if endpoint == "chat":
@@ -672,6 +676,8 @@ class Generator:
             if "context-truncated" in q:
                 prompt_ids = prompt_ids[-model.context_window // 2:]
             room = model.context_window - len(prompt_ids)
+            if "context-overflow-truncated" in q and limit is not None and 0 < room < limit:
+                limit = room  # a real engine's way: the output is cut where the context ends
             if limit is not None and limit > room or room <= 0:
                 raise ApiError(400, f"This model's maximum context length is {model.context_window} tokens. "
                                     f"However, you requested {len(prompt_ids) + (limit or 0)} tokens "
@@ -679,6 +685,8 @@ class Generator:
                                param="messages" if endpoint == "chat" else "prompt",
                                code="context_length_exceeded")
             max_new = room if limit is None else max(0, limit) + ("max-tokens-off-by-one" in q)
+            if echo and limit == 0 and "echo-zero-counts-token" in q:
+                max_new = 1  # a real engine's way: one token generated (and counted) even at max_tokens 0
             batch: list[Choice] = []
             for j in range(candidates):
                 if sampling.seed is not None:
@@ -923,6 +931,8 @@ def models_list(names: list[str], created: int, quirks: frozenset[str]) -> dict:
 
 
 def model_object(name: str, created: int, quirks: frozenset[str]) -> dict:
+    if "models-created-now" in quirks:  # the time of the call, not of the model
+        created = int(time.time())
     body: dict = {"id": name, "object": "model", "created": created, "owned_by": "conformance-reference"}
     if "models-owner" in quirks:
         body["owner"] = body.pop("owned_by")

@@ -61,6 +61,15 @@ NAMED = [
           (*_both("stop"), "examples.netmind")),
     Quirk("finish-stop-on-length", "finish_reason 'stop' when max_tokens was hit", _both("max_tokens")),
     Quirk("max-tokens-off-by-one", "one token more than max_tokens is generated", _both("max_tokens")),
+    # Edge cases of n, max_tokens and echo, each apart from the common case: `deviates`, never
+    # `rejected` or `ignored` (the common case still works).
+    Quirk("n-refused-at-greedy", "n > 1 at temperature 0 is refused with 400 (n works when sampling)",
+          _both("n"), tuple((f, "deviates") for f in _both("n"))),
+    Quirk("context-overflow-truncated", "a prompt that fits but with max_tokens exceeds the context is answered "
+                                        "(200), the output cut where the context ends", _both("max_tokens"),
+          tuple((f, "deviates") for f in _both("max_tokens"))),
+    Quirk("echo-zero-counts-token", "echo with max_tokens 0 generates one token and counts it",
+          ("completions.echo",), (("completions.echo", "deviates"),)),
     Quirk("usage-miscounted", "total_tokens is not prompt_tokens + completion_tokens", _both("usage")),
     Quirk("usage-prompt-zero", "usage.prompt_tokens is always 0", ("chat.messages", "completions.prompt",
                                                                    *_both("usage"))),
@@ -135,6 +144,7 @@ NAMED = [
     # models
     Quirk("models-owner", "models carry 'owner' instead of 'owned_by'", ("models.list", "models.retrieve")),
     Quirk("models-no-created", "models lack 'created'", ("models.list", "models.retrieve")),
+    Quirk("models-created-now", "'created' is the time of the call, not of the model", ("models.list",)),
     Quirk("models-no-retrieve", "GET /models/{id} is not served (404)", ("models.retrieve",)),
     Quirk("models-list-empty", "GET /models lists no model", ("models.list",)),
     Quirk("models-unknown-200", "GET /models/{id} answers 200 for any id", ("models.retrieve",)),

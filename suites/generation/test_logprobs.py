@@ -3,7 +3,7 @@ completions: logprobs = k, in the legacy shape with text_offset)."""
 
 import math
 
-from conformance.checks import check, expect, inconclusive
+from conformance.checks import check, expect, inconclusive, typed
 from conformance.oracles import STORY_PROMPT, Tries, prompt_body, require_endpoint, send_judged, until_greedy_related
 
 TOP = 3
@@ -115,6 +115,26 @@ def test_echo(api):
     expect(reply.text == prompt + completion,
            f"the prompt and then the completion, {prompt + completion!r}, from some of {len(replies)} tries",
            reply.text)
+
+
+@check(id="completions.echo.max-tokens-zero", level="MUST", feature="completions.echo", parameter="echo",
+       modes=("regular",))
+def test_echo_max_tokens_zero(api):
+    """echo=true with max_tokens=0 returns the prompt alone, with usage.completion_tokens 0 (how prompt logprobs are had)."""
+    require_endpoint(api, "completions")
+    prompt = "Once upon a time"
+    body = {"prompt": prompt, "max_tokens": 0, "temperature": 0, "echo": True}
+    reply = api.create("completions", body)
+    if not reply.ok:
+        # echo's own refusal is judged as echo's checks judge it; max_tokens 0 alone refused is this
+        # check's deviation (OpenAI documents 0 as the minimum of max_tokens for completions).
+        send_judged(api, "completions", {**body, "max_tokens": 1}, "echo")
+        expect(False, "max_tokens 0 accepted with echo (OpenAI's minimum for completions is 0)",
+               f"{reply.describe()}, while max_tokens 1 with echo is accepted")
+    used = (reply.usage or {}).get("completion_tokens")
+    expect(reply.text == prompt and used == 0,
+           f"the prompt alone, {prompt!r}, with no generated text and usage.completion_tokens 0",
+           f"text {typed(reply.text)}, usage.completion_tokens {typed(used)}")
 
 
 def _range(low: int, high: int):

@@ -1,11 +1,12 @@
 """max_tokens: an upper bound on the generated tokens."""
 
-from conformance.checks import check, expect, inconclusive
+from conformance.checks import check, expect, inconclusive, typed
 from conformance.oracles import (
     STORY_PROMPT,
     greedy_baseline,
     is_legible,
     prompt_body,
+    require_control,
     require_endpoint,
     send_judged,
     until_greedy_related,
@@ -75,3 +76,39 @@ def test_max_tokens_one(api, endpoint):
         expect(replies[-1].text == greedy,
                f"the same one-token text as the regular response {greedy!r} from some of {len(replies)} tries",
                replies[-1].text)
+
+
+def _about_the_context(error) -> bool:
+    """An error that names the context length or max_tokens as the problem, as OpenAI's do
+    (code 'context_length_exceeded', or an invalid_request_error about max_tokens)."""
+    if not isinstance(error, dict):
+        return False
+    message = str(error.get("message") or "").lower()
+    return (error.get("code") == "context_length_exceeded" or error.get("param") in ("max_tokens", "max_completion_tokens")
+            or any(word in message for word in ("context", "max_tokens", "maximum")))
+
+
+@check(id="{endpoint}.max_tokens.over-context", level="SHOULD", feature="{endpoint}.max_tokens",
+       parameter="max_tokens", modes=("regular",))
+def test_max_tokens_over_context(api, endpoint):
+    """A short prompt with max_tokens equal to the context (prompt + max_tokens over it) is refused with 400."""
+    require_endpoint(api, endpoint)
+    if "context_tokens" not in api.target.limits_given:
+        inconclusive(f"target '{api.target.name}' does not state its context size ([limits] context_tokens), so "
+                     "a request whose prompt + max_tokens exceeds it cannot be built")
+    context = api.target.limits.context_tokens
+    body = {**prompt_body(endpoint, "Say hello."), "temperature": 0}
+    reply = api.create(endpoint, {**body, "max_tokens": context})
+    if reply.status == 400 and _about_the_context(reply.error):
+        return
+    require_control(api, api.create(endpoint, {**body, "max_tokens": 4}), "the same request with max_tokens 4")
+    expected = (f"HTTP 400 (code 'context_length_exceeded', or an invalid_request_error about max_tokens) for "
+                f"max_tokens {context}, the whole context, with a prompt of a few tokens")
+    if reply.ok:
+        usage = reply.usage or {}
+        how = ("cut at max_tokens or where the context ends" if reply.finish_reason == "length" else
+               "the request taken as if the context held it (the output ended by itself first)")
+        expect(False, expected,
+               f"HTTP {reply.status}: an answer, finish_reason {typed(reply.finish_reason)} after completion_tokens "
+               f"{typed(usage.get('completion_tokens'))} (prompt_tokens {typed(usage.get('prompt_tokens'))}): {how}")
+    expect(False, expected, f"{reply.describe()}, error {typed(reply.error)}")

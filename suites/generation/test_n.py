@@ -1,6 +1,6 @@
 """n: how many choices to generate."""
 
-from conformance.checks import check, expect
+from conformance.checks import check, expect, typed
 from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
 
 N = 3
@@ -36,3 +36,26 @@ def test_n_finish_reason_each(api, endpoint):
         seen = {c.index: c.finish_reasons_seen for c in reply.choices}
         expect(all(count == 1 for count in seen.values()), "exactly one chunk with a finish_reason per choice",
                seen)
+
+
+@check(id="{endpoint}.n.greedy-choices", level="MUST", feature="{endpoint}.n", parameter="n")
+def test_n_greedy_choices(api, endpoint):
+    """n=3 at temperature 0 is accepted and returns three choices (they may be identical)."""
+    require_endpoint(api, endpoint)
+    body = {**prompt_body(endpoint, STORY_PROMPT), "n": N, "temperature": 0, "max_tokens": 8}
+    reply = api.create(endpoint, body)
+    if not reply.ok and reply.status is not None and 400 <= reply.status < 500 and reply.error is not None:
+        # Refused: n's own refusal (with sampling too) is judged as n's checks judge it; a refusal
+        # of n > 1 at temperature 0 alone is this edge case's deviation, not n `rejected`.
+        send_judged(api, endpoint, {**body, "temperature": 1}, "n")
+        expect(False, f"{N} choices at temperature 0 (OpenAI accepts n > 1 with greedy decoding; the choices may "
+                      f"be identical)", f"the server refused n={N} at temperature 0 while it accepts it at "
+                                        f"temperature 1: {reply.describe()}")
+    if not reply.ok:
+        reply = send_judged(api, endpoint, body, "n")  # a 5xx: n `broken` when the control succeeds
+    count = len(reply.choices)
+    api.observe(endpoint, "n", "honoured" if count == N else "ignored" if count == 1 else "broken",
+                f"{count} choices for n={N} at temperature 0")
+    indices = sorted(c.index for c in reply.choices)
+    expect(indices == list(range(N)), f"{N} choices with indices {list(range(N))} at temperature 0",
+           f"{count} choices, indices {typed(indices)}")

@@ -1,9 +1,12 @@
 """/v1/models: list the models and retrieve one."""
 
-from conformance.checks import check, expect
+import time
+
+from conformance.checks import check, expect, inconclusive, typed
 from conformance.schema import validate, validate_error_envelope
 
 REGULAR = ("regular",)
+APART = 1.1  # seconds between the two lists: a time-of-call `created` (whole seconds) must change
 
 
 def _listed(api):
@@ -54,3 +57,23 @@ def test_retrieve_unknown(api):
     expect(reply.status == 404, "HTTP 404", reply.describe())
     problems = validate_error_envelope(reply.body)
     expect(not problems, "OpenAI's error envelope", "; ".join(problems))
+
+
+def _created(body, model: str):
+    entries = body.get("data") if isinstance(body, dict) else None
+    entry = next((m for m in entries or [] if isinstance(m, dict) and m.get("id") == model), None)
+    return entry.get("created") if entry is not None else None
+
+
+@check(id="models.created-stable", level="SHOULD", feature="models.list", clause="models.object", modes=REGULAR,
+       paths=("http",))
+def test_created_stable(api):
+    """A model's `created` (when the model was created) is the same in two lists a second apart."""
+    started = time.monotonic()
+    first = _created(_listed(api).body, api.model)
+    if not isinstance(first, int) or isinstance(first, bool):
+        inconclusive(f"the list gives {api.model!r} no integer 'created' ({typed(first)}); the shape check judges that")
+    time.sleep(max(0.0, APART - (time.monotonic() - started)))
+    second = _created(_listed(api).body, api.model)
+    expect(second == first, f"the same 'created' {first} for {api.model!r} in a list {APART} s later (the model's "
+                            "creation time, not the time of the call)", typed(second))
