@@ -120,7 +120,7 @@ NAMED = [
     Quirk("stream-finish-reason-repeated", "an extra final chunk repeats the finish_reason", _both("stream")),
     Quirk("stream-unterminated", "the last event ([DONE]) lacks its blank line", _both("stream")),
     Quirk("stream-usage-always", "a usage chunk with no choices ends every stream, asked for or not",
-          ("examples.netmind",)),
+          ("examples.netmind", *_both("stream"))),
     Quirk("stream-finish-reason-absent", "chunks before the last leave the finish_reason key out (instead of null)",
           _both("stream")),
     Quirk("stream-usage-unasked", "the last chunk with a choice carries usage though include_usage was not asked for",
