@@ -516,6 +516,8 @@ class Generator:
         for m in messages:
             if m.get("role") == "tool" and "tool-message-dropped" in self.quirks:
                 continue
+            if m.get("role") == "developer" and "developer-role-dropped" in self.quirks:
+                continue  # a chat template without the role renders nothing for it
             calls = [c["function"] for c in m.get("tool_calls") or []]
             if m.get("function_call"):
                 calls.append(m["function_call"])
@@ -798,7 +800,14 @@ class Responses:
                 function = {"arguments": fragment}
                 if "stream-tool-call-name-late" in q and n == len(fragments) - 1:
                     function = {"name": call["name"], **function}
+                if "stream-tool-call-head-repeated" in q:  # LiteLLM, Fireworks: the head in every delta
+                    entry = {**entry, "id": call["id"], "type": "function"}
+                    function = {"name": call["name"], **function}
                 yield {"tool_calls": [{**entry, "function": function}]}
+            if "stream-tool-arguments-duplicated" in q and isinstance(call["arguments"], str):
+                # vLLM's end-of-stream flush: the whole arguments once more, after the fragments
+                entry = {} if "stream-tool-call-no-index" in q else {"index": i}
+                yield {"tool_calls": [{**entry, "function": {"arguments": call["arguments"]}}]}
 
     def body(self, endpoint: str, model: str, choices: list[Choice], usage: dict) -> dict:
         q = self.quirks
@@ -835,6 +844,8 @@ class Responses:
         sent = iter(range(1, 1 << 30))
 
         def chunk(choice: dict) -> str:
+            if "stream-finish-reason-absent" in q and choice.get("finish_reason") is None:
+                choice = {k: v for k, v in choice.items() if k != "finish_reason"}
             ident = {"id": completion_id(endpoint)} if "stream-id-per-chunk" in q else {}
             if "stream-created-per-chunk" in q:  # as if every chunk left a second after the one before
                 ident["created"] = base["created"] + next(sent)
@@ -884,7 +895,10 @@ class Responses:
             if step == 0 and "stream-malformed-event" in q:
                 yield '{"id": "broken", "choices": [{"index": 0, "delta": {"content": "x"'
         for c in choices:
-            yield piece(c, None, c.finish_reason)
+            final = piece(c, None, c.finish_reason)
+            if "stream-usage-unasked" in q and not include_usage and c is choices[-1]:
+                final = json.dumps({**json.loads(final), "usage": usage})  # llama-server's last chunk
+            yield final
             if "stream-finish-reason-repeated" in q:
                 yield piece(c, None, c.finish_reason)
         if include_usage or "stream-usage-always" in q:

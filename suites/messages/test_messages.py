@@ -1,6 +1,6 @@
 """messages (chat) and prompt (completions): the input is read."""
 
-from conformance.checks import check, expect
+from conformance.checks import check, expect, inconclusive
 from conformance.oracles import STORY_PROMPT, require_endpoint, send_judged
 
 CONVERSATION = [
@@ -28,6 +28,31 @@ def test_developer_role(api):
     reply = send_judged(api, "chat", {"messages": messages, "max_tokens": 4}, "messages")
     expect(reply.choices and reply.choices[0].role == "assistant", "an assistant message",
            reply.choices[0].role if reply.choices else None)
+
+
+@check(id="chat.messages.developer-read", level="MUST", feature="chat.messages", parameter="messages",
+       modes=("regular",))
+def test_developer_read(api):
+    """A `developer` message is read, not only accepted: a longer one gives more prompt tokens.
+
+    A chat template that knows no `developer` role renders nothing for it, and the request still
+    succeeds. Trackers: SGLang drops it silently (sgl-project/sglang#40082), so does Ollama for
+    models on a Modelfile template (ollama/ollama#18305); llama.cpp maps it to `system`
+    (ggml-org/llama.cpp#20215). Whether it is refused is chat.messages.developer-role's part.
+    """
+    require_endpoint(api, "chat")
+
+    def ask(instructions):
+        messages = [{"role": "developer", "content": instructions}, {"role": "user", "content": "Name a colour."}]
+        return send_judged(api, "chat", {"messages": messages, "max_tokens": 2}, "messages")
+
+    short, long = ask("Be terse."), ask("Be terse. Answer with one word, in lower case, without punctuation, "
+                                        "and never explain the answer.")
+    counts = [(r.usage or {}).get("prompt_tokens") for r in (short, long)]
+    if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+        inconclusive(f"no usage.prompt_tokens to tell whether the developer message was read: {counts}")
+    expect(counts[1] > counts[0], "more prompt tokens with a longer developer message (it is read)",
+           f"prompt_tokens {counts[0]} and then {counts[1]}")
 
 
 @check(id="chat.messages.content-parts", level="MUST", feature="chat.messages", parameter="messages",

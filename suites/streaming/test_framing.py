@@ -149,3 +149,61 @@ def test_equivalent_to_regular(api, endpoint):
     expect(reply.text == greedy, f"the regular text {greedy[:80]!r} from some of {len(replies)} tries",
            repr(reply.text))
     expect(reply.finish_reason == base.finish_reason, f"finish_reason {base.finish_reason!r}", reply.finish_reason)
+
+
+# OpenAI's finish_reason values (the chunk schemas' enums in the OpenAPI document).
+FINISH_REASONS = {"chat": ("stop", "length", "tool_calls", "content_filter", "function_call"),
+                  "completions": ("stop", "length", "content_filter")}
+
+
+def _kind(value) -> str:
+    return {str: "a string", type(None): "null", bool: "a boolean", int: "an integer", float: "a number",
+            dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+
+
+@check(id="{endpoint}.stream.finish-reason-null", level="MUST", feature="{endpoint}.stream",
+       clause="stream.{endpoint}", modes=STREAM)
+def test_finish_reason_null(api, endpoint):
+    """Every choice of every chunk carries finish_reason: null until its last chunk, then one of OpenAI's values.
+
+    finish_reason is a required (nullable) property of a chunk's choice, and the SDK's typed
+    models default it, so the chunk-schema check does not see it left out. Trackers: vLLM left it
+    out of all but the last chunk (vllm-project/vllm#19650, fixed by #19662); LiteLLM's proxy
+    too (BerriAI/liteLLM-proxy#19); Ollama (ollama/ollama#4357) and SGLang
+    (sgl-project/sglang#3912) sent "" instead of null.
+    """
+    reply = _stream(api, endpoint)
+    seen = 0
+    for number, chunk in enumerate(reply.stream.chunks, 1):
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            seen += 1
+            expect("finish_reason" in choice, f"a finish_reason key (null until the end) in the choice of chunk "
+                                              f"{number}", f"no finish_reason key: {choice}")
+            value = choice["finish_reason"]
+            expect(value is None or value in FINISH_REASONS[endpoint],
+                   f"finish_reason null or one of {list(FINISH_REASONS[endpoint])} in chunk {number}",
+                   f"{value!r} ({_kind(value)})")
+    expect(seen, "a choice in the stream", "none")
+
+
+@check(id="{endpoint}.stream.usage-only-when-asked", level="MUST", feature="{endpoint}.stream",
+       clause="https://platform.openai.com/docs/api-reference/{endpoint}/create#{endpoint}-create-stream_options",
+       modes=STREAM)
+def test_usage_only_when_asked(api, endpoint):
+    """Without stream_options.include_usage, no chunk carries usage (the field is absent or null).
+
+    The chunk's `usage` "will only be present when you set stream_options: {include_usage: true}";
+    a usage on the last chunk double-counts in clients that sum it, and a usage chunk without a
+    choice breaks the documented `chunk.choices[0]` loop. Trackers: llama-server's last chunk
+    carries usage unasked (abetlen/llama-cpp-python#1640 shows it), so does the finish chunk of
+    vLLM-based NIM (vercel/ai#3953); LiteLLM was asked to send it by default (BerriAI/litellm#23847).
+    With include_usage, the usage chunk is judged by {endpoint}.stream_options.include-usage.
+    """
+    reply = _stream(api, endpoint)
+    expect(reply.stream.chunks, "at least one chunk", "none")
+    for number, chunk in enumerate(reply.stream.chunks, 1):
+        usage = chunk.get("usage")
+        expect(usage is None, f"no usage in chunk {number} of {len(reply.stream.chunks)} (include_usage was not "
+                              "asked for)", f"usage {usage} ({_kind(usage)})")

@@ -5,19 +5,21 @@ on the model judging when a tool is useful; arguments are judged against the fun
 """
 
 from conformance.calls import (
+    FUNCTIONS,
     ROOM,
     TIME,
     WEATHER,
     WEATHER_QUESTION,
     call_problems,
     expect_result_read,
+    json_problems,
     expect_text_reply,
     named_tool,
     require_complete,
     tool,
 )
-from conformance.checks import check, expect
-from conformance.oracles import require_endpoint, send_judged
+from conformance.checks import check, expect, inconclusive
+from conformance.oracles import require_endpoint, send_judged, until_related
 
 BOTH_QUESTION = [{"role": "user", "content": "What is the weather in Paris, and what time is it there?"}]
 UNRELATED = [{"role": "user", "content": "Write a long story about a lighthouse keeper who finds a map."}]
@@ -99,6 +101,89 @@ def test_stream_deltas(api):
            sorted(first_seen))
     expect_well_formed(calls_of(reply))
     expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", reply.finish_reason)
+
+
+def _call_parts(reply) -> list[dict]:
+    """Every delta.tool_calls entry of the stream, in order."""
+    return [part for chunk in reply.chunks for choice in chunk.get("choices") or []
+            for part in (choice.get("delta") or {}).get("tool_calls") or [] if isinstance(part, dict)]
+
+
+@check(id="chat.tools.stream-head-once", level="MUST", feature="chat.tools", parameter="tools",
+       clause="tools.streaming", modes=("stream",))
+def test_stream_head_once(api):
+    """Streamed tool calls: a call's id and function.name come in one delta, not again in later ones.
+
+    The openai SDK (and LangChain, LlamaIndex) accumulate deltas by concatenating their strings,
+    so an id or a name repeated in every delta becomes 'call_1call_1...' or
+    'get_weatherget_weather'; only `index` and `type` are replaced. Trackers: LiteLLM sends the id
+    in every chunk (BerriAI/litellm#20480) and passed Fireworks' repeated ids on
+    (BerriAI/litellm#8990); NVIDIA NIM repeats the name (NousResearch/hermes-agent#11984). That
+    the first delta carries them is chat.tools.stream-deltas's part.
+    """
+    require_endpoint(api, "chat")
+    body = {"messages": BOTH_QUESTION, "tools": BOTH_TOOLS, "tool_choice": "required", "max_tokens": ROOM}
+    reply = send_judged(api, "chat", body, "tools", companions=("tool_choice",))
+    parts = _call_parts(reply)
+    require_complete(reply)
+    expect(parts, "delta.tool_calls fragments in the stream", reply.text or reply.describe())
+    if not all(isinstance(part.get("index"), int) for part in parts):
+        inconclusive("tool-call deltas without an index cannot be told apart (judged by chat.tools.stream-deltas)")
+    for index in dict.fromkeys(part["index"] for part in parts):
+        group = [part for part in parts if part["index"] == index]
+        ids = [part["id"] for part in group if isinstance(part.get("id"), str) and part["id"]]
+        names = [f["name"] for f in (part.get("function") or {} for part in group)
+                 if isinstance(f, dict) and isinstance(f.get("name"), str) and f["name"]]
+        expect(len(ids) <= 1, f"the id of call {index} in one of its {len(group)} deltas (the SDK joins every "
+                              "delta's id)", f"{len(ids)} deltas carrying it, joined {''.join(ids)!r}")
+        expect("".join(names) in FUNCTIONS, f"the function.name fragments of call {index} joining to one "
+                                            f"function's name, one of {sorted(FUNCTIONS)}",
+               f"{len(names)} deltas carrying a name, joined {''.join(names)!r}")
+
+
+@check(id="chat.tools.stream-arguments-json", level="MUST", feature="chat.tools", parameter="tools",
+       clause="tools.streaming", modes=("stream",))
+def test_stream_arguments_json(api):
+    """At temperature 0, a forced call's streamed arguments fragments join into the regular response's arguments.
+
+    Fragments may come one or many; what is judged is their concatenation, against the same
+    request unstreamed (strict is not asked for: chat.tools.strict-arguments judges the schema).
+    Drift can change a value, so a stream that joins into other valid JSON is inconclusive; one
+    whose fragments join into no JSON, where the regular response's arguments are JSON, fails.
+    Trackers: vLLM's xlam parser streams the whole arguments again at the end
+    (vllm-project/vllm#51697), other parsers drop or garble fragments that the regular response
+    has (vllm-project/vllm#21046, #15274, #10395) or stream none (arguments null,
+    vllm-project/vllm#9693); LiteLLM appends a summary chunk with the arguments again
+    (BerriAI/litellm#20480).
+    """
+    require_endpoint(api, "chat")
+    body = {"messages": WEATHER_QUESTION, "tools": [tool(WEATHER)], "tool_choice": named_tool("get_weather"),
+            "temperature": 0, "max_tokens": ROOM}
+    regular = api.create("chat", body, mode="regular", path="http")
+    control = calls_of(regular) if regular.ok else []
+    if len(control) != 1 or json_problems((control[0].get("function") or {}).get("arguments")):
+        inconclusive(f"the regular response has no call of get_weather with JSON arguments to compare with "
+                     f"({regular.describe() if not regular.ok else control or regular.text!r})")
+    expected = control[0]["function"]["arguments"]
+
+    def arguments(reply) -> list:
+        return [(c.get("function") or {}).get("arguments") for c in calls_of(reply)]
+
+    def send():
+        reply = send_judged(api, "chat", body, "tools", companions=("tool_choice",))
+        require_complete(reply)
+        expect(calls_of(reply), "delta.tool_calls with a call of get_weather", reply.text or reply.describe())
+        return reply
+
+    tries = until_related(send, lambda reply: arguments(reply) == [expected])
+    if arguments(tries[-1]) == [expected]:
+        return
+    joined = [args for reply in tries for args in arguments(reply)]
+    if any(not json_problems(args) for args in joined):
+        inconclusive(f"the streamed arguments join into JSON other than the regular response's {expected!r} in "
+                     f"{len(tries)} tries (drift can change a value): {joined[:3]}")
+    expect(False, f"the arguments fragments joining into the regular response's JSON arguments {expected!r} "
+                  f"(some of {len(tries)} tries)", "; ".join(json_problems(joined[-1])) if joined else joined)
 
 
 @check(id="chat.tool_choice.none", level="MUST", feature="chat.tool_choice", parameter="tool_choice")
