@@ -168,7 +168,8 @@ def cmd_expectations_update(args) -> int:
     except expectations.ExpectationsError as exc:
         return _fail_usage(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(expectations.render(target, matrix, existing), encoding="utf-8")
+    header = expectations.hand_written_header(out.read_text(encoding="utf-8")) if out.is_file() else []
+    out.write_text(expectations.render(target, matrix, existing, header), encoding="utf-8")
     print(f"wrote {out}")
     return EXIT_OK
 

@@ -118,14 +118,32 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def render(target_name: str, matrix: dict, existing: dict[str, Expectation]) -> str:
+GENERATED_HEADER = ("# Known deviations of target ", "# its instances). Written by", "# across updates. Checks not",
+                    "# Last updated from run ")
+
+
+def hand_written_header(text: str) -> list[str]:
+    """The comment lines someone added at the top of an expectations file (how the deviations were
+    verified, say), without the lines render() writes itself: an update keeps them."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.startswith(GENERATED_HEADER):
+            lines.append(line)
+    return lines
+
+
+def render(target_name: str, matrix: dict, existing: dict[str, Expectation], header: list[str] = ()) -> str:
     """The expectations file for a run: every check not passing, keeping notes already written, and
-    keeping as they were the entries of checks the run did not judge (a `--check` or `-k` subset)."""
+    keeping as they were the entries of checks the run did not judge (a `--check` or `-k` subset).
+    `header`: hand-written comment lines kept at the top (hand_written_header of the old file)."""
     rows = {row["id"]: row for row in matrix["checks"]}
     judged = worst_outcomes(matrix)
     lines = [f"# Known deviations of target '{target_name}': check id -> expected outcome (the worst over",
              "# its instances). Written by `conformance expectations update`; notes and evidence are kept",
              "# across updates. Checks not listed are expected to pass.",
+             *header,
              *_run_note(matrix.get("run")),
              f"target = {_quote(target_name)}", ""]
     checks = sorted(set(judged) | {c for c, e in existing.items() if len(e.allowed) > 1 or c not in judged})

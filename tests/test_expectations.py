@@ -39,9 +39,13 @@ def test_an_intermittent_deviation_accepts_either_outcome(tmp_path):
 
 
 def test_update_keeps_notes_and_intermittent_outcomes(tmp_path):
-    path = write(tmp_path, '[[expect]]\ncheck = "a"\noutcome = "fail"\nnote = "mine"\nevidence = "curl"\n'
+    path = write(tmp_path, '# Known deviations of target \'t\': ...\n# Verified with curl against engine 1.0.\n'
+                           '# Last updated from run r1.\n'
+                           '[[expect]]\ncheck = "a"\noutcome = "fail"\nnote = "mine"\nevidence = "curl"\n'
                            '[[expect]]\ncheck = "b"\noutcome = ["pass", "fail"]\nnote = "flaky"\n')
-    text = ex.render("t", matrix(a="fail", b="pass", c="inconclusive"), ex.load(path))
+    text = ex.render("t", matrix(a="fail", b="pass", c="inconclusive"), ex.load(path),
+                     ex.hand_written_header(path.read_text()))
+    assert text.count("# Verified with curl against engine 1.0.") == 1 and "run r1" not in text
     path.write_text(text)
     again = ex.load(path)
     assert again["a"].note == "mine" and again["a"].evidence == "curl"

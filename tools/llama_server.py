@@ -5,7 +5,8 @@ No model hub and no GitHub here: the `llama-cpp-python` sdist vendors llama.cpp'
 downloaded with pip, the C++ server is built with cmake (about 7 minutes on 2 cores, once: skipped
 when the binary exists) and the tiny model (tools/tiny_model.py) is converted to GGUF.
 
-    python tools/llama_server.py          # build/llama.cpp/.../llama-server and build/tiny-model.gguf
+    python tools/llama_server.py             # build/llama.cpp/.../llama-server and build/tiny-model.gguf
+    python tools/llama_server.py --is-built  # exit 0 when the server binary is already built
 
 Needs cmake and a C++ compiler; the conversion needs torch, transformers and numpy (the
 `llama-server` extra). tools/realserver.py --engine llama-server calls prepare().
@@ -93,6 +94,9 @@ def prepare(model_dir: Path) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--is-built"]:  # .ci/run: run llama-server only when its build is cached
+        print(f"llama-server: {'built' if BINARY.is_file() else 'not built'} ({BINARY})")
+        sys.exit(0 if BINARY.is_file() else 1)
     sys.path.insert(0, str(ROOT / "tools"))
     from tiny_model import build
 

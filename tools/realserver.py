@@ -133,6 +133,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--engine", choices=sorted(ENGINES), default="transformers-serve")
     parser.add_argument("--reports-root", type=Path, default=ROOT / "reports",
                         help="the run is written to REPORTS_ROOT/<target> (default: reports/)")
+    parser.add_argument("--serve", action="store_true",
+                        help="only start the engine as the run would, print its base URL and key, and serve until "
+                             "interrupted (to check a deviation by hand with curl)")
     args, extra = parser.parse_known_args(argv)
     engine = ENGINES[args.engine]
     sys.path.insert(0, str(ROOT / "tools"))
@@ -156,6 +159,15 @@ def main(argv: list[str]) -> int:
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until_serving(engine, base + engine.ready_path, server)
+        if args.serve:
+            print(f"{engine.title} serving: URL={base}/v1 KEY={env[engine.key_env]} (log: {BUILD / engine.log})",
+                  flush=True)
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the engine too (finally)
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                pass
+            return 0
         # -P: import the installed package, not the source folder beside the current directory
         # (the installed copy is where conformance.suites and conformance.target_files live).
         run = [sys.executable, "-P", "-m", "conformance", "run", "--target", engine.target, "--base-url",
