@@ -210,14 +210,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._authorise()  # a missing key is reported before a bad body, as OpenAI does
         body = self._parse_json(raw)
         streaming = isinstance(body, dict) and body.get("stream") is True
-        try:
+        try:  # a refusal found while generating (a prompt over the context) is a refusal too
             request = self.server.generator.validate(endpoint, body)
+            choices, usage = self.server.generator.generate(endpoint, request)
         except ApiError as err:
             if streaming and "stream-error-event" in self.server.quirks and err.status < 500:
                 self._send_stream([json.dumps(err.body)], event_name="error")
                 return
             raise
-        choices, usage = self.server.generator.generate(endpoint, request)
         responses = self.server.responses
         if self.server.token_latency and not request.get("stream"):  # a stream is paced event by event
             time.sleep(self.server.token_latency * usage.get("completion_tokens", 0))
