@@ -1,6 +1,7 @@
 """/v1/models: list the models and retrieve one."""
 
-from conformance.checks import check, expect
+from conformance.checks import ABSENT, check, describe, expect
+from conformance.oracles import raw_body
 from conformance.schema import validate, validate_error_envelope
 
 REGULAR = ("regular",)
@@ -18,13 +19,15 @@ def test_list_shape(api):
     """GET /models returns {object: 'list', data: [...]} where every entry is a valid model object."""
     body = _listed(api).body
     expect(isinstance(body, dict) and body.get("object") == "list", "object 'list'",
-           body.get("object") if isinstance(body, dict) else body)
+           describe(body.get("object", ABSENT)) if isinstance(body, dict) else f"a body that is {describe(body)}")
     data = body.get("data")
-    expect(isinstance(data, list) and data, "a non-empty 'data' list", data)
+    expect(isinstance(data, list) and data, "a non-empty 'data' list", data,
+           "no model listed" if data == [] else None)
     for entry in data:
         problems = validate("model", entry)
         expect(not problems, "every entry a valid model (id, object 'model', created, owned_by)",
-               f"{entry.get('id') if isinstance(entry, dict) else entry}: {'; '.join(problems)}")
+               f"{describe(entry.get('id'))}, whose " + "; ".join(problems) if isinstance(entry, dict)
+               else "; ".join(problems))
 
 
 @check(id="models.list.contains-configured", level="SHOULD", feature="models.list", clause="models.list",
@@ -33,7 +36,7 @@ def test_list_contains_configured(api):
     """The list includes the model under test."""
     body = _listed(api).body
     ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)] if isinstance(body, dict) else []
-    expect(api.model in ids, f"{api.model!r} among the listed models", ids[:20])
+    expect(api.model in ids, f"{api.model!r} among the listed models", ids[:20], "without it")
 
 
 @check(id="models.retrieve.shape", level="MUST", feature="models.retrieve", clause="models.retrieve", modes=REGULAR)
@@ -43,7 +46,8 @@ def test_retrieve(api):
     expect(reply.status == 200, "HTTP 200", reply.describe())
     problems = validate("model", reply.body)
     expect(not problems, "a valid model object", "; ".join(problems))
-    expect(reply.body.get("id") == api.model, f"id {api.model!r}", reply.body.get("id"))
+    expect(reply.body.get("id") == api.model, f"id {api.model!r}", describe(reply.body.get("id")),
+           "another model")
 
 
 @check(id="models.retrieve.unknown-404", level="MUST", feature="models.retrieve", clause="models.retrieve",
@@ -51,6 +55,7 @@ def test_retrieve(api):
 def test_retrieve_unknown(api):
     """GET /models/{id} for a model that does not exist returns 404 in OpenAI's error envelope."""
     reply = api.retrieve_model("conformance-no-such-model")
-    expect(reply.status == 404, "HTTP 404", reply.describe())
-    problems = validate_error_envelope(reply.body)
+    expect(reply.status == 404, "HTTP 404", reply.describe(),
+           "a model that does not exist was served" if reply.ok else None)
+    problems = validate_error_envelope(reply.body, raw_body(reply))
     expect(not problems, "OpenAI's error envelope", "; ".join(problems))
