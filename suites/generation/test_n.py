@@ -22,7 +22,7 @@ def test_n_choices(api, endpoint):
     reply = _n_reply(api, endpoint)
     indices = sorted(c.index for c in reply.choices)
     expect(indices == list(range(N)), f"choices with indices {list(range(N))}", indices,
-           f"{len(indices)} choices for n={N}" if len(indices) != N else "other indices")
+           f"{len(indices)} of {N} choices" if len(indices) != N else "other indices")
 
 
 @check(id="{endpoint}.n.finish-reason-each", level="MUST", feature="{endpoint}.n", parameter="n")
@@ -33,7 +33,7 @@ def test_n_finish_reason_each(api, endpoint):
     reasons = {c.index: c.finish_reason for c in reply.choices}
     expect(len(reasons) == N and all(r in ("stop", "length") for r in reasons.values()),
            f"{N} choices, each with finish_reason 'stop' or 'length'", reasons,
-           f"{len(reasons)} choices for n={N}" if len(reasons) != N else "a finish_reason that is neither")
+           f"{len(reasons)} of {N} choices" if len(reasons) != N else "a finish_reason that is neither")
     if api.mode == "stream":
         seen = {c.index: c.finish_reasons_seen for c in reply.choices}
         expect(all(count == 1 for count in seen.values()), "exactly one chunk with a finish_reason per choice",

@@ -17,7 +17,7 @@ def test_roles_accepted(api):
     require_endpoint(api, "chat")
     reply = send_judged(api, "chat", {"messages": CONVERSATION, "max_tokens": 8}, "messages")
     expect(len(reply.choices) == 1, "one choice", len(reply.choices))
-    expect(reply.choices[0].role == "assistant", "the role 'assistant'", describe(reply.choices[0].role))
+    expect(reply.choices[0].role == "assistant", "the role 'assistant'", f"role {describe(reply.choices[0].role)}")
 
 
 @check(id="chat.messages.developer-role", level="MUST", feature="chat.messages", parameter="messages")
@@ -27,7 +27,7 @@ def test_developer_role(api):
     messages = [{"role": "developer", "content": "You are terse."}, {"role": "user", "content": "Name a colour."}]
     reply = send_judged(api, "chat", {"messages": messages, "max_tokens": 4}, "messages")
     expect(reply.choices and reply.choices[0].role == "assistant", "an assistant message",
-           describe(reply.choices[0].role) if reply.choices else "no choice")
+           f"role {describe(reply.choices[0].role)}" if reply.choices else "no choice")
 
 
 @check(id="chat.messages.content-parts", level="MUST", feature="chat.messages", parameter="messages",
