@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 
-from .checks import expect, inconclusive
+from .checks import ABSENT, describe, expect, inconclusive
 from .oracles import require_accepted
 
 WEATHER = {
@@ -51,13 +51,13 @@ def named_tool(name: str) -> dict:
 def json_problems(text: Any, schema: dict | None = None) -> list[str]:
     """Why `text` is not a JSON document (an object, and valid against `schema` if given)."""
     if not isinstance(text, str):
-        return [f"expected a string holding JSON, got {type(text).__name__}"]
+        return [f"{describe(text, article=True)}, not a string holding JSON"]
     try:
         value = json.loads(text)
     except ValueError as exc:
-        return [f"not valid JSON ({exc}): {text[:120]!r}"]
+        return [f"{describe(text, room=120, article=True)}, which is not valid JSON ({exc})"]
     if not isinstance(value, dict):
-        return [f"a JSON {type(value).__name__}, not an object"]
+        return [f"JSON that is {describe(value, article=True)}, not an object"]
     if schema is None:
         return []
     validator = jsonschema.Draft202012Validator(schema)
@@ -69,9 +69,9 @@ def call_problems(call: dict, functions: dict[str, dict] = FUNCTIONS, strict: bo
     `functions` (see function_call_problems for the arguments)."""
     problems = []
     if not (isinstance(call.get("id"), str) and call["id"]):
-        problems.append(f"no id (got {call.get('id')!r})")
+        problems.append(f"id is {describe(call.get('id', ABSENT), article=True)}, not a non-empty string")
     if call.get("type") != "function":
-        problems.append(f"type {call.get('type')!r} instead of 'function'")
+        problems.append(f"type is {describe(call.get('type', ABSENT), article=True)}, not 'function'")
     return problems + function_call_problems(call.get("function") or {}, functions, strict)
 
 
@@ -80,17 +80,14 @@ def function_call_problems(function_call: dict, functions: dict[str, dict] = FUN
     """Why a {name, arguments} pair is not a call of one of `functions`. The arguments are a string;
     OpenAI says that without `strict` the model "does not always generate valid JSON, and may
     hallucinate parameters", so only a strict call's arguments must be JSON valid against the schema."""
-    name = function_call.get("name")
-    if name not in functions:
-        return [f"function name {name!r} is not one of {sorted(functions)}"]
-    arguments = function_call.get("arguments")
+    name = function_call.get("name", ABSENT)
+    if not isinstance(name, str) or name not in functions:
+        return [f"function.name is {describe(name, article=True)}, not one of {sorted(functions)}"]
+    arguments = function_call.get("arguments", ABSENT)
     if not strict:
-        return [] if isinstance(arguments, str) else [f"arguments are {_kind(arguments)}, not a string holding JSON"]
+        return [] if isinstance(arguments, str) else [f"arguments are {describe(arguments, article=True)}, "
+                                                      "not a string holding JSON"]
     return [f"arguments: {p}" for p in json_problems(arguments, functions[name]["parameters"])]
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 CALL_MARKERS = ("<tool_call>", "{", "[")  # how a call being written begins, parsed or not
@@ -115,7 +112,8 @@ def expect_text_reply(reply) -> None:
     choice = reply.choices[0] if reply.choices else None
     expect(choice is not None and (choice.text or choice.finish_reason == "stop"),
            "a text reply in content (or an empty one that ended with finish_reason 'stop')",
-           {"content": choice.text, "finish_reason": choice.finish_reason} if choice else reply.describe())
+           {"content": choice.text, "finish_reason": choice.finish_reason} if choice else reply.describe(),
+           "empty content that did not end by itself" if choice else "no choice")
 
 
 SHORT_RESULT = "Sunny."
@@ -134,8 +132,9 @@ def expect_result_read(api, build, extra: dict, parameter: str) -> None:
         replies.append(require_accepted(api, reply, "chat", parameter))
     for reply in replies:
         expect(reply.choices and reply.choices[0].role == "assistant", "an assistant message",
-               reply.choices[0].role if reply.choices else reply.describe())
+               f"role {describe(reply.choices[0].role)}" if reply.choices else f"no choice ({reply.describe()})")
     counts = [(r.usage or {}).get("prompt_tokens") for r in replies]
     if not all(isinstance(c, int) for c in counts):
         inconclusive(f"no usage.prompt_tokens to tell whether the result was read: {counts}")
-    expect(counts[1] > counts[0], "more prompt tokens with a longer result (the result is read)", counts)
+    expect(counts[1] > counts[0], "more prompt tokens with a longer result (the result is read)", counts,
+           "so the result was not read")

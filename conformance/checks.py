@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import re
 from typing import Any, Callable, NamedTuple
 
@@ -176,14 +177,73 @@ def selected(patterns: list[str], check_id: str, endpoint: str, variant: str | N
     return False
 
 
-def expect(condition: Any, expected: str, actual: Any) -> None:
-    """Fail with 'expected X, got Y' unless the condition holds."""
+class _Absent:
+    """A key the response does not have (`describe(d.get(key, ABSENT))` says 'absent', not 'null')."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+ABSENT = _Absent()
+ROOM = 80  # characters of a value shown in a message, so that what follows it stays in view
+
+
+def describe(value: Any, room: int = ROOM, article: bool = False) -> str:
+    """What came back, typed: `string ' ask'`, `null`, `number 3`, `true`, `object {"role": "user"}`
+    (`object with keys [...]` when longer), `array []`, `array of 7 [...]`, `absent`.
+
+    Strings are quoted as repr quotes them, so leading and trailing spaces show; long values are
+    cut with their length. `article=True` reads in a sentence: `a string 'x'`, `an object ...`."""
+    if isinstance(value, _Absent):
+        return "absent"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        kind, shown = "number", repr(value)
+    elif isinstance(value, str):
+        kind = "string"
+        shown = repr(value) if len(value) <= room else f"{value[:max(room - 20, 8)]!r}... ({len(value)} characters)"
+    elif isinstance(value, dict):
+        kind, shown = "object", _json(value)
+        if len(shown) > room:
+            keys = ", ".join(repr(str(k)) for k in list(value)[:8]) + (", ..." if len(value) > 8 else "")
+            kind, shown = "object with keys", f"[{keys}]"
+    elif isinstance(value, (list, tuple)):
+        kind, shown = "array", _json(value)
+        if len(shown) > room:
+            kind, shown = f"array of {len(value)}", shown[:room - 10] + "...]"
+    else:
+        kind, shown = type(value).__name__, repr(value)[:room]
+    text = f"{kind} {shown}"
+    if article:
+        text = ("an " if kind[0] in "aeiou" else "a ") + text
+    return text
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def expect(condition: Any, expected: str, actual: Any, why: str | None = None) -> None:
+    """Fail with 'expected X; got Y' (and ', WHY' when given) unless the condition holds.
+
+    A string `actual` is the suite's own phrase for what came back and is shown as it is (unless
+    it holds characters a reader could not see); any other value (null, a number, an object, a
+    list) is shown typed, by `describe`. A string that came back from the target is passed through
+    `describe` by the check, so that it reads `string 'stop'`, never a bare stop."""
     if not condition:
-        # Strings are shown as they are, unless they hold characters a reader could not see.
-        shown = actual if isinstance(actual, str) and actual.isprintable() else repr(actual)
+        if isinstance(actual, str):
+            shown = actual if actual.isprintable() else repr(actual)
+        else:
+            shown = describe(actual)
         if len(shown) > 400:
             shown = shown[:400] + "..."
-        raise Deviation(f"expected {expected}; got {shown}")
+        raise Deviation(f"expected {expected}; got {shown}" + (f", {why}" if why else ""))
 
 
 def unsupported(reason: str) -> None:
@@ -211,17 +271,3 @@ def outcome_of(excinfo) -> tuple[str, str]:
         return "inconclusive", str(exc.msg)
     return "error", f"the suite could not judge this ({type(exc).__name__}: {exc})"
 
-
-def typed(value: Any, room: int = 80) -> str:
-    """A value that came back, with its JSON type, for messages: `string 'abc'`, `number 3`, `null`."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        return f"string {value!r}" if len(value) <= room else f"string {value[:room - 20]!r}... ({len(value)} characters)"
-    kind = "object" if isinstance(value, dict) else "array" if isinstance(value, list) else type(value).__name__
-    shown = repr(value)
-    return f"{kind} {shown if len(shown) <= room else shown[:room] + '...'}"

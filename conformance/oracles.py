@@ -14,7 +14,7 @@ import json
 from typing import Callable
 
 from .catalogue import load_catalogue
-from .checks import Deviation, expect, inconclusive, unsupported
+from .checks import Deviation, describe, expect, inconclusive, unsupported
 from .client import Api, Reply
 from .schema import validate_error_envelope
 from .transport import InfrastructureError
@@ -164,13 +164,20 @@ def _blame_connection_failures(api: Api, endpoint: str, body: dict, parameter: s
                     f"retries ({failure}), while the same request without it succeeded")
 
 
+def raw_body(reply: Reply) -> bytes | None:
+    """The bytes of a reply's body, for quoting one that is not JSON."""
+    return reply.exchange.body if reply.exchange is not None else None
+
+
 def expect_envelope(reply: Reply, status: int) -> None:
     """The reply is an error with `status` in OpenAI's envelope (and not an event stream)."""
     if reply.stream is not None and reply.stream.data:
         expect(False, f"HTTP {status} with a JSON error, not an event stream",
-               f"HTTP {reply.status} event stream {reply.stream.data[:2]}")
-    expect(reply.status == status, f"HTTP {status}", reply.describe())
-    problems = validate_error_envelope(reply.body)
+               f"HTTP {reply.status} and an event stream whose first event is {describe(reply.stream.data[0])}")
+    served = reply.status is not None and 200 <= reply.status < 300
+    expect(reply.status == status, f"HTTP {status}", reply.describe(),
+           "the request was served instead of refused" if served else None)
+    problems = validate_error_envelope(reply.body, raw_body(reply))
     expect(not problems, "OpenAI's error envelope {error: {message, type, param, code}}", "; ".join(problems))
 
 
@@ -297,6 +304,18 @@ def until_greedy_related(api: Api, endpoint: str, body: dict, max_tokens: int, s
             if related(reply, text):
                 return [r for r in replies if r is not reply] + [reply], text
     return replies, base.text
+
+
+def how_text_differs(text: str, reference: str, what: str = "the greedy output") -> str:
+    """One phrase for how a text that came back stands to the text it was judged against."""
+    if text == reference:
+        return f"the same as {what}"
+    if reference.startswith(text):
+        return f"{what} cut {len(reference) - len(text)} characters short" if text else f"empty, where {what} is not"
+    if text.startswith(reference):
+        return f"{what} and {len(text) - len(reference)} characters more"
+    index = next(i for i, (a, b) in enumerate(zip(text, reference)) if a != b)
+    return f"departing from {what} at character {index}"
 
 
 def repetition(text: str, size: int = 4) -> float:

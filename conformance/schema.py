@@ -13,6 +13,8 @@ import pydantic
 from openai.types import Completion, CompletionUsage, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from .checks import describe
+
 KINDS = {
     "chat.completion": ChatCompletion,
     "chat.completion.chunk": ChatCompletionChunk,
@@ -24,21 +26,21 @@ KINDS = {
 
 
 def _format(error: pydantic.ValidationError) -> list[str]:
+    """Each problem as where, what came back there (typed) and why it breaks the model."""
     out = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(root)"
-        value = item.get("input")
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:80] + "..."
-        out.append(f"{where}: {item['msg']} (got {shown})")
+        if item["type"] == "missing":
+            out.append(f"{where} is absent, and it is required")
+        else:
+            out.append(f"{where} is {describe(item.get('input'))}: {item['msg']}")
     return out
 
 
 def validate(kind: str, data: Any) -> list[str]:
     """Return the problems of `data` as the given kind ([] when it conforms)."""
     if not isinstance(data, dict):
-        return [f"expected a JSON object, got {type(data).__name__}"]
+        return [f"the response is {describe(data)}, not a JSON object"]
     if kind == "text_completion.chunk":
         # OpenAI's streamed completion chunks carry finish_reason null until the last one, while
         # the SDK's single Completion type (shared by both modes) declares it non-null.
@@ -53,18 +55,27 @@ def validate(kind: str, data: Any) -> list[str]:
     return []
 
 
-def validate_error_envelope(body: Any) -> list[str]:
-    """OpenAI's ErrorResponse: {"error": {"message": str, "type": str, "param": str|null, "code": str|null}}."""
+def validate_error_envelope(body: Any, raw: bytes | None = None) -> list[str]:
+    """OpenAI's ErrorResponse: {"error": {"message": str, "type": str, "param": str|null, "code": str|null}}.
+
+    Each problem says what came back, typed, and why it is not the envelope; `raw` (the body's
+    bytes) is quoted when the body is not JSON."""
+    if body is None and raw is not None:
+        text = raw.decode("utf-8", "replace")
+        return [f"a body that is not JSON: {describe(text)}" if text.strip() else "an empty body"]
     if not isinstance(body, dict):
-        return [f"the body is not a JSON object ({type(body).__name__})"]
-    error = body.get("error")
+        return [f"a body that is {describe(body, article=True)}, not a JSON object"]
+    if "error" not in body:
+        return [f"no top-level 'error' in the body ({describe(body)})"]
+    error = body["error"]
     if not isinstance(error, dict):
-        return [f"no 'error' object at the top level (keys: {sorted(body)})"]
+        return [f"the top-level 'error' is {describe(error, article=True)}, not an object"]
     problems = []
-    for field, types in (("message", (str,)), ("type", (str,)), ("param", (str, type(None))),
-                         ("code", (str, type(None)))):
+    for field, types, wanted in (("message", (str,), "a string"), ("type", (str,), "a string"),
+                                 ("param", (str, type(None)), "a string or null"),
+                                 ("code", (str, type(None)), "a string or null")):
         if field not in error:
-            problems.append(f"error.{field} is missing")
+            problems.append(f"error.{field} is absent")
         elif not isinstance(error[field], types):
-            problems.append(f"error.{field} is {type(error[field]).__name__}")
+            problems.append(f"error.{field} is {describe(error[field], article=True)}, not {wanted}")
     return problems

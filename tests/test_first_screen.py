@@ -176,3 +176,19 @@ def test_a_cause_masks_what_varies_and_keeps_how_it_fails():
     assert signature("expected HTTP 400; got HTTP 200") != signature("expected HTTP 400; got HTTP 500")
     assert signature("expected error.code a string; got 400") != signature("expected error.code a string; got None")
     assert signature("expected 3 choices; got 1") == signature("expected 5 choices; got 2")
+
+
+
+def test_a_cause_reduces_what_came_back_typed_to_its_kind():
+    # conformance.checks.describe writes values typed; the cause keeps the kind and why it fails
+    assert signature("expected finish_reason 'length'; got string 'stop', though max_tokens ended generation") == \
+        signature("expected finish_reason 'length'; got string 'eos_token', though max_tokens ended generation") == \
+        "expected finish_reason '…'; got a string, though max_tokens ended generation"
+    assert signature('expected X; got object {"content": "a"}, no role in it') == \
+        signature("expected X; got object with keys ['content', 'refusal', 'tool_calls'], no role in it") == \
+        "expected X; got an object, no role in it"
+    assert signature("expected X; got the top-level 'error' is a string 'Bad', not an object") == \
+        "expected X; got the top-level '…' is a string, not an object"
+    assert signature("expected X; got error.code is a number 400, not a string or null") == \
+        "expected X; got error.code is a number, not a string or null"
+    assert signature("expected X; got null") != signature("expected X; got absent") != signature("expected X; got string ''")

@@ -67,3 +67,32 @@ def test_error_envelope():
     assert validate_error_envelope({"object": "error", "message": "bad"})
     assert validate_error_envelope({"error": {"message": "m"}})
     assert validate_error_envelope("not json")
+
+
+def test_error_envelope_problems_say_what_came_back():
+    # an `error` key holding a string is there, with the wrong type: not "no error object"
+    assert validate_error_envelope({"error": "Bad request"}) == [
+        "the top-level 'error' is a string 'Bad request', not an object"]
+    assert validate_error_envelope({"detail": "bad"}) == ["no top-level 'error' in the body (object {\"detail\": \"bad\"})"]
+    assert validate_error_envelope({"error": {"message": "m", "type": "t", "param": None, "code": 400}}) == [
+        "error.code is a number 400, not a string or null"]
+    assert validate_error_envelope({"error": {"message": "m", "type": "t", "code": None}}) == ["error.param is absent"]
+    assert validate_error_envelope(None, b"Internal Server Error") == [
+        "a body that is not JSON: string 'Internal Server Error'"]
+
+
+def test_schema_problems_name_the_value_and_the_rule():
+    (problem,) = validate("chat.completion", _with(CHAT, ["choices", 0, "finish_reason"], "eos_token"))
+    assert problem.startswith("choices.0.finish_reason is string 'eos_token': Input should be 'stop'")
+    assert validate("chat.completion", _with(CHAT, ["id"], KeyError)) == ["id is absent, and it is required"]
+
+
+def test_values_in_messages_are_typed():
+    from conformance.checks import ABSENT, describe
+
+    assert describe(" ask") == "string ' ask'"  # the leading space shows
+    assert describe(None) == "null" and describe(ABSENT) == "absent" and describe(3) == "number 3"
+    assert describe({"error": "x"}) == 'object {"error": "x"}'
+    assert describe({f"key{i}": "v" * 20 for i in range(5)}).startswith("object with keys ['key0', 'key1'")
+    assert describe([]) == "array []" and describe(list(range(50))).startswith("array of 50 [0, 1,")
+    assert describe("Bad request", article=True) == "a string 'Bad request'"

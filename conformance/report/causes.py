@@ -4,7 +4,8 @@ One server defect (say, `error.param` always null) fails hundreds of instances a
 endpoints and variants.  A reader needs "1 cause, 656 instances" before the list of instances.
 A cause is the failure message with what varies between instances masked: quoted values and
 parenthesised details become '…', numbers become N (HTTP statuses are kept: a 500 is not a 200),
-and what came back is reduced to its kind (null, a string, a number, HTTP 200, text ...).
+and what came back is reduced to its kind (null, a string, a number, an object, HTTP 200 ...): the
+checks write it typed, `string ' ask'`, `object {...}` (conformance.checks.describe).
 """
 
 from __future__ import annotations
@@ -31,12 +32,46 @@ def mask(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+# What `describe` (conformance.checks) writes, once masked: a type word, then the value.
+_TYPED = re.compile(r"\b(?:an? )?(string|number|object with keys|object|array of N|array) (?='…'|N\b|[{\[])")
+_TYPED_KINDS = {"string": "a string", "number": "a number", "object": "an object", "object with keys": "an object",
+                "array": "an array", "array of N": "an array"}
+
+
+def _typed_kinds(masked: str) -> str:
+    """Each typed value reduced to its kind: "is string '…', not an object" -> 'is a string, not an object'."""
+    out, at = [], 0
+    for typed in _TYPED.finditer(masked):
+        if typed.start() < at:
+            continue  # inside a value already skipped
+        rest = typed.end()
+        if masked[rest] in "{[":
+            depth = 0
+            for end in range(rest, len(masked)):
+                depth += {"{": 1, "[": 1, "}": -1, "]": -1}.get(masked[end], 0)
+                if depth == 0:
+                    break
+            rest = end + 1
+        else:  # a quoted string, masked to '…', or a number, masked to N
+            rest += 3 if masked.startswith("'…'", rest) else 1
+        if masked.startswith("...", rest):
+            rest += 3
+        out.append(masked[at:typed.start()] + _TYPED_KINDS[typed.group(1)])
+        at = rest
+    return "".join(out) + masked[at:]
+
+
 def kind_of(got: str) -> str:
     """What came back, as a kind: 'null', 'a string', 'HTTP 500', ... or the suite's phrase, masked."""
     stripped = got.strip()
     status = _HTTP.match(stripped)
     if status:
         return f"HTTP {status.group(1)}"
+    if stripped == "absent":
+        return "absent"
+    typed = _typed_kinds(mask(stripped))
+    if typed != mask(stripped):
+        return typed[:80]
     for prefix, kind in _KINDS:
         if stripped.startswith(prefix):
             return kind
@@ -44,9 +79,9 @@ def kind_of(got: str) -> str:
         return "a number"
     if not stripped:
         return "nothing"
-    # A phrase the suite wrote ("error.code is int", "no 'error' object ...") is kept, masked: it
-    # says how the clause failed. (The model's own text is quoted by the checks: "a string".)
-    return mask(stripped)[:80]
+    # A phrase the suite wrote ("the top-level 'error' is a string '…', not an object") is kept,
+    # masked: it says how the clause failed. (What came back inside it is typed and quoted.)
+    return typed[:80]
 
 
 def signature(message: str) -> str:

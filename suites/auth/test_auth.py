@@ -3,7 +3,7 @@
 import json
 
 from conformance.checks import check, expect
-from conformance.oracles import STORY_PROMPT, prompt_body
+from conformance.oracles import STORY_PROMPT, prompt_body, raw_body
 from conformance.schema import validate_error_envelope
 
 WRONG_KEY = "sk-conformance-wrong-key-0000"
@@ -22,8 +22,9 @@ def _send(api, endpoint, **kwargs):
 
 
 def _expect_401(reply):
-    expect(reply.status == 401, "HTTP 401", reply.describe())
-    problems = validate_error_envelope(reply.body)
+    expect(reply.status == 401, "HTTP 401", reply.describe(), "the request was served without a valid key"
+           if reply.ok else None)
+    problems = validate_error_envelope(reply.body, raw_body(reply))
     expect(not problems, "OpenAI's error envelope", "; ".join(problems))
 
 

@@ -4,7 +4,7 @@ The Python examples go through the SDK; the cURL examples go through raw HTTP, w
 prompt exactly as documented (it differs from the Python one by a space after each newline).
 """
 
-from conformance.checks import check, expect
+from conformance.checks import check, describe, expect
 from conformance.oracles import require_accepted, require_endpoint
 from conformance.schema import validate
 
@@ -40,8 +40,8 @@ def _judge(api, endpoint, reply):
         kind = "chat.completion" if endpoint == "chat" else "text_completion"
         problems = validate(kind, reply.body)
         expect(not problems, f"a valid {kind}", "; ".join(problems))
-    expect(isinstance(reply.text, str), "text in choices[0]", reply.text)
-    expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'", reply.finish_reason)
+    expect(isinstance(reply.text, str), "text in choices[0]", describe(reply.text))
+    expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'", describe(reply.finish_reason))
 
 
 @check(id="examples.netmind.chat", level="MUST", feature="examples.netmind", clause="object.chat",

@@ -1,6 +1,6 @@
 """logit_bias: +100 makes a token the only choice."""
 
-from conformance.checks import check, expect, inconclusive
+from conformance.checks import check, describe, expect, inconclusive
 from conformance.oracles import OTHER_PROMPT, STORY_PROMPT, greedy_baseline, prompt_body, require_endpoint, send_judged
 
 # A token id that exists in every tokenizer we know of (byte-level BPE vocabularies begin with
@@ -24,4 +24,6 @@ def test_logit_bias_forces_token(api, endpoint):
     unchanged = all(r.text == b.text for r, b in zip(replies, bases))
     api.observe(endpoint, "logit_bias", "ignored" if unchanged else "honoured")
     expect(replies[0].text == replies[1].text and replies[0].text,
-           f"the same forced output for both prompts, {replies[0].text!r}", replies[1].text)
+           f"the same forced output for both prompts, {replies[0].text!r}", describe(replies[1].text),
+           "the unbiased greedy output of each prompt" if unchanged
+           else "another output for the second prompt" if replies[0].text else "an empty output")

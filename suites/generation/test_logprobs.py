@@ -3,8 +3,9 @@ completions: logprobs = k, in the legacy shape with text_offset)."""
 
 import math
 
-from conformance.checks import check, expect, inconclusive, typed
-from conformance.oracles import STORY_PROMPT, Tries, prompt_body, require_endpoint, send_judged, until_greedy_related
+from conformance.checks import check, describe, expect, inconclusive
+from conformance.oracles import (STORY_PROMPT, Tries, how_text_differs, prompt_body, require_endpoint, send_judged,
+                                 until_greedy_related)
 
 TOP = 3
 
@@ -48,7 +49,8 @@ def test_chat_logprobs(api):
     api.observe("chat", "logprobs", "honoured" if entries else "ignored")
     expect(entries, "choices[].logprobs.content with one entry per token", entries)
     expect("".join(e.get("token", "") for e in entries) == reply.text,
-           f"tokens that concatenate to the content {reply.text!r}", [e.get("token") for e in entries])
+           f"tokens that concatenate to the content {reply.text!r}", [e.get("token") for e in entries],
+           "which join to another text")
     values = [e.get("logprob") for e in entries]
     expect(all(isinstance(v, (int, float)) and v <= 0 for v in values), "every logprob a number <= 0", values)
 
@@ -83,7 +85,8 @@ def test_completion_logprobs(api):
     expect(isinstance(logprobs, dict), "choices[].logprobs {tokens, token_logprobs, top_logprobs, text_offset}",
            logprobs)
     tokens = logprobs.get("tokens") or []
-    expect("".join(tokens) == reply.text, f"tokens that concatenate to the text {reply.text!r}", tokens)
+    expect("".join(tokens) == reply.text, f"tokens that concatenate to the text {reply.text!r}", tokens,
+           "which join to another text")
     values = logprobs.get("token_logprobs") or []
     expect(len(values) == len(tokens) and all(v <= 0 for v in values), "one logprob <= 0 per token", values)
     tops = logprobs.get("top_logprobs") or []
@@ -114,7 +117,8 @@ def test_echo(api):
                      f"greedy one {completion!r}: a near tie resolved the other way, as drift does")
     expect(reply.text == prompt + completion,
            f"the prompt and then the completion, {prompt + completion!r}, from some of {len(replies)} tries",
-           reply.text)
+           describe(reply.text), "without the prompt" if not reply.text.startswith(prompt)
+           else how_text_differs(reply.text, prompt + completion, "the prompt and completion"))
 
 
 @check(id="completions.echo.max-tokens-zero", level="MUST", feature="completions.echo", parameter="echo",
@@ -134,7 +138,7 @@ def test_echo_max_tokens_zero(api):
     used = (reply.usage or {}).get("completion_tokens")
     expect(reply.text == prompt and used == 0,
            f"the prompt alone, {prompt!r}, with no generated text and usage.completion_tokens 0",
-           f"text {typed(reply.text)}, usage.completion_tokens {typed(used)}")
+           f"text {describe(reply.text)}, usage.completion_tokens {describe(used)}")
 
 
 def _range(low: int, high: int):

@@ -1,9 +1,10 @@
 """max_tokens: an upper bound on the generated tokens."""
 
-from conformance.checks import check, expect, inconclusive, typed
+from conformance.checks import check, describe, expect, inconclusive
 from conformance.oracles import (
     STORY_PROMPT,
     greedy_baseline,
+    how_text_differs,
     is_legible,
     prompt_body,
     require_control,
@@ -31,11 +32,14 @@ def _limits_length(api, endpoint, parameter):
     api.observe(endpoint, parameter, "ignored" if ignored else "honoured", f"{len(replies)} tries")
     for reply, count in zip(replies, used):
         if count is not None:
-            expect(count <= LIMIT, f"usage.completion_tokens <= {LIMIT} in every try", count)
-        expect(reply.finish_reason == "length", "finish_reason 'length' in every try", reply.finish_reason)
+            expect(count <= LIMIT, f"usage.completion_tokens <= {LIMIT} in every try", count,
+                   "more tokens than max_tokens allows")
+        expect(reply.finish_reason == "length", "finish_reason 'length' in every try",
+               describe(reply.finish_reason), "though max_tokens ended generation")
     reply = replies[-1]
     expect(greedy.startswith(reply.text) and len(reply.text) < len(greedy),
-           f"a strict prefix of the greedy output {greedy[:80]!r} from some of {len(replies)} tries", reply.text)
+           f"a strict prefix of the greedy output {greedy[:80]!r} from some of {len(replies)} tries",
+           describe(reply.text), how_text_differs(reply.text, greedy))
 
 
 @check(id="{endpoint}.max_tokens.limits-length", level="MUST", feature="{endpoint}.max_tokens",
@@ -58,7 +62,8 @@ def test_max_tokens_one(api, endpoint):
     require_endpoint(api, endpoint)
     body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 0, "max_tokens": 1}
     reply = send_judged(api, endpoint, body, "max_tokens")
-    expect(reply.finish_reason == "length", "finish_reason 'length'", reply.finish_reason)
+    expect(reply.finish_reason == "length", "finish_reason 'length'", describe(reply.finish_reason),
+           "though max_tokens ended generation")
     if api.mode == "regular":
         used = (reply.usage or {}).get("completion_tokens")
         expect(used == 1, "usage.completion_tokens == 1", used)
@@ -72,10 +77,11 @@ def test_max_tokens_one(api, endpoint):
                                                lambda: send_judged(api, endpoint, body, "max_tokens"),
                                                lambda r, text: r.text == text, first=reply)
         for again in replies:
-            expect(again.finish_reason == "length", "finish_reason 'length' in every try", again.finish_reason)
+            expect(again.finish_reason == "length", "finish_reason 'length' in every try",
+                   describe(again.finish_reason), "though max_tokens ended generation")
         expect(replies[-1].text == greedy,
                f"the same one-token text as the regular response {greedy!r} from some of {len(replies)} tries",
-               replies[-1].text)
+               describe(replies[-1].text), how_text_differs(replies[-1].text, greedy, "the regular text"))
 
 
 def _about_the_context(error) -> bool:
@@ -109,6 +115,6 @@ def test_max_tokens_over_context(api, endpoint):
         how = ("cut at max_tokens or where the context ends" if reply.finish_reason == "length" else
                "the request taken as if the context held it (the output ended by itself first)")
         expect(False, expected,
-               f"HTTP {reply.status}: an answer, finish_reason {typed(reply.finish_reason)} after completion_tokens "
-               f"{typed(usage.get('completion_tokens'))} (prompt_tokens {typed(usage.get('prompt_tokens'))}): {how}")
-    expect(False, expected, f"{reply.describe()}, error {typed(reply.error)}")
+               f"HTTP {reply.status}: an answer, finish_reason {describe(reply.finish_reason)} after completion_tokens "
+               f"{describe(usage.get('completion_tokens'))} (prompt_tokens {describe(usage.get('prompt_tokens'))}): {how}")
+    expect(False, expected, f"{reply.describe()}, error {describe(reply.error)}")

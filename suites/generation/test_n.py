@@ -1,6 +1,6 @@
 """n: how many choices to generate."""
 
-from conformance.checks import check, expect, typed
+from conformance.checks import check, describe, expect
 from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
 
 N = 3
@@ -21,7 +21,8 @@ def test_n_choices(api, endpoint):
     require_endpoint(api, endpoint)
     reply = _n_reply(api, endpoint)
     indices = sorted(c.index for c in reply.choices)
-    expect(indices == list(range(N)), f"choices with indices {list(range(N))}", indices)
+    expect(indices == list(range(N)), f"choices with indices {list(range(N))}", indices,
+           f"{len(indices)} of {N} choices" if len(indices) != N else "other indices")
 
 
 @check(id="{endpoint}.n.finish-reason-each", level="MUST", feature="{endpoint}.n", parameter="n")
@@ -31,11 +32,12 @@ def test_n_finish_reason_each(api, endpoint):
     reply = _n_reply(api, endpoint)
     reasons = {c.index: c.finish_reason for c in reply.choices}
     expect(len(reasons) == N and all(r in ("stop", "length") for r in reasons.values()),
-           f"{N} choices, each with finish_reason 'stop' or 'length'", reasons)
+           f"{N} choices, each with finish_reason 'stop' or 'length'", reasons,
+           f"{len(reasons)} of {N} choices" if len(reasons) != N else "a finish_reason that is neither")
     if api.mode == "stream":
         seen = {c.index: c.finish_reasons_seen for c in reply.choices}
         expect(all(count == 1 for count in seen.values()), "exactly one chunk with a finish_reason per choice",
-               seen)
+               seen, "a choice with another count")
 
 
 @check(id="{endpoint}.n.greedy-choices", level="MUST", feature="{endpoint}.n", parameter="n")
@@ -58,4 +60,4 @@ def test_n_greedy_choices(api, endpoint):
                 f"{count} choices for n={N} at temperature 0")
     indices = sorted(c.index for c in reply.choices)
     expect(indices == list(range(N)), f"{N} choices with indices {list(range(N))} at temperature 0",
-           f"{count} choices, indices {typed(indices)}")
+           f"{count} choices, indices {describe(indices)}")

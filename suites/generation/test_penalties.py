@@ -1,7 +1,7 @@
 """presence_penalty, frequency_penalty and the repetition_penalty extension: less repetition."""
 
 
-from conformance.checks import check, expect, inconclusive
+from conformance.checks import check, describe, expect, inconclusive
 from conformance.oracles import (
     REPEATING_PROMPT,
     greedy_baseline,
@@ -26,9 +26,10 @@ def _penalised(api, endpoint, parameter: str, value: float):
     reply = send_judged(api, endpoint, {**body, "temperature": 0, "max_tokens": 48, parameter: value}, parameter)
     api.observe(endpoint, parameter, "ignored" if reply.text == base.text else "honoured")
     expect(reply.text != base.text, f"an output different from the unpenalised greedy output {base.text[:60]!r}",
-           reply.text)
+           describe(reply.text), "the same as without the penalty")
     expect(repetition(reply.text) < repetition(base.text),
-           f"less repetition than the baseline ({repetition(base.text):.2f})", f"{repetition(reply.text):.2f}")
+           f"less repetition than the baseline ({repetition(base.text):.2f})",
+           f"repetition {repetition(reply.text):.2f}", "no less than without the penalty")
 
 
 @check(id="{endpoint}.presence_penalty.reduces-repetition", level="MUST", feature="{endpoint}.presence_penalty",

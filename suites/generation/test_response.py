@@ -1,6 +1,6 @@
 """The response object: its strict shape, and the model that answered."""
 
-from conformance.checks import check, expect
+from conformance.checks import check, describe, expect
 from conformance.oracles import STORY_PROMPT, prompt_body, require_accepted, require_endpoint
 from conformance.schema import validate
 
@@ -16,7 +16,8 @@ def test_response_schema(api, endpoint):
     require_accepted(api, reply, endpoint, None)
     expect(reply.sdk_error is None, "the openai SDK to parse the response", reply.sdk_error)
     if api.mode == "stream":
-        expect(reply.chunks, "at least one JSON chunk in the stream", reply.stream.data[:3])
+        expect(reply.chunks, "at least one JSON chunk in the stream", reply.stream.data[:3],
+               "events, none of them a JSON chunk" if reply.stream.data else "no event")
         for number, chunk in enumerate(reply.stream.chunks, 1):
             problems = validate(CHUNK_KIND[endpoint], chunk)
             expect(not problems, f"chunk {number} to be a valid {CHUNK_KIND[endpoint]}", "; ".join(problems))
@@ -43,4 +44,5 @@ def test_model_echoed(api, endpoint):
     names = [reply.body.get("model")] if api.mode == "regular" else [c.get("model") for c in reply.chunks]
     for name in names:
         expect(isinstance(name, str) and name.startswith(api.model),
-               f"'model' to be {api.model!r} (or start with it)", name)
+               f"'model' to be {api.model!r} (or start with it)", describe(name),
+               "another model's name" if isinstance(name, str) else None)

@@ -1,6 +1,6 @@
 """messages (chat) and prompt (completions): the input is read."""
 
-from conformance.checks import check, expect, inconclusive
+from conformance.checks import check, describe, expect, inconclusive
 from conformance.oracles import STORY_PROMPT, require_endpoint, send_judged
 
 CONVERSATION = [
@@ -17,7 +17,7 @@ def test_roles_accepted(api):
     require_endpoint(api, "chat")
     reply = send_judged(api, "chat", {"messages": CONVERSATION, "max_tokens": 8}, "messages")
     expect(len(reply.choices) == 1, "one choice", len(reply.choices))
-    expect(reply.choices[0].role == "assistant", "the role 'assistant'", reply.choices[0].role)
+    expect(reply.choices[0].role == "assistant", "the role 'assistant'", f"role {describe(reply.choices[0].role)}")
 
 
 @check(id="chat.messages.developer-role", level="MUST", feature="chat.messages", parameter="messages")
@@ -27,7 +27,7 @@ def test_developer_role(api):
     messages = [{"role": "developer", "content": "You are terse."}, {"role": "user", "content": "Name a colour."}]
     reply = send_judged(api, "chat", {"messages": messages, "max_tokens": 4}, "messages")
     expect(reply.choices and reply.choices[0].role == "assistant", "an assistant message",
-           reply.choices[0].role if reply.choices else None)
+           f"role {describe(reply.choices[0].role)}" if reply.choices else "no choice")
 
 
 @check(id="chat.messages.developer-read", level="MUST", feature="chat.messages", parameter="messages",
@@ -67,7 +67,8 @@ def test_content_parts(api):
 
     one, two = ask("Tell me a story"), ask("Tell me a story", " about a lighthouse keeper who finds a map.")
     counts = [(r.usage or {}).get("prompt_tokens", 0) for r in (one, two)]
-    expect(counts[1] > counts[0], "more prompt tokens with a second text part", counts)
+    expect(counts[1] > counts[0], "more prompt tokens with a second text part", counts,
+           "so the second part was not read")
 
 
 @check(id="chat.messages.read", level="MUST", feature="chat.messages", parameter="messages", modes=("regular",))
@@ -79,7 +80,7 @@ def test_messages_read(api):
     grew = (long.usage or {}).get("prompt_tokens", 0) > (short.usage or {}).get("prompt_tokens", 0)
     api.observe("chat", "messages", "honoured" if grew else "ignored")
     expect(grew, f"more prompt tokens than the one-message request ({(short.usage or {}).get('prompt_tokens')})",
-           (long.usage or {}).get("prompt_tokens"))
+           (long.usage or {}).get("prompt_tokens"), "so the earlier messages were not read")
 
 
 @check(id="completions.prompt.read", level="MUST", feature="completions.prompt", parameter="prompt",
@@ -92,7 +93,7 @@ def test_prompt_read(api):
     grew = (long.usage or {}).get("prompt_tokens", 0) > (short.usage or {}).get("prompt_tokens", 0)
     api.observe("completions", "prompt", "honoured" if grew else "ignored")
     expect(grew, f"more prompt tokens than for a one-word prompt ({(short.usage or {}).get('prompt_tokens')})",
-           (long.usage or {}).get("prompt_tokens"))
+           (long.usage or {}).get("prompt_tokens"), "so the longer prompt was not read")
 
 
 @check(id="completions.prompt.text-returned", level="MUST", feature="completions.prompt", parameter="prompt")
@@ -104,4 +105,5 @@ def test_prompt_text(api):
         texts = [c.get("text") for c in reply.body.get("choices", [])]
     else:
         texts = [c.get("text") for chunk in reply.chunks for c in chunk.get("choices") or []]
-    expect(texts and all(isinstance(t, str) for t in texts), "a string 'text' in every choice", texts[:5])
+    expect(texts and all(isinstance(t, str) for t in texts), "a string 'text' in every choice", texts[:5],
+           "a choice without its text" if texts else "no choice")

@@ -1,16 +1,18 @@
 """The forms of `prompt` (string, list of strings, token arrays) and the context limit."""
 
-from conformance.checks import check, expect
+from conformance.checks import ABSENT, check, describe, expect
 from conformance.oracles import (
     OTHER_PROMPT,
     STORY_PROMPT,
     greedy_baseline,
     greedy_paths,
     prompt_body,
+    raw_body,
     require_endpoint,
     send_judged,
     until_related,
 )
+from conformance.schema import validate_error_envelope
 
 
 
@@ -35,7 +37,8 @@ def test_prompt_list(api):
         replies = [r for r in replies if r not in greedy] + greedy[:1]
         wanted = texts(greedy[0]) if greedy else wanted
     expect(texts(replies[-1]) == wanted, f"the two greedy completions {wanted} from some of {len(replies)} tries",
-           texts(replies[-1]))
+           texts(replies[-1]), f"{len(texts(replies[-1]))} choices for 2 prompts" if len(texts(replies[-1])) != 2
+           else "not the greedy completion of each prompt")
 
 
 @check(id="completions.prompt.token-array", level="SHOULD", feature="completions.prompt", parameter="prompt",
@@ -46,7 +49,8 @@ def test_prompt_tokens(api):
     tokens = [15, 16, 17, 18, 19]
     reply = send_judged(api, "completions", {"prompt": tokens, "max_tokens": 2}, "prompt")
     used = (reply.usage or {}).get("prompt_tokens")
-    expect(used == len(tokens), f"usage.prompt_tokens == {len(tokens)}", used)
+    expect(used == len(tokens), f"usage.prompt_tokens == {len(tokens)}", used,
+           None if used is None else "another count than the token ids sent")
 
 
 @check(id="{endpoint}.errors.context-length", level="MUST", feature="{endpoint}.errors", clause="errors")
@@ -61,6 +65,9 @@ def test_context_length(api, endpoint):
     words = api.target.limits.context_tokens * 3 // 2
     body = {**prompt_body(endpoint, "word " * words), "max_tokens": 4}
     reply = api.create(endpoint, body)
-    expect(reply.status == 400, "HTTP 400", reply.describe())
+    expect(reply.status == 400, "HTTP 400", reply.describe(),
+           "the prompt was served instead of refused" if reply.ok else None)
     expect(reply.error is not None and reply.error.get("code") == "context_length_exceeded",
-           "error.code 'context_length_exceeded'", reply.error)
+           "error.code 'context_length_exceeded'",
+           describe(reply.error.get("code", ABSENT)) if reply.error is not None
+           else "; ".join(validate_error_envelope(reply.body, raw_body(reply))))

@@ -2,7 +2,8 @@
 
 import time
 
-from conformance.checks import check, expect, inconclusive, typed
+from conformance.checks import ABSENT, check, describe, expect, inconclusive
+from conformance.oracles import raw_body
 from conformance.schema import validate, validate_error_envelope
 
 REGULAR = ("regular",)
@@ -21,13 +22,15 @@ def test_list_shape(api):
     """GET /models returns {object: 'list', data: [...]} where every entry is a valid model object."""
     body = _listed(api).body
     expect(isinstance(body, dict) and body.get("object") == "list", "object 'list'",
-           body.get("object") if isinstance(body, dict) else body)
+           describe(body.get("object", ABSENT)) if isinstance(body, dict) else f"a body that is {describe(body)}")
     data = body.get("data")
-    expect(isinstance(data, list) and data, "a non-empty 'data' list", data)
+    expect(isinstance(data, list) and data, "a non-empty 'data' list", data,
+           "no model listed" if data == [] else None)
     for entry in data:
         problems = validate("model", entry)
         expect(not problems, "every entry a valid model (id, object 'model', created, owned_by)",
-               f"{entry.get('id') if isinstance(entry, dict) else entry}: {'; '.join(problems)}")
+               f"{describe(entry.get('id'))}, whose " + "; ".join(problems) if isinstance(entry, dict)
+               else "; ".join(problems))
 
 
 @check(id="models.list.contains-configured", level="SHOULD", feature="models.list", clause="models.list",
@@ -36,7 +39,7 @@ def test_list_contains_configured(api):
     """The list includes the model under test."""
     body = _listed(api).body
     ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)] if isinstance(body, dict) else []
-    expect(api.model in ids, f"{api.model!r} among the listed models", ids[:20])
+    expect(api.model in ids, f"{api.model!r} among the listed models", ids[:20], "without it")
 
 
 @check(id="models.retrieve.shape", level="MUST", feature="models.retrieve", clause="models.retrieve", modes=REGULAR)
@@ -46,7 +49,8 @@ def test_retrieve(api):
     expect(reply.status == 200, "HTTP 200", reply.describe())
     problems = validate("model", reply.body)
     expect(not problems, "a valid model object", "; ".join(problems))
-    expect(reply.body.get("id") == api.model, f"id {api.model!r}", reply.body.get("id"))
+    expect(reply.body.get("id") == api.model, f"id {api.model!r}", describe(reply.body.get("id")),
+           "another model")
 
 
 @check(id="models.retrieve.unknown-404", level="MUST", feature="models.retrieve", clause="models.retrieve",
@@ -54,8 +58,9 @@ def test_retrieve(api):
 def test_retrieve_unknown(api):
     """GET /models/{id} for a model that does not exist returns 404 in OpenAI's error envelope."""
     reply = api.retrieve_model("conformance-no-such-model")
-    expect(reply.status == 404, "HTTP 404", reply.describe())
-    problems = validate_error_envelope(reply.body)
+    expect(reply.status == 404, "HTTP 404", reply.describe(),
+           "a model that does not exist was served" if reply.ok else None)
+    problems = validate_error_envelope(reply.body, raw_body(reply))
     expect(not problems, "OpenAI's error envelope", "; ".join(problems))
 
 
@@ -72,8 +77,8 @@ def test_created_stable(api):
     started = time.monotonic()
     first = _created(_listed(api).body, api.model)
     if not isinstance(first, int) or isinstance(first, bool):
-        inconclusive(f"the list gives {api.model!r} no integer 'created' ({typed(first)}); the shape check judges that")
+        inconclusive(f"the list gives {api.model!r} no integer 'created' ({describe(first)}); the shape check judges that")
     time.sleep(max(0.0, APART - (time.monotonic() - started)))
     second = _created(_listed(api).body, api.model)
     expect(second == first, f"the same 'created' {first} for {api.model!r} in a list {APART} s later (the model's "
-                            "creation time, not the time of the call)", typed(second))
+                            "creation time, not the time of the call)", describe(second))

@@ -1,10 +1,11 @@
 """Streaming: the event-stream framing, read strictly from the raw bytes (both paths record them)."""
 
-from conformance.checks import check, expect, inconclusive
+from conformance.checks import ABSENT, check, describe, expect, inconclusive
 from conformance.client import aggregate_chunks, read_stream
 from conformance.oracles import (
     STORY_PROMPT,
     greedy_baseline,
+    how_text_differs,
     prompt_body,
     require_endpoint,
     send_judged,
@@ -36,7 +37,7 @@ def test_content_type(api, endpoint):
     content_type = reply.stream.content_type if reply.stream else ""
     is_stream = content_type.split(";")[0].strip().lower() == "text/event-stream"
     api.observe(endpoint, "stream", "honoured" if is_stream or reply.stream.data else "ignored")
-    expect(is_stream, "Content-Type text/event-stream", content_type or "(none)")
+    expect(is_stream, "Content-Type text/event-stream", describe(content_type) if content_type else "no Content-Type")
 
 
 @check(id="{endpoint}.stream.done-terminator", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
@@ -46,8 +47,10 @@ def test_done_terminator(api, endpoint):
     reply = _stream(api, endpoint)
     view = reply.stream
     expect(not view.problems, "a well-formed event stream", "; ".join(view.problems))
-    expect(view.done, "a final `data: [DONE]` event", view.data[-1][:120] if view.data else "(no events)")
-    expect(view.events_after_done == 0, "no event after [DONE]", f"{view.events_after_done} events")
+    expect(view.done, "a final `data: [DONE]` event",
+           f"a last event {describe(view.data[-1])}" if view.data else "no event",
+           "the stream ended without [DONE]" if view.data else None)
+    expect(view.events_after_done == 0, "no event after [DONE]", f"{view.events_after_done} events after it")
 
 
 @check(id="{endpoint}.stream.chunk-schema", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
@@ -60,7 +63,7 @@ def test_chunk_schema(api, endpoint):
     expect(not odd_types, "only unnamed (message) events", f"events named {odd_types}")
     expect(not view.problems, "every event's data to be JSON or [DONE]", "; ".join(view.problems))
     kind = {"chat": "chat.completion.chunk", "completions": "text_completion.chunk"}[endpoint]
-    expect(view.chunks, "at least one chunk", "none")
+    expect(view.chunks, "at least one chunk", "no chunk")
     for number, chunk in enumerate(view.chunks, 1):
         problems = validate(kind, chunk)
         expect(not problems, f"chunk {number} to be a valid {CHUNK_OBJECT[endpoint]}", "; ".join(problems))
@@ -83,7 +86,10 @@ def test_consistent_created(api, endpoint):
 def _expect_one_value(reply, fields) -> None:
     for field in fields:
         values = list(dict.fromkeys(str(c.get(field)) for c in reply.stream.chunks))
-        expect(len(values) == 1, f"one value of '{field}' across the stream", values[:4])
+        shown = list(dict.fromkeys(describe(c.get(field, ABSENT)) for c in reply.stream.chunks))
+        expect(len(values) == 1, f"one value of '{field}' across the stream",
+               f"{len(shown)} values, {shown[0]} then {shown[-1] if len(shown) > 1 else shown[0]}",
+               "one per chunk" if len(shown) == len(reply.stream.chunks) > 2 else None)
 
 
 @check(id="chat.stream.role-first-delta", level="MUST", feature="chat.stream", clause="stream.chat", modes=STREAM)
@@ -94,9 +100,10 @@ def test_role_first_delta(api):
     for chunk in reply.stream.chunks:
         for choice in chunk.get("choices") or []:
             first.setdefault(choice.get("index"), choice.get("delta") or {})
-    expect(first, "at least one choice in the stream", "none")
+    expect(first, "at least one choice in the stream", "no choice")
     for index, delta in sorted(first.items(), key=lambda kv: str(kv[0])):
-        expect(delta.get("role") == "assistant", f"role 'assistant' in the first delta of choice {index}", delta)
+        expect(delta.get("role") == "assistant", f"role 'assistant' in the first delta of choice {index}", delta,
+               "no role in it" if "role" not in delta else None)
 
 
 @check(id="chat.stream.role-once", level="SHOULD", feature="chat.stream", clause="stream.chat", modes=STREAM)
@@ -105,7 +112,7 @@ def test_role_once(api):
     reply = _stream(api, "chat")
     for choice in aggregate_chunks("chat", reply.stream.chunks):
         expect(choice.roles_seen == 1, f"role in exactly one delta of choice {choice.index}",
-               f"{choice.roles_seen} deltas")
+               f"role in {choice.roles_seen} deltas", "repeated after the first" if choice.roles_seen > 1 else None)
 
 
 @check(id="{endpoint}.stream.one-finish-reason", level="MUST", feature="{endpoint}.stream",
@@ -114,10 +121,11 @@ def test_one_finish_reason(api, endpoint):
     """The choice of a stream gets exactly one non-null finish_reason (for n > 1, see the n checks)."""
     reply = _stream(api, endpoint)
     choices = aggregate_chunks(endpoint, reply.stream.chunks)
-    expect(choices, "a choice in the stream", "none")
+    expect(choices, "a choice in the stream", "no choice")
     for choice in choices:
         expect(choice.finish_reasons_seen == 1, f"exactly one finish_reason for choice {choice.index}",
-               f"{choice.finish_reasons_seen}")
+               f"{choice.finish_reasons_seen} non-null finish_reasons",
+               "the stream never said why it ended" if not choice.finish_reasons_seen else "repeated")
 
 
 @check(id="{endpoint}.stream.sdk-parses", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
@@ -128,7 +136,8 @@ def test_sdk_parses(api, endpoint):
     expect(reply.sdk_error is None, "the SDK to read the whole stream", reply.sdk_error)
     strict = aggregate_chunks(endpoint, reply.stream.chunks)
     expect([c.text for c in reply.choices] == [c.text for c in strict],
-           f"the text the strict parser reads {[c.text for c in strict]}", [c.text for c in reply.choices])
+           f"the text the strict parser reads {[c.text for c in strict]}", [c.text for c in reply.choices],
+           "another text than the raw events hold")
 
 
 @check(id="{endpoint}.stream.equivalent-to-regular", level="MUST", feature="{endpoint}.stream",
@@ -147,18 +156,14 @@ def test_equivalent_to_regular(api, endpoint):
     if not reply.chunks:
         inconclusive("the stream held no chunks to compare")
     expect(reply.text == greedy, f"the regular text {greedy[:80]!r} from some of {len(replies)} tries",
-           repr(reply.text))
-    expect(reply.finish_reason == base.finish_reason, f"finish_reason {base.finish_reason!r}", reply.finish_reason)
+           describe(reply.text), how_text_differs(reply.text, greedy, "the regular text"))
+    expect(reply.finish_reason == base.finish_reason, f"finish_reason {base.finish_reason!r}",
+           describe(reply.finish_reason), "not the regular response's")
 
 
 # OpenAI's finish_reason values (the chunk schemas' enums in the OpenAPI document).
 FINISH_REASONS = {"chat": ("stop", "length", "tool_calls", "content_filter", "function_call"),
                   "completions": ("stop", "length", "content_filter")}
-
-
-def _kind(value) -> str:
-    return {str: "a string", type(None): "null", bool: "a boolean", int: "an integer", float: "a number",
-            dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
 
 
 @check(id="{endpoint}.stream.finish-reason-null", level="MUST", feature="{endpoint}.stream",
@@ -180,11 +185,11 @@ def test_finish_reason_null(api, endpoint):
                 continue
             seen += 1
             expect("finish_reason" in choice, f"a finish_reason key (null until the end) in the choice of chunk "
-                                              f"{number}", f"no finish_reason key: {choice}")
+                                              f"{number}", f"no finish_reason key in {describe(choice)}")
             value = choice["finish_reason"]
             expect(value is None or value in FINISH_REASONS[endpoint],
                    f"finish_reason null or one of {list(FINISH_REASONS[endpoint])} in chunk {number}",
-                   f"{value!r} ({_kind(value)})")
+                   describe(value))
     expect(seen, "a choice in the stream", "none")
 
 
@@ -206,4 +211,4 @@ def test_usage_only_when_asked(api, endpoint):
     for number, chunk in enumerate(reply.stream.chunks, 1):
         usage = chunk.get("usage")
         expect(usage is None, f"no usage in chunk {number} of {len(reply.stream.chunks)} (include_usage was not "
-                              "asked for)", f"usage {usage} ({_kind(usage)})")
+                              "asked for)", f"usage {describe(usage)}")

@@ -7,7 +7,7 @@ The oracle is the JSON parser and the schema, never the content; a reply cut by 
 import json
 
 from conformance.calls import expect_text_reply, json_problems
-from conformance.checks import check, expect, inconclusive
+from conformance.checks import ABSENT, check, describe, expect, inconclusive
 from conformance.oracles import expect_envelope, require_endpoint, send_judged
 
 ROOM = 300
@@ -71,6 +71,6 @@ def test_json_word_required(api):
                 "response_format")  # JSON mode itself is accepted here: the refusal below is about the word
     reply = api.create("chat", {"messages": ASK_PLAIN, "response_format": JSON_OBJECT, "max_tokens": ROOM})
     expect_envelope(reply, 400)
-    expect(reply.error.get("param") == "messages", "error.param 'messages'", reply.error.get("param"))
+    expect(reply.error.get("param") == "messages", "error.param 'messages'", describe(reply.error.get("param", ABSENT)))
     expect("json" in json.dumps(reply.error.get("message", "")).lower(), "a message that says JSON must be mentioned",
-           reply.error.get("message"))
+           describe(reply.error.get("message", ABSENT)), "which does not say JSON")

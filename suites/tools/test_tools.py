@@ -18,7 +18,7 @@ from conformance.calls import (
     require_complete,
     tool,
 )
-from conformance.checks import check, expect, inconclusive
+from conformance.checks import ABSENT, check, describe, expect, inconclusive
 from conformance.oracles import require_endpoint, send_judged, until_related
 
 BOTH_QUESTION = [{"role": "user", "content": "What is the weather in Paris, and what time is it there?"}]
@@ -30,6 +30,13 @@ def calls_of(reply) -> list[dict]:
     return reply.choices[0].tool_calls if reply.choices else []
 
 
+def _no_calls(reply) -> str:
+    """What came back where tool calls were due: the text, typed, or the reply's account."""
+    if not reply.ok or not reply.choices:
+        return reply.describe()
+    return f"no call but content {describe(reply.text)}"
+
+
 def expect_well_formed(calls: list[dict]) -> None:
     """The envelope of each call; its arguments are judged against the schema only when strict."""
     for call in calls:
@@ -37,7 +44,7 @@ def expect_well_formed(calls: list[dict]) -> None:
         expect(not problems, "a call {id, type: 'function', function: {name, arguments}} of a given function, "
                              "its arguments a string", "; ".join(problems))
     ids = [c.get("id") for c in calls]
-    expect(len(set(ids)) == len(ids), "a distinct id for every call", ids)
+    expect(len(set(ids)) == len(ids), "a distinct id for every call", ids, "an id used twice")
 
 
 @check(id="chat.tools.forced-call", level="MUST", feature="chat.tools", parameter="tools")
@@ -50,13 +57,13 @@ def test_forced_call(api):
     calls = calls_of(reply)
     require_complete(reply)
     api.observe("chat", "tools", "honoured" if calls else "ignored")
-    expect(calls, "message.tool_calls with a call of get_weather", reply.text or reply.describe())
+    expect(calls, "message.tool_calls with a call of get_weather", _no_calls(reply))
     expect_well_formed(calls)
     expect([c["function"].get("name") for c in calls] == ["get_weather"], "exactly one call, of get_weather",
-           [c["function"].get("name") for c in calls])
+           [c["function"].get("name") for c in calls], f"{len(calls)} calls" if len(calls) != 1 else "another function")
     # OpenAI ends a call forced by name with 'stop', and other calls with 'tool_calls'.
     expect(reply.finish_reason in ("tool_calls", "stop"), "finish_reason 'tool_calls' (or 'stop' for a forced call)",
-           reply.finish_reason)
+           describe(reply.finish_reason))
 
 
 @check(id="chat.tools.strict-arguments", level="MUST", feature="chat.tools", parameter="tools",
@@ -69,7 +76,7 @@ def test_strict_arguments(api):
     reply = send_judged(api, "chat", body, "tools", companions=("tool_choice",))
     calls = calls_of(reply)
     require_complete(reply)
-    expect(calls, "message.tool_calls with a call of get_weather", reply.text or reply.describe())
+    expect(calls, "message.tool_calls with a call of get_weather", _no_calls(reply))
     for call in calls:
         problems = call_problems(call, strict=True)
         expect(not problems, "arguments valid against get_weather's parameters (strict)", "; ".join(problems))
@@ -87,20 +94,24 @@ def test_stream_deltas(api):
              for part in (choice.get("delta") or {}).get("tool_calls") or []]
     require_complete(reply)
     api.observe("chat", "tools", "honoured" if parts else "ignored")
-    expect(parts, "delta.tool_calls fragments in the stream", reply.text or reply.describe())
+    expect(parts, "delta.tool_calls fragments in the stream", _no_calls(reply))
     first_seen: dict = {}
     for part in parts:
-        expect(isinstance(part.get("index"), int), "an integer index on every tool-call delta", part)
+        expect(isinstance(part.get("index"), int), "an integer index on every tool-call delta", part,
+               f"its index {describe(part.get('index', ABSENT))}")
         if part["index"] not in first_seen:
             first_seen[part["index"]] = part
     for index, first in first_seen.items():
         function = first.get("function") or {}
         expect(first.get("id") and first.get("type") == "function" and function.get("name"),
-               f"the first delta of call {index} carrying id, type 'function' and function.name", first)
+               f"the first delta of call {index} carrying id, type 'function' and function.name", first,
+               "without " + ", ".join(k for k, v in (("id", first.get("id")), ("type", first.get("type") == "function"),
+                                                   ("function.name", function.get("name"))) if not v))
     expect(sorted(first_seen) == list(range(len(first_seen))), "call indices 0, 1, ... in order of appearance",
-           sorted(first_seen))
+           sorted(first_seen), "a gap or another start")
     expect_well_formed(calls_of(reply))
-    expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", reply.finish_reason)
+    expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", describe(reply.finish_reason),
+           "though the reply made tool calls")
 
 
 def _call_parts(reply) -> list[dict]:
@@ -195,7 +206,8 @@ def test_tool_choice_none(api):
     reply = send_judged(api, "chat", body, "tool_choice")
     calls = calls_of(reply)
     api.observe("chat", "tool_choice", "ignored" if calls else "honoured")
-    expect(not calls, "no tool calls", [c.get("function", {}).get("name") for c in calls])
+    expect(not calls, "no tool calls", [c.get("function", {}).get("name") for c in calls],
+           "calls of these functions, though tool_choice was 'none'")
     expect_text_reply(reply)
 
 
@@ -209,9 +221,10 @@ def test_tool_choice_required(api):
     calls = calls_of(reply)
     require_complete(reply)
     api.observe("chat", "tool_choice", "honoured" if calls else "ignored")
-    expect(calls, "at least one tool call", reply.text or reply.describe())
+    expect(calls, "at least one tool call", _no_calls(reply))
     expect_well_formed(calls)
-    expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", reply.finish_reason)
+    expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", describe(reply.finish_reason),
+           "though the reply made tool calls")
 
 
 @check(id="chat.tool_choice.named", level="MUST", feature="chat.tool_choice", parameter="tool_choice")
@@ -224,7 +237,8 @@ def test_tool_choice_named(api):
     names = [c.get("function", {}).get("name") for c in calls_of(reply)]
     require_complete(reply)
     api.observe("chat", "tool_choice", "honoured" if names and set(names) == {"get_time"} else "ignored")
-    expect(names and set(names) == {"get_time"}, "calls of get_time only", names or reply.text)
+    expect(names and set(names) == {"get_time"}, "calls of get_time only", names or _no_calls(reply),
+           "calls of other functions" if names else None)
     expect_well_formed(calls_of(reply))
 
 
@@ -240,14 +254,15 @@ def test_parallel_tool_calls_false(api):
         require_complete(single)
     if count > 1:
         api.observe("chat", "parallel_tool_calls", "ignored")
-    expect(count <= 1, "at most one tool call", [c.get("function", {}).get("name") for c in calls_of(single)])
+    expect(count <= 1, "at most one tool call", [c.get("function", {}).get("name") for c in calls_of(single)],
+           f"{count} calls in one reply")
     control = send_judged(api, "chat", body, None)
     if len(calls_of(control)) > 1:
         api.observe("chat", "parallel_tool_calls", "honoured")
     else:
         api.observe("chat", "parallel_tool_calls", "accepted",
                     "the request without it made one call too, so the effect was not shown")
-    expect(count == 1, "exactly one call ('required')", count)
+    expect(count == 1, "exactly one call ('required')", f"{count} calls")
 
 
 def _conversation(result: str) -> list[dict]:
