@@ -42,7 +42,9 @@ def test_a_parameter_whose_must_check_fails_never_reads_as_working(stop_kept):
     # the failing clauses are named in the cell (stop-kept fails several stop checks; the first few are shown)
     assert re.search(r"<code>chat\.stop\.[a-z-]+</code>", stop_row)
     md = (run_dir / "matrix.md").read_text()
-    assert re.search(r"\| chat \| `stop` \| declared \| \[\*\*DEVIATES\*\*\].*chat\.stop\.[a-z-]+", md)
+    # the docs cell links the reference's documentation (targets/reference.toml [docs])
+    assert re.search(r"\| chat \| `stop` \| \[declared\]\(https://platform\.openai\.com/[^)]+\) \| "
+                     r"\[\*\*DEVIATES\*\*\].*chat\.stop\.[a-z-]+", md)
     assert re.search(r"chat\.stop \[ref-small, ref-large\]: deviates: MUST chat\.stop\.", result.stdout)
 
 
