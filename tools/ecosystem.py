@@ -171,10 +171,13 @@ def main(argv: list[str]) -> int:
     for member in members:
         if args.merge_only:
             continue
+        (runs / member.target / "matrix.json").unlink(missing_ok=True)  # a run that fails leaves none behind
         code, seconds = run_member(member, runs, args.tox_workdir.resolve())
-        outcome[member.target] = EXPECTATIONS_OUTCOME.get(code, f"exit {code}")
+        finished = (runs / member.target / "matrix.json").is_file()
+        outcome[member.target] = (EXPECTATIONS_OUTCOME.get(code, f"exit {code}") if finished else
+                                  f"failed (exit {code}) before a run finished")
         print(f"ecosystem: {member.target}: {outcome[member.target]} ({seconds:.0f}s)", flush=True)
-        if code not in (0, 1):
+        if code not in (0, 1) or not finished:
             failed.append(member.target)
     present = [m for m in members if (runs / m.target / "matrix.json").is_file() and m.target not in failed]
     for m in members:
@@ -189,7 +192,9 @@ def main(argv: list[str]) -> int:
     if subprocess.run(merge, cwd=ROOT).returncode:
         print("ecosystem: the merge failed", file=sys.stderr)
         return 1
-    command = "tox -e ecosystem" + (" -- " + " ".join(argv) if argv else "")
+    # What a reader runs to reproduce it: the engines chosen, not this machine's folders.
+    chosen = [f"--engine {m.target}" for m in members] if args.engine else []
+    command = "tox -e ecosystem" + (" -- " + " ".join(chosen) if chosen else "")
     describe(args.out, members, runs, outcome, command, args.tox_workdir.resolve())
     print(f"ecosystem: published {len(present)} run(s) to {args.out} (README.md, index.html, matrix.md)")
     return 1 if failed else 0

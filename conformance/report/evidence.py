@@ -46,14 +46,19 @@ CSS = (
 )
 
 
+# C0 control characters (a random-weight model emits them) are not allowed in an HTML page: each
+# is shown as its Unicode control picture (U+0005 as U+2405), one visible character for one.
+CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if chr(c) not in "\t\n\r"} | {0x7F: 0x2421}
+
+
 def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(str(value), quote=True).translate(CONTROL_PICTURES)
 
 
 def _text(value: str) -> str:
     """Escaped for the content of an element (quotes stay: bodies are mostly JSON, and a page
     carries a lot of it)."""
-    return html.escape(value, quote=False)
+    return html.escape(value, quote=False).translate(CONTROL_PICTURES)
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:

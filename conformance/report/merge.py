@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from .allure import target_identity
-from .evidence import check_file_name, evidence_page, published_evidence, render_check_page
+from .evidence import check_file_name, published_evidence, render_check_page, write_evidence_page
 from .history import change_marks, like_runs, scores, trend_svg
 from .matrix import OUTCOME_ORDER
 from .render import (CSS, render_html, render_markdown, DOCS_TITLE, _cell_counts, _e, _verdict_markdown, check_cell_html, deviations_html,
@@ -112,9 +112,9 @@ def copy_published(run_dir: Path, matrix: dict, out: Path) -> None:
     kept = published_evidence(matrix)
     (out / "evidence").mkdir(parents=True, exist_ok=True)
     for relpath in sorted(kept):
-        for name in (relpath, evidence_page(relpath)):
-            if (run_dir / name).is_file():
-                shutil.copy2(run_dir / name, out / name)
+        if (run_dir / relpath).is_file():
+            shutil.copy2(run_dir / relpath, out / relpath)
+            write_evidence_page(out / relpath)  # rendered by this version, whatever wrote the run
     (out / "matrix.json").write_text(json.dumps(matrix, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "matrix.md").write_text(render_markdown(matrix, published=kept), encoding="utf-8")
     (out / "matrix.html").write_text(render_html(matrix, published=kept), encoding="utf-8")

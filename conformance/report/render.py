@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from .evidence import check_page, evidence_page
+from .evidence import CONTROL_PICTURES, check_page, evidence_page
 from .history import change_marks, trend_svg
 
 # Plain words and marks that every font has: no emoji (a default headless browser shows them as
@@ -263,7 +263,7 @@ th{background:#f1f4f8;position:sticky;top:0}td a{color:inherit;text-decoration:n
 
 
 def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(str(value), quote=True).translate(CONTROL_PICTURES)
 
 
 def headline_html(matrix: dict) -> str:
