@@ -199,6 +199,7 @@ def test_a_published_report_keeps_the_evidence_its_pages_link_to_and_no_more(two
     assert listed == len(full) and len(kept) <= linked < listed  # every instance listed, not all linked
     assert sum("not published" in page for page in check_pages) > 0
     html = (out / "index.html").read_text()
+    assert "<th>trend</th>" not in html and "first run" not in html  # no history behind a published folder
     assert ">docs</th>" in html and "href='https://platform.openai.com/docs/api-reference/chat/create'>declared</a>" in html
 
 

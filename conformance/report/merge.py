@@ -101,8 +101,9 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
               "checks": sorted(checks.values(), key=lambda c: (c["endpoint"], c["id"]))}
     merged["differences"] = differences(merged)
     (out / "matrix.json").write_text(json.dumps(merged, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out / "matrix.md").write_text(render_merged_markdown(merged), encoding="utf-8")
-    (out / "index.html").write_text(render_merged_html(merged, history_entries or []), encoding="utf-8")
+    (out / "matrix.md").write_text(render_merged_markdown(merged, with_history=not publish), encoding="utf-8")
+    (out / "index.html").write_text(render_merged_html(merged, history_entries or [], with_history=not publish),
+                                    encoding="utf-8")
     return merged
 
 
@@ -156,18 +157,18 @@ def _change_summary(change: dict | None) -> str:
             f"{len(change['new'])} new")
 
 
-def render_merged_markdown(merged: dict) -> str:
+def render_merged_markdown(merged: dict, with_history: bool = True) -> str:
     targets = merged["targets"]
     columns = [(t["run"], model) for t in targets for model in t["models"]]
     label = _labels(targets)
     out = ["# Compatibility matrix", "",
-           "| target | run | models | MUST | SHOULD | extension | changes | requests · tokens |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| target | run | models | MUST | SHOULD | extension | " + ("changes | " if with_history else "")
+           + "requests · tokens |", "|---|---|---|---|---|---|" + ("---|" if with_history else "") + "---|"]
     for t in targets:
         s = t["scores"]
         out.append(f"| {label[t['run']]} | `{t['run']}` | {', '.join(t['models'])} | {_share(s['MUST'])} | "
-                   f"{_share(s['SHOULD'])} | {_share(s['extension'])} | {_change_summary(t['changes'])} | "
-                   f"{_cost(t['summary'])} |")
+                   f"{_share(s['SHOULD'])} | {_share(s['extension'])} | "
+                   + (f"{_change_summary(t['changes'])} | " if with_history else "") + f"{_cost(t['summary'])} |")
     out += ["", "Scores: check × model cells passed among those judged (pass, fail, error), per level.", ""]
     out += ["## Deviations", ""]
     for t in targets:
@@ -240,7 +241,9 @@ def _first_flags(columns: list[tuple[str, str]]):
         seen.add(run_id)
 
 
-def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
+def render_merged_html(merged: dict, history_entries: list[dict], with_history: bool = True) -> str:
+    """The merged page; without `with_history` (a published folder, made apart from any history) the
+    scores table has no changes and trend columns."""
     targets = merged["targets"]
     columns = [(t["run"], model) for t in targets for model in t["models"]]
     label = _labels(targets)
@@ -252,20 +255,23 @@ def render_merged_html(merged: dict, history_entries: list[dict]) -> str:
                      for t in targets),
              "<p class='meta'>Outcomes and verdicts as defined in INTERPRETING.md. Every cell links to its evidence."
              "</p><h2 id='scores'>Scores</h2><table id='scores-table'><thead><tr><th>target</th><th>run</th>"
-             "<th>models</th><th>MUST</th><th>SHOULD</th><th>extension</th><th>changes</th><th>requests · tokens</th>"
-             "<th>trend</th></tr>"
-             "</thead><tbody>"]
+             "<th>models</th><th>MUST</th><th>SHOULD</th><th>extension</th>"
+             + ("<th>changes</th>" if with_history else "") + "<th>requests · tokens</th>"
+             + ("<th>trend</th>" if with_history else "") + "</tr></thead><tbody>"]
     for t in targets:
         s = t["scores"]
         parts.append(f"<tr><td>{_e(label[t['run']])}<div class='msg'>{_e(t['description'])}</div></td>"
                      f"<td><a href='runs/{_e(t['run'])}/matrix.html'><code>{_e(t['run'])}</code></a></td>"
                      f"<td>{_e(', '.join(t['models']))}</td><td>{_e(_share(s['MUST']))}</td>"
                      f"<td>{_e(_share(s['SHOULD']))}</td><td>{_e(_share(s['extension']))}</td>"
-                     f"<td>{_e(_change_summary(t['changes']))}</td><td>{_e(_cost(t['summary']))}</td>"
-                     f"<td>{trend_svg(like_runs(history_entries, t['run']), t['target'])}</td></tr>")
+                     + (f"<td>{_e(_change_summary(t['changes']))}</td>" if with_history else "")
+                     + f"<td>{_e(_cost(t['summary']))}</td>"
+                     + (f"<td>{trend_svg(like_runs(history_entries, t['run']), t['target'])}</td>" if with_history
+                        else "") + "</tr>")
     parts.append("</tbody></table><p class='msg'>Score: check × model cells passed among those judged (pass, fail, "
-                 "error), per level; the trend plots it over the runs like this one in the history (same target, base "
-                 "URL, selection, quirks and faults).</p>")
+                 "error), per level"
+                 + ("; the trend plots it over the runs like this one in the history (same target, base URL, "
+                    "selection, quirks and faults)." if with_history else ".") + "</p>")
     parts.append("<h2 id='deviations'>Deviations</h2>")
     for t in targets:
         parts.append(f"<h3 id='deviations-{_e(t['run'])}'>{_e(label[t['run']])}</h3>{headline_html(t)}"
