@@ -540,12 +540,18 @@ def write_evidence_pages(run_dir: Path, matrix: dict) -> None:
     for name in sorted(names):
         if name.endswith(".json") and name[:-len(".json")] + ".html" not in names:
             write_evidence_page(evidence_dir / name)
+    write_check_pages(run_dir, matrix)
+
+
+def write_check_pages(run_dir: Path, matrix: dict, published: set[str] | None = None) -> None:
+    """checks/<check id>.html for every check of the matrix, the folder rewritten whole;
+    `published` as for render_check_page."""
     checks_dir = run_dir / "checks"
     shutil.rmtree(checks_dir, ignore_errors=True)
     checks_dir.mkdir(parents=True)
     for row in matrix.get("checks", []):
-        (checks_dir / check_file_name(row["id"])).write_text(render_check_page(row, matrix.get("run", {})),
-                                                             encoding="utf-8")
+        (checks_dir / check_file_name(row["id"])).write_text(
+            render_check_page(row, matrix.get("run", {}), published), encoding="utf-8")
 
 
 def published_evidence(matrix: dict) -> set[str]:

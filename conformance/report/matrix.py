@@ -210,10 +210,12 @@ def write_reports(run_dir: Path, target: Target, base_url: str, started: float,
     return matrix
 
 
-def write_matrix(run_dir: Path, matrix: dict) -> None:
+def write_matrix(run_dir: Path, matrix: dict, published: set[str] | None = None) -> None:
+    """matrix.json, .md and .html; `published`: the evidence a published folder keeps (the pages link
+    only that; None: all)."""
     (run_dir / "matrix.json").write_text(json.dumps(matrix, indent=2, ensure_ascii=False), encoding="utf-8")
-    (run_dir / "matrix.md").write_text(render_markdown(matrix), encoding="utf-8")
-    (run_dir / "matrix.html").write_text(render_html(matrix), encoding="utf-8")
+    (run_dir / "matrix.md").write_text(render_markdown(matrix, published), encoding="utf-8")
+    (run_dir / "matrix.html").write_text(render_html(matrix, published), encoding="utf-8")
 
 
 def record_history(run_dir: Path, matrix: dict, history_path: Path) -> tuple[dict, int]:

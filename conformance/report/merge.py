@@ -13,10 +13,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from .allure import target_identity
-from .evidence import check_file_name, published_evidence, render_check_page, write_evidence_page
+from .evidence import published_evidence, write_check_pages, write_evidence_page
 from .history import change_marks, like_runs, scores, trend_svg
-from .matrix import OUTCOME_ORDER
-from .render import (CSS, render_html, render_markdown, DOCS_TITLE, _cell_counts, _e, _verdict_markdown, check_cell_html, deviations_html,
+from .matrix import OUTCOME_ORDER, write_matrix
+from .render import (CSS, DOCS_TITLE, _cell_counts, _e, _verdict_markdown, check_cell_html, deviations_html,
                      deviations_markdown, docs_cell_html, docs_cell_markdown, headline, headline_html,
                      verdict_cell_html)
 
@@ -116,13 +116,8 @@ def copy_published(run_dir: Path, matrix: dict, out: Path) -> None:
         if (run_dir / relpath).is_file():
             shutil.copy2(run_dir / relpath, out / relpath)
             write_evidence_page(out / relpath)  # rendered by this version, whatever wrote the run
-    (out / "matrix.json").write_text(json.dumps(matrix, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out / "matrix.md").write_text(render_markdown(matrix, published=kept), encoding="utf-8")
-    (out / "matrix.html").write_text(render_html(matrix, published=kept), encoding="utf-8")
-    (out / "checks").mkdir(parents=True, exist_ok=True)
-    for row in matrix.get("checks", []):
-        (out / "checks" / check_file_name(row["id"])).write_text(
-            render_check_page(row, matrix.get("run", {}), published=kept), encoding="utf-8")
+    write_matrix(out, matrix, published=kept)
+    write_check_pages(out, matrix, published=kept)
 
 
 def differences(merged: dict) -> list[dict]:

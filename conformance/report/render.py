@@ -328,8 +328,8 @@ def docs_cell_html(declared: str, docs: dict | None) -> str:
 def docs_cell_markdown(declared: str, docs: dict | None) -> str:
     if not docs or not docs.get("url"):
         return declared
-    claim = f": {docs['claim']}" if docs.get("claim") else ""
-    return f"[{declared}]({docs['url']}){claim.replace('|', '/')}"
+    claim = f": {_md(docs['claim'])}" if docs.get("claim") else ""
+    return f"[{declared}]({docs['url']}){claim}"
 
 
 def verdict_cell_html(cell: dict) -> str:
