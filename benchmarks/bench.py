@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx2
 import openai
 
-from conformance.client import _split_sdk_kwargs  # how the checks split a body for the SDK
+from conformance.wire.client import split_sdk_kwargs  # how the checks split a body for the SDK
 
 SERVE_KEY = "bench-key"
 WRONG_KEY = "sk-wrong-key-for-the-benchmark"
@@ -222,7 +222,7 @@ def _send_sdk(client, request: dict) -> bool:
             return True
         body = json.loads(request["body"])
         resource = {"/v1/chat/completions": client.chat.completions, "/v1/completions": client.completions}[path]
-        known, extra = _split_sdk_kwargs(resource.create, body)
+        known, extra = split_sdk_kwargs(resource.create, body)
     except openai.APIStatusError:
         return True  # an error answer is an answer
     except (KeyError, TypeError, ValueError, AttributeError):

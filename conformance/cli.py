@@ -13,7 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+from . import options
 from .report.finish import EXIT_DEVIATIONS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
+
 MAX_REPLAY = 100
 DEFAULT_SERVE_KEY = "reference-key"
 
@@ -23,40 +25,21 @@ def _fail_usage(message: str) -> int:
     return EXIT_USAGE
 
 
-def _add_target_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", default="reference",
-                        help="target name (a file in targets/) or a path to a target TOML file (default: reference)")
-    parser.add_argument("--base-url", help="override the target's base URL, e.g. http://localhost:8000/v1")
-    parser.add_argument("--api-key-env", help="name of the environment variable that holds the API key")
-    parser.add_argument("--model", action="append", dest="models", metavar="ID",
-                        help="model id to test; repeat for several (replaces the target's list)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="OpenAI-compatibility conformance suite")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the checks against a target and write the matrix")
-    _add_target_options(run)
+    run.set_defaults(func=cmd_run)
+    options.add_to_argparse(run, options.TARGET + options.RUN)
     run.add_argument("-n", "--workers", default="auto",
                      help="parallel workers (pytest-xdist); 'auto' = the target's concurrency, at most the CPUs "
                           "for the embedded server (it shares them) and 4 per CPU for a live target")
-    run.add_argument("--report-dir", help="where to write the run (default: reports/<run id>)")
     run.add_argument("-k", dest="keyword", help="only checks whose test name matches this pytest -k expression")
-    run.add_argument("--check", action="append", dest="checks", default=[], metavar="PATTERN",
-                     help="only checks whose id matches this glob (repeatable), e.g. 'chat.stop.*'; "
-                          "ID@NAME keeps only a check's variants about NAME")
-    run.add_argument("--expectations", help="known deviations to compare against "
-                                            "(default: expectations/<target>.toml when it exists)")
-    run.add_argument("--no-expectations", action="store_true", help="ignore any expectations file")
-    run.add_argument("--budget-tokens", type=int, metavar="N",
-                     help="stop starting checks once the target reports N tokens used; the rest is listed as not run")
-    run.add_argument("--history", help="the run history to compare with and append to "
-                                       "(default: history.jsonl beside the report directory)")
-    run.add_argument("--no-history", action="store_true", help="neither read nor append the run history")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 
     serve = sub.add_parser("serve", help="serve the embedded reference server")
+    serve.set_defaults(func=cmd_serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key-env", help=f"variable holding the key to accept (default key: {DEFAULT_SERVE_KEY})")
@@ -76,11 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="answer one request at a time, as Ollama's default or a one-slot llama-server does")
     serve.add_argument("--verbose", action="store_true", help="log every request")
 
-    sub.add_parser("targets", help="list the known targets")
+    sub.add_parser("targets", help="list the known targets").set_defaults(func=cmd_targets)
 
     migrate = sub.add_parser("migrate", help="go / no-go for your own traffic: the features your requests use, "
                                              "and whether each works on the target")
-    _add_target_options(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+    options.add_to_argparse(migrate, options.TARGET)
     migrate.add_argument("--requests", required=True, metavar="FILE",
                          help="your requests: JSON Lines (OpenAI batch lines, {endpoint, body} or bare bodies) "
                               "or a HAR file")
@@ -94,11 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--reference", default="reference",
                          help="the reference for --replay (default: the embedded reference server; "
                               "'openai' for OpenAI itself, with its key)")
-    migrate.add_argument("--server-quirk", action="append", dest="quirks", default=[], metavar="NAME",
-                         help="self-test: give the embedded target this quirk (repeatable; see serve --list-quirks)")
+    options.add_to_argparse(migrate, (options.QUIRK,))
 
     report = sub.add_parser("report", help="merge runs into one matrix (one folder to publish), with history "
                                            "and the Allure HTML report")
+    report.set_defaults(func=cmd_report)
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (reports/<run id>)")
     report.add_argument("--out", default="reports/merged", help="where to write it (default: reports/merged)")
     report.add_argument("--history", help="the run history for trends (default: history.jsonl beside the first run)")
@@ -110,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     expectations = sub.add_parser("expectations", help="write a target's known deviations from a run")
     expectations_sub = expectations.add_subparsers(dest="action", required=True)
     update = expectations_sub.add_parser("update", help="write expectations/<target>.toml from a run's matrix.json")
+    update.set_defaults(func=cmd_expectations_update)
     update.add_argument("run_dir", help="a run directory (reports/<run id>)")
     update.add_argument("--out", help="the file to write (default: expectations/<target>.toml)")
 
     export = sub.add_parser("export", help="a run's measured support as data: a LiteLLM model list or a JSON "
                                            "support profile")
+    export.set_defaults(func=cmd_export)
     export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (reports/<run id>)")
     export.add_argument("--format", choices=("litellm", "json"), default="json",
                         help="litellm: model_list with model_info.supported_openai_params (YAML); json: parameter "
@@ -123,10 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="the file to write (default: standard output)")
 
     manifest = sub.add_parser("manifest", help="print (or --write) the generated manifest of all checks")
+    manifest.set_defaults(func=cmd_manifest)
     manifest.add_argument("--write", action="store_true", help="write suites/MANIFEST.md")
 
     selftest = sub.add_parser("selftest", help="run the suite against every quirk of the reference server and "
                                                "write the kill matrix")
+    selftest.set_defaults(func=cmd_selftest)
     selftest.add_argument("--quirk", action="append", dest="quirks", metavar="NAME", help="only these quirks")
     selftest.add_argument("--out", default="reports/self-test", help="where to write the kill matrix")
     selftest.add_argument("-j", "--jobs", type=int, default=2, help="suite runs at a time (default 2)")
@@ -135,27 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run":
-        return cmd_run(args)
-    if args.command == "serve":
-        return cmd_serve(args)
-    if args.command == "selftest":
-        return cmd_selftest(args)
-    if args.command == "manifest":
-        return cmd_manifest(args)
-    if args.command == "expectations":
-        return cmd_expectations_update(args)
-    if args.command == "report":
-        return cmd_report(args)
-    if args.command == "migrate":
-        return cmd_migrate(args)
-    if args.command == "export":
-        return cmd_export(args)
-    return cmd_targets()
+    return args.func(args)
 
 
 def cmd_expectations_update(args) -> int:
-    from . import expectations
+    from .config import expectations
 
     matrix_path = Path(args.run_dir) / "matrix.json"
     if not matrix_path.is_file():
@@ -252,8 +224,8 @@ def cmd_selftest(args) -> int:
     return EXIT_DEVIATIONS if matrix.problems() else EXIT_OK
 
 
-def cmd_targets() -> int:
-    from .targets import TargetError, known_target_names, load_target
+def cmd_targets(args) -> int:
+    from .config.targets import TargetError, known_target_names, load_target
 
     for name in known_target_names():
         try:
@@ -345,7 +317,7 @@ def _workers(option: str, target) -> int:
 
 def _measured_workers(target, wanted: int) -> int:
     """As many workers as the live target serves requests at once (a serial server gets one)."""
-    from .concurrency import measure
+    from .wire.concurrency import measure
 
     model = target.models[0]
     capacity = measure(target.base_url, target.api_key(), model, wanted, target.limits.timeout_seconds,
@@ -365,12 +337,7 @@ def _run_pytest(args, target, run_dir: Path, workers: int, checks: list[str], ex
     pytest_args = [str(_suites_dir()), "--target", args.target, "--report-dir", str(run_dir),
                    "--alluredir", str(run_dir / "allure-results"), "--clean-alluredir", "-p", "no:cacheprovider", "-q",
                    "--no-header", "-rN", "--tb=no", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    if args.base_url:
-        pytest_args += ["--base-url", args.base_url]
-    if args.api_key_env:
-        pytest_args += ["--api-key-env", args.api_key_env]
-    for model in args.models or []:
-        pytest_args += ["--model", model]
+    pytest_args += options.as_pytest_args(args, options.TARGET[1:])  # --target is given above
     if workers > 1:
         pytest_args += ["-n", str(workers)]
     for pattern in checks:
@@ -384,7 +351,7 @@ def _run_pytest(args, target, run_dir: Path, workers: int, checks: list[str], ex
 def _reachable_target(args, name: str | None = None):
     """The target of --target (or `name`) with its key, after one request showed it answers;
     else the exit code, having said why in one line."""
-    from .targets import TargetError, load_target
+    from .config.targets import TargetError, load_target
 
     try:
         target = load_target(name or args.target, base_url=None if name else args.base_url,
@@ -404,39 +371,31 @@ def _reachable_target(args, name: str | None = None):
 def cmd_run(args) -> int:
     import pytest
 
-    from .plugin import _new_run_dir, new_run_id
+    from .pytest_plugin.session import new_run_id, run_dir_for
     from .report.finish import exit_code
 
     target = _reachable_target(args)
     if isinstance(target, int):
         return target
-    from . import expectations
+    from .config import expectations
 
-    known = None
+    # Read here only to refuse a broken file in one line before anything runs; the plugin compares.
     expectations_path = Path(args.expectations) if args.expectations else expectations.default_path(target.name)
     if not args.no_expectations and (args.expectations or expectations_path.is_file()):
         try:
-            known = expectations.load(expectations_path)
+            expectations.load(expectations_path)
         except expectations.ExpectationsError as exc:
             return _fail_usage(str(exc))
     # A folder of its own is named after the run; a given folder (reused nightly) gets a new id inside.
     run_id = None if args.report_dir else new_run_id(target)
-    run_dir = Path(args.report_dir) if args.report_dir else _new_run_dir(target, run_id)
+    run_dir = Path(args.report_dir) if args.report_dir else run_dir_for(target, run_id)
     workers = _workers(args.workers, target)
     extra = ["-k", args.keyword] if args.keyword else []
     if run_id:
         extra += ["--run-id", run_id]
-    if args.budget_tokens is not None:
-        extra += ["--budget-tokens", str(args.budget_tokens)]
     # The history, the expectations and the summary are the plugin's, as for `pytest suites --target X`.
-    if args.no_history:
-        extra.append("--no-history")
-    elif args.history:
-        extra += ["--history", args.history]
-    if args.no_expectations:
-        extra.append("--no-expectations")
-    elif known is not None:
-        extra += ["--expectations", str(expectations_path)]
+    forwarded = tuple(o for o in options.RUN if o.name not in ("report_dir", "checks"))
+    extra += options.as_pytest_args(args, forwarded)
     (run_dir / "matrix.json").unlink(missing_ok=True)  # a reused folder: never judge last night's matrix
     code = _run_pytest(args, target, run_dir, workers, args.checks, extra + args.pytest_args)
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
@@ -471,11 +430,11 @@ def cmd_migrate(args) -> int:
 
     if not 0 <= args.replay <= MAX_REPLAY:
         return _fail_usage(f"--replay takes 0 to {MAX_REPLAY} requests, not {args.replay}")
-    if args.quirks:
+    if args.server_quirks:
         from .server.quirks import check_names
 
         try:
-            check_names(args.quirks)
+            check_names(args.server_quirks)
         except ValueError as exc:
             return _fail_usage(str(exc))
     try:
@@ -499,7 +458,7 @@ def cmd_migrate(args) -> int:
         run_dir = out / "run"
         _report_skipped(args.requests, traffic)
         # A migration's run judges one application's traffic: not a run of the target's history.
-        quirks = [a for q in args.quirks for a in ("--server-quirk", q)] + ["--no-history", "--no-expectations"]
+        quirks = [a for q in args.server_quirks for a in ("--server-quirk", q)] + ["--no-history", "--no-expectations"]
         code = _run_pytest(args, target, run_dir, _workers(args.workers, target), check_patterns(uses), quirks)
         if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
             return _fail_usage(f"pytest could not run the checks (exit {int(code)}); see the lines above")
@@ -518,7 +477,7 @@ def cmd_migrate(args) -> int:
         for side in (candidate, reference):
             if isinstance(side, int):
                 return side
-        replayed = replay(sample(traffic.requests, args.replay), reference, candidate, out, tuple(args.quirks))
+        replayed = replay(sample(traffic.requests, args.replay), reference, candidate, out, tuple(args.server_quirks))
     data = migration_report.build(traffic, verdicts, decision, matrix,
                                   migration_report.relative_link(run_dir, out), replayed)
     (out / "migration.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
@@ -529,7 +488,7 @@ def cmd_migrate(args) -> int:
         print(line)
     if replayed is not None:
         differing = [r for r in replayed if r.differences]
-        quirks = f" with quirks {', '.join(args.quirks)}" if args.quirks else ""
+        quirks = f" with quirks {', '.join(args.server_quirks)}" if args.server_quirks else ""
         print(f"replay: {len(replayed)} of your requests sent to the reference ({args.reference}) and to the "
               f"candidate ({data['target']}{quirks}); "
               f"{len(differing)} answered with a different structure")

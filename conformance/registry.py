@@ -12,8 +12,8 @@ import pkgutil
 import re
 from pathlib import Path
 
-from .catalogue import LEVELS
-from .checks import CheckMeta, ResolvedCheck
+from .vocabulary import LEVELS
+from .harness.checks import CheckMeta, ResolvedCheck
 
 MANIFEST_NAME = "MANIFEST.md"
 

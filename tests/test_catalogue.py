@@ -2,7 +2,7 @@
 
 import pytest
 
-from conformance.catalogue import load_catalogue
+from conformance.config.catalogue import load_catalogue
 
 REQUESTS = {"chat": "CreateChatCompletionRequest", "completions": "CreateCompletionRequest"}
 

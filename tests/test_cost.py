@@ -2,8 +2,8 @@
 
 import json
 
-from conformance.results import tokens_of
-from conformance.transport import Exchange
+from conformance.report.results import tokens_of
+from conformance.wire.transport import Exchange
 from test_full_run import records, run_cli
 
 
@@ -49,8 +49,8 @@ def test_a_token_budget_stops_cleanly_and_lists_what_was_not_run(tmp_path):
 
 
 def test_a_shared_reply_is_sent_once_and_read_back_whole(tmp_path):
-    from conformance.client import Reply
-    from conformance.shared import SharedReplies
+    from conformance.wire.reply import Reply
+    from conformance.wire.shared import SharedReplies
 
     body = {"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
     sent = []

@@ -152,7 +152,7 @@ def test_a_json_body_reads_indented_not_as_one_escaped_string(served_run):
 
 
 def test_a_stream_shows_each_event_parsed_comments_and_done_as_such_and_the_raw_bytes(served_run):
-    from conformance.sse import parse_event_stream
+    from conformance.wire.sse import parse_event_stream
 
     _, run_dir, _ = served_run
     path, record = next((p, r) for p, r in evidence_of(run_dir) if r["check"] == "chat.stream.done-terminator"
@@ -180,7 +180,7 @@ def test_a_stream_shows_each_event_parsed_comments_and_done_as_such_and_the_raw_
 
 def test_stream_view_reads_streams_as_the_suites_strict_parser_does():
     from conformance.report.evidence import stream_items
-    from conformance.sse import parse_event_stream
+    from conformance.wire.sse import parse_event_stream
 
     bodies = [
         "data: {\"a\": 1}\n\ndata: [DONE]\n\n",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conformance import expectations as ex
+from conformance.config import expectations as ex
 
 
 def matrix(**outcomes):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conformance.server.faults import FaultSpecError, parse_faults
-from conformance.transport import Evidence, RateLimiter, RetryPolicy, TransientStatus
+from conformance.wire.transport import Evidence, RateLimiter, RetryPolicy, TransientStatus
 from test_full_run import records, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ class FakeClock:
 
 def test_the_rate_limit_spaces_request_starts(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr("conformance.transport.time", clock)
+    monkeypatch.setattr("conformance.wire.transport.time", clock)
     limiter = RateLimiter(per_minute=120)  # one request every 0.5 s
     starts = []
     for _ in range(5):

@@ -182,7 +182,7 @@ def test_a_cause_masks_what_varies_and_keeps_how_it_fails():
 
 
 def test_a_cause_reduces_what_came_back_typed_to_its_kind():
-    # conformance.checks.describe writes values typed; the cause keeps the kind and why it fails
+    # conformance.harness.describe writes values typed; the cause keeps the kind and why it fails
     assert signature("expected finish_reason 'length'; got string 'stop', though max_tokens ended generation") == \
         signature("expected finish_reason 'length'; got string 'eos_token', though max_tokens ended generation") == \
         "expected finish_reason '…'; got a string, though max_tokens ended generation"

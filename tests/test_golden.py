@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from conformance.client import aggregate_chunks, read_stream
-from conformance.schema import validate, validate_error_envelope
-from conformance.transport import Exchange
+from conformance.wire.reply import aggregate_chunks, read_stream
+from conformance.harness.schema import validate, validate_error_envelope
+from conformance.wire.transport import Exchange
 
 OPERATIONS = {("/chat/completions", "post"): "chat", ("/completions", "post"): "completions",
               ("/models", "get"): "models.list", ("/models/{model}", "get"): "model"}

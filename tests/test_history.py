@@ -189,7 +189,7 @@ def test_a_base_url_run_is_a_target_of_its_own_with_its_own_expectations(tmp_pat
 
 
 def test_expectations_updated_from_a_subset_run_keep_what_it_did_not_run(tmp_path):
-    from conformance import expectations
+    from conformance.config import expectations
 
     path = tmp_path / "reference.toml"
     path.write_text('[[expect]]\ncheck = "chat.n.choices"\noutcome = "fail"\nnote = "n ignored"\n'

@@ -9,14 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conformance.checks import outcome_of
-from conformance.client import Api, Runtime
+from conformance.harness.checks import outcome_of
+from conformance.wire.client import Api, Runtime
 from conformance.report.allure import category_of
 # The modules, not their functions: a check imported by name here would be collected and run by
 # this session as a test of its own, against the embedded server.
 from conformance.suites.generation import test_response as response_checks
 from conformance.suites.streaming import test_framing as framing_checks
-from conformance.targets import Declared, Limits, Target
+from conformance.config.targets import Declared, Limits, Target
 
 KEY = "sk-hostile-test-key-0123456789"
 CHUNK = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from conformance.checks import check
+from conformance.harness.checks import check
 from conformance.registry import discover, lint, manifest, manifest_path, resolved_checks
 
 

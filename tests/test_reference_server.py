@@ -6,7 +6,7 @@ import httpx2
 import openai
 import pytest
 
-from conformance.sse import parse_event_stream
+from conformance.wire.sse import parse_event_stream
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import copy
 
 import pytest
 
-from conformance.schema import validate, validate_error_envelope
+from conformance.harness.schema import validate, validate_error_envelope
 
 CHAT = {
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "m",
@@ -88,7 +88,7 @@ def test_schema_problems_name_the_value_and_the_rule():
 
 
 def test_values_in_messages_are_typed():
-    from conformance.checks import ABSENT, describe
+    from conformance.harness.checks import ABSENT, describe
 
     assert describe(" ask") == "string ' ask'"  # the leading space shows
     assert describe(None) == "null" and describe(ABSENT) == "absent" and describe(3) == "number 3"

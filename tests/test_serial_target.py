@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.concurrency import measure
+from conformance.wire.concurrency import measure
 from conformance.server import ReferenceServer
 from test_full_run import records, run_cli
 

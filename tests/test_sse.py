@@ -1,6 +1,6 @@
 import pytest
 
-from conformance.sse import StreamSyntaxError, parse_event_stream
+from conformance.wire.sse import StreamSyntaxError, parse_event_stream
 
 BODY = (
     b'data: {"a": 1}\n\n'

@@ -7,9 +7,9 @@ import httpx2
 import jsonschema
 import pytest
 
-from conformance.calls import TIME, WEATHER, call_problems, named_tool, tool
-from conformance.client import aggregate_chunks
-from conformance.sse import parse_event_stream
+from conformance.harness.calls import TIME, WEATHER, call_problems, named_tool, tool
+from conformance.wire.reply import aggregate_chunks
+from conformance.wire.sse import parse_event_stream
 
 NESTED = {
     "type": "object",

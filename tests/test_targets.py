@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from conformance.targets import TargetError, load_target
+from conformance.config.targets import TargetError, load_target
 
 
 def write(tmp_path, text, name="t.toml"):

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # as conformance.targets; names become file names
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # as conformance.config.targets; names become file names
 FETCH_ATTEMPTS = 3
 FETCH_TIMEOUT_SECONDS = 30
 

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from importlib import resources
 from typing import Any
 
-from ..catalogue import load_catalogue
+from ..config.catalogue import load_catalogue
 from .traffic import Request, Traffic
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+import tomllib
 
 # How a feature is judged: by its checks' outcomes; by the parameter's verdict alone (sent with
 # its default value); or not at all (no check covers it).
@@ -63,7 +59,7 @@ class MigrationData:
 
 @functools.cache
 def load_migration_data() -> MigrationData:
-    text = resources.files("conformance.data").joinpath("migration.toml").read_text(encoding="utf-8")
+    text = resources.files("conformance.config.data").joinpath("migration.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
     return MigrationData(features={f["key"]: f for f in data["feature"]}, defaults=dict(data["defaults"]))
 

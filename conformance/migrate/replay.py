@@ -9,10 +9,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..client import Api, Reply, Runtime
-from ..connect import connect
-from ..targets import Target
-from ..transport import InfrastructureError
+from ..wire.client import Api, Reply, Runtime
+from ..server.connect import connect
+from ..config.targets import Target
+from ..wire.transport import InfrastructureError
 from .features import features_of
 from .traffic import Request
 

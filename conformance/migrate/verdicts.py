@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..checks import selected
+from ..harness.checks import selected
 from .features import BY_CHECKS, BY_VERDICT, Use
 
 STATES = ("broken", "unsupported", "unknown", "caveat", "works", "not covered")

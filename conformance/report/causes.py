@@ -32,7 +32,7 @@ def mask(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-# What `describe` (conformance.checks) writes, once masked: a type word, then the value.
+# What `describe` (conformance.harness) writes, once masked: a type word, then the value.
 _TYPED = re.compile(r"\b(?:an? )?(string|number|object with keys|object|array of N|array) (?='…'|N\b|[{\[])")
 _TYPED_KINDS = {"string": "a string", "number": "a number", "object": "an object", "object with keys": "an object",
                 "array": "an array", "array of N": "an array"}

@@ -19,7 +19,7 @@ import shutil
 from hashlib import sha1
 from pathlib import Path
 
-from ..transport import MAX_RECORDED_BODY
+from ..wire.transport import MAX_RECORDED_BODY
 
 # How the instances of a check are listed: deviations first. (matrix.py has the same order; it is
 # not imported from there because matrix.py and render.py import this module.)

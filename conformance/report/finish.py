@@ -34,7 +34,7 @@ def finish_run(run_dir: Path, matrix: dict, history_path: Path | None, known: di
             end.notes.append(f"conformance: {damaged} unreadable line(s) in {history_path} were skipped")
     (run_dir / COMPARISON_FILE).unlink(missing_ok=True)  # a reused folder must not keep an old comparison
     if known is not None:
-        from .. import expectations
+        from ..config import expectations
 
         comparison = expectations.compare(end.matrix, known)
         (run_dir / COMPARISON_FILE).write_text(json.dumps({**comparison.to_json(), "changed": comparison.changed,

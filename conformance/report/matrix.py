@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 from importlib import metadata
 from pathlib import Path
 
-from ..catalogue import load_catalogue
-from ..checks import OUTCOMES
-from ..results import read_results
-from ..targets import Target
+from ..config.catalogue import load_catalogue
+from ..vocabulary import OUTCOMES
+from .results import read_results
+from ..config.targets import Target
 from .causes import failing_checks, root_causes
 from .evidence import check_page
 from .render import render_html, render_markdown

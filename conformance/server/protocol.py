@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any, Iterator
 
-from ..catalogue import Parameter, load_catalogue
+from ..config.catalogue import Parameter, load_catalogue
 from .model import _PIECE, VOCAB, Drift, Generation, Sampling, ToyModel, tokenize
 from .structured import (
     NAME_PATTERN,

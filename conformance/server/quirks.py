@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..catalogue import load_catalogue
+from ..config.catalogue import load_catalogue
 from .protocol import MODEL_UNSUPPORTED
 
 

@@ -2,9 +2,9 @@
 
 import json
 
-from conformance.checks import check, expect
-from conformance.oracles import STORY_PROMPT, prompt_body, raw_body
-from conformance.schema import validate_error_envelope
+from conformance.harness import (
+    CallPath, Level, Mode, STORY_PROMPT, check, expect, prompt_body, raw_body, validate_error_envelope,
+)
 
 WRONG_KEY = "sk-conformance-wrong-key-0000"
 
@@ -28,15 +28,15 @@ def _expect_401(reply):
     expect(not problems, "OpenAI's error envelope", "; ".join(problems))
 
 
-@check(id="auth.missing-key", level="MUST", feature="auth.key", clause="authentication", endpoints=("auth",),
-       variants=endpoints, modes=("regular",), paths=("http",))
+@check(id="auth.missing-key", level=Level.MUST, feature="auth.key", clause="authentication", endpoints=("auth",),
+       variants=endpoints, modes=(Mode.REGULAR,), paths=(CallPath.HTTP,))
 def test_missing_key(api, case):
     """A request without an Authorization header is refused with 401 in OpenAI's error envelope."""
     _expect_401(_send(api, case, authorise=False))
 
 
-@check(id="auth.wrong-key", level="MUST", feature="auth.key", clause="authentication", endpoints=("auth",),
-       variants=endpoints, modes=("regular",))
+@check(id="auth.wrong-key", level=Level.MUST, feature="auth.key", clause="authentication", endpoints=("auth",),
+       variants=endpoints, modes=(Mode.REGULAR,))
 def test_wrong_key(api, case):
     """A request with a wrong key is refused with 401 in OpenAI's error envelope."""
     if case == "models":

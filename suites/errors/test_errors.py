@@ -6,19 +6,14 @@ ranges and limits are read from OpenAI's OpenAPI document.
 
 import json
 
-from conformance.catalogue import load_catalogue
-from conformance.checks import ABSENT, check, describe, expect
-from conformance.oracles import (
-    STORY_PROMPT,
-    expect_envelope,
-    prompt_body,
-    require_declared_extension,
-    require_endpoint,
+from conformance.harness import (
+    ABSENT, CallPath, Level, Mode, STORY_PROMPT, check, describe, expect, expect_envelope, load_catalogue,
+    prompt_body, require_declared_extension, require_endpoint,
 )
 
 UNKNOWN_MODEL = "conformance-no-such-model"
 UNKNOWN_PARAMETER = "conformance_unknown_parameter"
-REGULAR = ("regular",)
+REGULAR = (Mode.REGULAR,)
 
 
 def invalid_values(endpoint):
@@ -48,7 +43,7 @@ def _invalid_reply(api, endpoint, case):
     return _shared(api, ("invalid", endpoint, name, json.dumps(bad.value)), lambda: api.create(endpoint, body))
 
 
-@check(id="{endpoint}.errors.invalid-value", level="MUST", feature="{endpoint}.errors", clause="errors",
+@check(id="{endpoint}.errors.invalid-value", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
        variants=invalid_values)
 def test_invalid_value(api, endpoint, case):
     """An invalid parameter value is answered with 400 in OpenAI's error envelope (also when streaming)."""
@@ -56,7 +51,7 @@ def test_invalid_value(api, endpoint, case):
     expect_envelope(_invalid_reply(api, endpoint, case), 400)
 
 
-@check(id="{endpoint}.errors.invalid-value-names-param", level="SHOULD", feature="{endpoint}.errors",
+@check(id="{endpoint}.errors.invalid-value-names-param", level=Level.SHOULD, feature="{endpoint}.errors",
        clause="errors", variants=invalid_values)
 def test_invalid_value_names_param(api, endpoint, case):
     """The error for an invalid parameter value names that parameter in error.param."""
@@ -81,16 +76,16 @@ def _missing_reply(api, endpoint, name):
                                         content=json.dumps(body).encode()))
 
 
-@check(id="{endpoint}.errors.missing-required", level="MUST", feature="{endpoint}.errors", clause="errors",
-       variants=required_parameters, modes=REGULAR, paths=("http",))
+@check(id="{endpoint}.errors.missing-required", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
+       variants=required_parameters, modes=REGULAR, paths=(CallPath.HTTP,))
 def test_missing_required(api, endpoint, case):
     """A request without a required parameter is answered with 400 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)
     expect_envelope(_missing_reply(api, endpoint, case), 400)
 
 
-@check(id="{endpoint}.errors.missing-required-names-param", level="SHOULD", feature="{endpoint}.errors",
-       clause="errors", variants=required_parameters, modes=REGULAR, paths=("http",))
+@check(id="{endpoint}.errors.missing-required-names-param", level=Level.SHOULD, feature="{endpoint}.errors",
+       clause="errors", variants=required_parameters, modes=REGULAR, paths=(CallPath.HTTP,))
 def test_missing_required_names_param(api, endpoint, case):
     """The error for a missing required parameter names it in error.param."""
     require_endpoint(api, endpoint)
@@ -99,7 +94,7 @@ def test_missing_required_names_param(api, endpoint, case):
     _expect_param(reply, case, f"error.param {case!r}")
 
 
-@check(id="{endpoint}.errors.unknown-model", level="MUST", feature="{endpoint}.errors", clause="errors")
+@check(id="{endpoint}.errors.unknown-model", level=Level.MUST, feature="{endpoint}.errors", clause="errors")
 def test_unknown_model(api, endpoint):
     """A model the target does not serve is answered with 404 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)
@@ -107,7 +102,7 @@ def test_unknown_model(api, endpoint):
     expect_envelope(reply, 404)
 
 
-@check(id="{endpoint}.errors.unknown-model-code", level="SHOULD", feature="{endpoint}.errors", clause="errors",
+@check(id="{endpoint}.errors.unknown-model-code", level=Level.SHOULD, feature="{endpoint}.errors", clause="errors",
        modes=REGULAR)
 def test_unknown_model_code(api, endpoint):
     """The error for an unknown model has code 'model_not_found'."""
@@ -118,7 +113,7 @@ def test_unknown_model_code(api, endpoint):
            describe(reply.error.get("code", ABSENT)))
 
 
-@check(id="{endpoint}.errors.unknown-parameter", level="MUST", feature="{endpoint}.errors", clause="errors")
+@check(id="{endpoint}.errors.unknown-parameter", level=Level.MUST, feature="{endpoint}.errors", clause="errors")
 def test_unknown_parameter(api, endpoint):
     """A parameter OpenAI does not know is refused with 400, not silently accepted."""
     require_endpoint(api, endpoint)
@@ -126,8 +121,8 @@ def test_unknown_parameter(api, endpoint):
     expect_envelope(reply, 400)
 
 
-@check(id="{endpoint}.errors.malformed-json", level="MUST", feature="{endpoint}.errors", clause="errors",
-       modes=REGULAR, paths=("http",))
+@check(id="{endpoint}.errors.malformed-json", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
+       modes=REGULAR, paths=(CallPath.HTTP,))
 def test_malformed_json(api, endpoint):
     """A body that is not valid JSON is answered with 400 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)

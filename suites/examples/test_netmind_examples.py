@@ -4,9 +4,9 @@ The Python examples go through the SDK; the cURL examples go through raw HTTP, w
 prompt exactly as documented (it differs from the Python one by a space after each newline).
 """
 
-from conformance.checks import check, describe, expect
-from conformance.oracles import require_accepted, require_endpoint
-from conformance.schema import validate
+from conformance.harness import (
+    CallPath, Level, Mode, check, describe, expect, require_accepted, require_endpoint, validate,
+)
 
 CHAT_MESSAGES = [
     {"role": "system", "content": "Act like you are a helpful assistant."},
@@ -29,7 +29,7 @@ MAX_TOKENS = 512
 
 def _judge(api, endpoint, reply):
     require_accepted(api, reply, endpoint, None)
-    if api.mode == "stream":
+    if api.mode == Mode.STREAM:
         kind = "chat.completion.chunk" if endpoint == "chat" else "text_completion.chunk"
         # The documented loop reads chunk.choices[0] of every chunk.
         for number, chunk in enumerate(reply.chunks, 1):
@@ -44,7 +44,7 @@ def _judge(api, endpoint, reply):
     expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'", describe(reply.finish_reason))
 
 
-@check(id="examples.netmind.chat", level="MUST", feature="examples.netmind", clause="object.chat",
+@check(id="examples.netmind.chat", level=Level.MUST, feature="examples.netmind", clause="object.chat",
        endpoints=("chat",))
 def test_documented_chat_example(api):
     """Netmind's documented chat example (system + 'Hi there!', max_tokens 512) gets a valid chat completion."""
@@ -53,11 +53,11 @@ def test_documented_chat_example(api):
     _judge(api, "chat", reply)
 
 
-@check(id="examples.netmind.completion", level="MUST", feature="examples.netmind", clause="object.completions",
+@check(id="examples.netmind.completion", level=Level.MUST, feature="examples.netmind", clause="object.completions",
        endpoints=("completions",))
 def test_documented_completion_example(api):
     """Netmind's documented completion example (the cooking-assistant prompt, max_tokens 512) gets a valid completion."""
     require_endpoint(api, "completions")
-    prompt = PYTHON_PROMPT if api.path == "sdk" else CURL_PROMPT
+    prompt = PYTHON_PROMPT if api.path == CallPath.SDK else CURL_PROMPT
     reply = api.create("completions", {"prompt": prompt, "max_tokens": MAX_TOKENS})
     _judge(api, "completions", reply)

@@ -5,21 +5,21 @@ know is whether a valid value is accepted. The verdict is then `accepted` (never
 and the report says that is all that can be known.
 """
 
-from conformance.catalogue import load_catalogue
-from conformance.checks import check
-from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
+from conformance.harness import (
+    Level, Mode, STORY_PROMPT, Verdict, check, load_catalogue, prompt_body, require_endpoint, send_judged,
+)
 
 
 def unobservable(endpoint):
     return [(p.name, p.name) for p in load_catalogue().for_endpoint(endpoint) if not p.observable]
 
 
-@check(id="{endpoint}.parameters.accepted", level="SHOULD", feature="{endpoint}.parameters",
+@check(id="{endpoint}.parameters.accepted", level=Level.SHOULD, feature="{endpoint}.parameters",
        clause="https://platform.openai.com/docs/api-reference/{endpoint}/create", variants=unobservable,
-       modes=("regular",))
+       modes=(Mode.REGULAR,))
 def test_accepted(api, endpoint, case):
     """A valid value of a parameter whose effect cannot be observed is accepted (or, if optional, cleanly refused)."""
     require_endpoint(api, endpoint)
     sample = load_catalogue().get(case, endpoint).sample
     send_judged(api, endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, case: sample}, case)
-    api.observe(endpoint, case, "accepted", "accepted; its effect is not observable from outside")
+    api.observe(endpoint, case, Verdict.ACCEPTED, "accepted; its effect is not observable from outside")

@@ -3,12 +3,14 @@
 Which candidate is "best" cannot be seen from outside; its documented constraints can.
 """
 
-from conformance.checks import ABSENT, check, describe, expect
-from conformance.oracles import STORY_PROMPT, expect_envelope, prompt_body, require_endpoint, send_judged
+from conformance.harness import (
+    ABSENT, Level, Mode, STORY_PROMPT, check, describe, expect, expect_envelope, prompt_body, require_endpoint,
+    send_judged,
+)
 
 
-@check(id="completions.best_of.not-below-n", level="SHOULD", feature="completions.best_of", parameter="best_of",
-       modes=("regular",))
+@check(id="completions.best_of.not-below-n", level=Level.SHOULD, feature="completions.best_of", parameter="best_of",
+       modes=(Mode.REGULAR,))
 def test_best_of_below_n(api):
     """best_of smaller than n is refused with 400 naming best_of (best_of candidates, of which n are returned)."""
     require_endpoint(api, "completions")
@@ -19,13 +21,13 @@ def test_best_of_below_n(api):
     expect(reply.error.get("param") == "best_of", "error.param 'best_of'", describe(reply.error.get("param", ABSENT)))
 
 
-@check(id="completions.best_of.not-streamed", level="SHOULD", feature="completions.best_of", parameter="best_of",
-       modes=("stream",))
+@check(id="completions.best_of.not-streamed", level=Level.SHOULD, feature="completions.best_of", parameter="best_of",
+       modes=(Mode.STREAM,))
 def test_best_of_stream(api):
     """best_of above 1 cannot be streamed: the request is refused with 400 naming best_of."""
     require_endpoint(api, "completions")
     base = {**prompt_body("completions", STORY_PROMPT), "max_tokens": 4, "best_of": 2}
-    send_judged(api, "completions", base, "best_of", mode="regular")
+    send_judged(api, "completions", base, "best_of", mode=Mode.REGULAR)
     reply = api.create("completions", base)
     expect_envelope(reply, 400)
     expect(reply.error.get("param") == "best_of", "error.param 'best_of'", describe(reply.error.get("param", ABSENT)))

@@ -1,14 +1,16 @@
 """logit_bias: +100 makes a token the only choice."""
 
-from conformance.checks import check, describe, expect, inconclusive
-from conformance.oracles import OTHER_PROMPT, STORY_PROMPT, greedy_baseline, prompt_body, require_endpoint, send_judged
+from conformance.harness import (
+    Level, OTHER_PROMPT, STORY_PROMPT, Verdict, check, describe, expect, greedy_baseline, inconclusive, prompt_body,
+    require_endpoint, send_judged,
+)
 
 # A token id that exists in every tokenizer we know of (byte-level BPE vocabularies begin with
 # the single bytes).  Which string it stands for does not matter to the oracle.
 FORCED_TOKEN = "15"
 
 
-@check(id="{endpoint}.logit_bias.forces-token", level="MUST", feature="{endpoint}.logit_bias",
+@check(id="{endpoint}.logit_bias.forces-token", level=Level.MUST, feature="{endpoint}.logit_bias",
        parameter="logit_bias")
 def test_logit_bias_forces_token(api, endpoint):
     """logit_bias {id: 100} forces that token: two different prompts then give the same output."""
@@ -22,7 +24,7 @@ def test_logit_bias_forces_token(api, endpoint):
         for p in (STORY_PROMPT, OTHER_PROMPT)
     ]
     unchanged = all(r.text == b.text for r, b in zip(replies, bases))
-    api.observe(endpoint, "logit_bias", "ignored" if unchanged else "honoured")
+    api.observe(endpoint, "logit_bias", Verdict.IGNORED if unchanged else Verdict.HONOURED)
     expect(replies[0].text == replies[1].text and replies[0].text,
            f"the same forced output for both prompts, {replies[0].text!r}", describe(replies[1].text),
            "the unbiased greedy output of each prompt" if unchanged

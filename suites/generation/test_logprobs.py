@@ -3,15 +3,16 @@ completions: logprobs = k, in the legacy shape with text_offset)."""
 
 import math
 
-from conformance.checks import check, describe, expect, inconclusive
-from conformance.oracles import (STORY_PROMPT, Tries, how_text_differs, prompt_body, require_endpoint, send_judged,
-                                 until_greedy_related)
+from conformance.harness import (
+    Level, Mode, STORY_PROMPT, Tries, Verdict, check, describe, expect, how_text_differs, inconclusive, prompt_body,
+    require_endpoint, send_judged, until_greedy_related,
+)
 
 TOP = 3
 
 
 def _chat_entries(reply) -> list[dict] | None:
-    if reply.mode == "regular":
+    if reply.mode == Mode.REGULAR:
         choice = (reply.body.get("choices") or [{}])[0]
         logprobs = choice.get("logprobs")
         return None if logprobs is None else logprobs.get("content")
@@ -25,7 +26,7 @@ def _chat_entries(reply) -> list[dict] | None:
 
 
 def _completion_logprobs(reply) -> dict | None:
-    if reply.mode == "regular":
+    if reply.mode == Mode.REGULAR:
         return (reply.body.get("choices") or [{}])[0].get("logprobs")
     merged: dict = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
     seen = False
@@ -39,14 +40,14 @@ def _completion_logprobs(reply) -> dict | None:
     return merged if seen else None
 
 
-@check(id="chat.logprobs.tokens-and-values", level="MUST", feature="chat.logprobs", parameter="logprobs")
+@check(id="chat.logprobs.tokens-and-values", level=Level.MUST, feature="chat.logprobs", parameter="logprobs")
 def test_chat_logprobs(api):
     """With logprobs, the tokens concatenate to the content and every logprob is <= 0."""
     require_endpoint(api, "chat")
     reply = send_judged(api, "chat", {**prompt_body("chat", STORY_PROMPT), "max_tokens": 8, "temperature": 0,
                                       "logprobs": True}, "logprobs")
     entries = _chat_entries(reply)
-    api.observe("chat", "logprobs", "honoured" if entries else "ignored")
+    api.observe("chat", "logprobs", Verdict.HONOURED if entries else Verdict.IGNORED)
     expect(entries, "choices[].logprobs.content with one entry per token", entries)
     expect("".join(e.get("token", "") for e in entries) == reply.text,
            f"tokens that concatenate to the content {reply.text!r}", [e.get("token") for e in entries],
@@ -55,7 +56,7 @@ def test_chat_logprobs(api):
     expect(all(isinstance(v, (int, float)) and v <= 0 for v in values), "every logprob a number <= 0", values)
 
 
-@check(id="chat.top_logprobs.sorted-alternatives", level="MUST", feature="chat.top_logprobs",
+@check(id="chat.top_logprobs.sorted-alternatives", level=Level.MUST, feature="chat.top_logprobs",
        parameter="top_logprobs")
 def test_chat_top_logprobs(api):
     """top_logprobs=3 gives three alternatives per token, in descending order, the greedy token first."""
@@ -64,7 +65,7 @@ def test_chat_top_logprobs(api):
                                       "logprobs": True, "top_logprobs": TOP}, "top_logprobs")
     entries = _chat_entries(reply) or []
     tops = [e.get("top_logprobs") or [] for e in entries]
-    api.observe("chat", "top_logprobs", "honoured" if any(tops) else "ignored")
+    api.observe("chat", "top_logprobs", Verdict.HONOURED if any(tops) else Verdict.IGNORED)
     expect(entries and all(len(t) == TOP for t in tops), f"{TOP} alternatives for every token",
            [len(t) for t in tops])
     for entry, top in zip(entries, tops):
@@ -74,14 +75,14 @@ def test_chat_top_logprobs(api):
                f"the chosen (greedy) token {entry.get('token')!r} first among the alternatives", top[0])
 
 
-@check(id="completions.logprobs.legacy-shape", level="MUST", feature="completions.logprobs", parameter="logprobs")
+@check(id="completions.logprobs.legacy-shape", level=Level.MUST, feature="completions.logprobs", parameter="logprobs")
 def test_completion_logprobs(api):
     """logprobs=3 gives tokens, token_logprobs (<= 0), 3 top_logprobs each and text_offset that add up."""
     require_endpoint(api, "completions")
     reply = send_judged(api, "completions", {**prompt_body("completions", STORY_PROMPT), "max_tokens": 8,
                                              "temperature": 0, "logprobs": TOP}, "logprobs")
     logprobs = _completion_logprobs(reply)
-    api.observe("completions", "logprobs", "honoured" if logprobs else "ignored")
+    api.observe("completions", "logprobs", Verdict.HONOURED if logprobs else Verdict.IGNORED)
     expect(isinstance(logprobs, dict), "choices[].logprobs {tokens, token_logprobs, top_logprobs, text_offset}",
            logprobs)
     tokens = logprobs.get("tokens") or []
@@ -98,8 +99,8 @@ def test_completion_logprobs(api):
            "text_offset advancing by each token's length", offsets)
 
 
-@check(id="completions.echo.prompt-prepended", level="MUST", feature="completions.echo", parameter="echo",
-       modes=("regular",))
+@check(id="completions.echo.prompt-prepended", level=Level.MUST, feature="completions.echo", parameter="echo",
+       modes=(Mode.REGULAR,))
 def test_echo(api):
     """echo=true returns the prompt followed by the completion."""
     require_endpoint(api, "completions")
@@ -111,7 +112,7 @@ def test_echo(api):
                             "echo"),
         lambda r, text: r.text == prompt + text)
     reply = replies[-1]
-    api.observe("completions", "echo", "honoured" if reply.text.startswith(prompt) else "ignored")
+    api.observe("completions", "echo", Verdict.HONOURED if reply.text.startswith(prompt) else Verdict.IGNORED)
     if reply.text != prompt + completion and all(r.text.startswith(prompt) for r in replies) and Tries(replies).agreed:
         inconclusive(f"every try begins with the prompt and they repeat one completion, {reply.text!r}, not the "
                      f"greedy one {completion!r}: a near tie resolved the other way, as drift does")
@@ -121,8 +122,8 @@ def test_echo(api):
            else how_text_differs(reply.text, prompt + completion, "the prompt and completion"))
 
 
-@check(id="completions.echo.max-tokens-zero", level="MUST", feature="completions.echo", parameter="echo",
-       modes=("regular",))
+@check(id="completions.echo.max-tokens-zero", level=Level.MUST, feature="completions.echo", parameter="echo",
+       modes=(Mode.REGULAR,))
 def test_echo_max_tokens_zero(api):
     """echo=true with max_tokens=0 returns the prompt alone, with usage.completion_tokens 0 (how prompt logprobs are had)."""
     require_endpoint(api, "completions")
@@ -145,7 +146,7 @@ def _range(low: int, high: int):
     return lambda endpoint: [(str(low), low), (str(high), high)]
 
 
-@check(id="chat.top_logprobs.range", level="MUST", feature="chat.top_logprobs", parameter="top_logprobs",
+@check(id="chat.top_logprobs.range", level=Level.MUST, feature="chat.top_logprobs", parameter="top_logprobs",
        variants=_range(0, 20))
 def test_chat_top_logprobs_range(api, case):
     """top_logprobs takes any value from 0 to 20 and gives exactly that many alternatives per token."""
@@ -159,7 +160,7 @@ def test_chat_top_logprobs_range(api, case):
     expect(all(c == case for c in counts), f"{case} alternatives for every token", counts)
 
 
-@check(id="completions.logprobs.range", level="MUST", feature="completions.logprobs", parameter="logprobs",
+@check(id="completions.logprobs.range", level=Level.MUST, feature="completions.logprobs", parameter="logprobs",
        variants=_range(0, 5))
 def test_completion_logprobs_range(api, case):
     """logprobs takes any value from 0 to 5 and gives that many alternatives per token (OpenAI may add the

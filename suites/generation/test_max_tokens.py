@@ -1,16 +1,8 @@
 """max_tokens: an upper bound on the generated tokens."""
 
-from conformance.checks import check, describe, expect, inconclusive
-from conformance.oracles import (
-    STORY_PROMPT,
-    greedy_baseline,
-    how_text_differs,
-    is_legible,
-    prompt_body,
-    require_control,
-    require_endpoint,
-    send_judged,
-    until_greedy_related,
+from conformance.harness import (
+    Level, Mode, STORY_PROMPT, Verdict, check, describe, expect, greedy_baseline, how_text_differs, inconclusive,
+    is_legible, prompt_body, require_control, require_endpoint, send_judged, until_greedy_related,
 )
 
 LIMIT = 5
@@ -29,7 +21,7 @@ def _limits_length(api, endpoint, parameter):
         lambda r, text: text.startswith(r.text) and len(r.text) < len(text))
     used = [(r.usage or {}).get("completion_tokens") for r in replies]
     ignored = any(r.text == greedy for r in replies) or any(u is not None and u > LIMIT for u in used)
-    api.observe(endpoint, parameter, "ignored" if ignored else "honoured", f"{len(replies)} tries")
+    api.observe(endpoint, parameter, Verdict.IGNORED if ignored else Verdict.HONOURED, f"{len(replies)} tries")
     for reply, count in zip(replies, used):
         if count is not None:
             expect(count <= LIMIT, f"usage.completion_tokens <= {LIMIT} in every try", count,
@@ -42,21 +34,21 @@ def _limits_length(api, endpoint, parameter):
            describe(reply.text), how_text_differs(reply.text, greedy))
 
 
-@check(id="{endpoint}.max_tokens.limits-length", level="MUST", feature="{endpoint}.max_tokens",
+@check(id="{endpoint}.max_tokens.limits-length", level=Level.MUST, feature="{endpoint}.max_tokens",
        parameter="max_tokens")
 def test_max_tokens_limits_length(api, endpoint):
     """With max_tokens=5, a greedy output that was longer stops at 5 tokens with finish_reason 'length'."""
     _limits_length(api, endpoint, "max_tokens")
 
 
-@check(id="chat.max_completion_tokens.limits-length", level="MUST", feature="chat.max_completion_tokens",
+@check(id="chat.max_completion_tokens.limits-length", level=Level.MUST, feature="chat.max_completion_tokens",
        parameter="max_completion_tokens")
 def test_max_completion_tokens(api):
     """With max_completion_tokens=5, a greedy output that was longer stops at 5 tokens with finish_reason 'length'."""
     _limits_length(api, "chat", "max_completion_tokens")
 
 
-@check(id="{endpoint}.max_tokens.one-token", level="MUST", feature="{endpoint}.max_tokens", parameter="max_tokens")
+@check(id="{endpoint}.max_tokens.one-token", level=Level.MUST, feature="{endpoint}.max_tokens", parameter="max_tokens")
 def test_max_tokens_one(api, endpoint):
     """max_tokens=1 yields exactly one token (usage.completion_tokens == 1; streamed: the same text)."""
     require_endpoint(api, endpoint)
@@ -64,7 +56,7 @@ def test_max_tokens_one(api, endpoint):
     reply = send_judged(api, endpoint, body, "max_tokens")
     expect(reply.finish_reason == "length", "finish_reason 'length'", describe(reply.finish_reason),
            "though max_tokens ended generation")
-    if api.mode == "regular":
+    if api.mode == Mode.REGULAR:
         used = (reply.usage or {}).get("completion_tokens")
         expect(used == 1, "usage.completion_tokens == 1", used)
     else:
@@ -94,8 +86,8 @@ def _about_the_context(error) -> bool:
             or any(word in message for word in ("context", "max_tokens", "maximum")))
 
 
-@check(id="{endpoint}.max_tokens.over-context", level="SHOULD", feature="{endpoint}.max_tokens",
-       parameter="max_tokens", modes=("regular",))
+@check(id="{endpoint}.max_tokens.over-context", level=Level.SHOULD, feature="{endpoint}.max_tokens",
+       parameter="max_tokens", modes=(Mode.REGULAR,))
 def test_max_tokens_over_context(api, endpoint):
     """A short prompt with max_tokens equal to the context (prompt + max_tokens over it) is refused with 400."""
     require_endpoint(api, endpoint)

@@ -1,15 +1,9 @@
 """presence_penalty, frequency_penalty and the repetition_penalty extension: less repetition."""
 
 
-from conformance.checks import check, describe, expect, inconclusive
-from conformance.oracles import (
-    REPEATING_PROMPT,
-    greedy_baseline,
-    prompt_body,
-    repetition,
-    require_declared_extension,
-    require_endpoint,
-    send_judged,
+from conformance.harness import (
+    Level, REPEATING_PROMPT, Verdict, check, describe, expect, greedy_baseline, inconclusive, prompt_body,
+    repetition, require_declared_extension, require_endpoint, send_judged,
 )
 
 MIN_BASELINE_REPETITION = 0.2
@@ -24,7 +18,7 @@ def _penalised(api, endpoint, parameter: str, value: float):
         inconclusive(f"the greedy output hardly repeats itself (repetition {repetition(base.text):.2f}), "
                      f"so a penalty has nothing to reduce: {base.text[:80]!r}")
     reply = send_judged(api, endpoint, {**body, "temperature": 0, "max_tokens": 48, parameter: value}, parameter)
-    api.observe(endpoint, parameter, "ignored" if reply.text == base.text else "honoured")
+    api.observe(endpoint, parameter, Verdict.IGNORED if reply.text == base.text else Verdict.HONOURED)
     expect(reply.text != base.text, f"an output different from the unpenalised greedy output {base.text[:60]!r}",
            describe(reply.text), "the same as without the penalty")
     expect(repetition(reply.text) < repetition(base.text),
@@ -32,21 +26,21 @@ def _penalised(api, endpoint, parameter: str, value: float):
            f"repetition {repetition(reply.text):.2f}", "no less than without the penalty")
 
 
-@check(id="{endpoint}.presence_penalty.reduces-repetition", level="MUST", feature="{endpoint}.presence_penalty",
+@check(id="{endpoint}.presence_penalty.reduces-repetition", level=Level.MUST, feature="{endpoint}.presence_penalty",
        parameter="presence_penalty")
 def test_presence_penalty(api, endpoint):
     """presence_penalty=2 makes a repetitive greedy output repeat itself less."""
     _penalised(api, endpoint, "presence_penalty", 2.0)
 
 
-@check(id="{endpoint}.frequency_penalty.reduces-repetition", level="MUST",
+@check(id="{endpoint}.frequency_penalty.reduces-repetition", level=Level.MUST,
        feature="{endpoint}.frequency_penalty", parameter="frequency_penalty")
 def test_frequency_penalty(api, endpoint):
     """frequency_penalty=2 makes a repetitive greedy output repeat itself less."""
     _penalised(api, endpoint, "frequency_penalty", 2.0)
 
 
-@check(id="{endpoint}.repetition_penalty.reduces-repetition", level="MUST",
+@check(id="{endpoint}.repetition_penalty.reduces-repetition", level=Level.MUST,
        feature="{endpoint}.repetition_penalty", parameter="repetition_penalty")
 def test_repetition_penalty(api, endpoint):
     """Extension: repetition_penalty=1.8, where declared, makes a repetitive greedy output repeat itself less."""

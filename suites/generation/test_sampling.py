@@ -1,23 +1,14 @@
 """temperature and top_p: what sampling does to the distribution."""
 
-from conformance.checks import check, describe, expect, inconclusive
-from conformance.oracles import (
-    BEGINNING,
-    STORY_PROMPT,
-    Tries,
-    expect_reproducible,
-    greedy_baseline,
-    prompt_body,
-    require_endpoint,
-    send_judged,
-    until_agreement,
-    until_greedy_related,
+from conformance.harness import (
+    BEGINNING, CallPath, Level, Mode, STORY_PROMPT, Tries, Verdict, check, describe, expect, expect_reproducible,
+    greedy_baseline, inconclusive, prompt_body, require_endpoint, send_judged, until_agreement, until_greedy_related,
 )
 
 SAMPLES = 4
 
 
-@check(id="{endpoint}.temperature.zero-repeatable", level="SHOULD", feature="{endpoint}.temperature",
+@check(id="{endpoint}.temperature.zero-repeatable", level=Level.SHOULD, feature="{endpoint}.temperature",
        parameter="temperature")
 def test_temperature_zero_repeatable(api, endpoint):
     """temperature=0 repeated gives the same text: some try reproduces another (greedy decoding is repeatable)."""
@@ -27,7 +18,7 @@ def test_temperature_zero_repeatable(api, endpoint):
     expect_reproducible(api, endpoint, "temperature", tries, "temperature 0")
 
 
-@check(id="{endpoint}.temperature.high-varies", level="MUST", feature="{endpoint}.temperature",
+@check(id="{endpoint}.temperature.high-varies", level=Level.MUST, feature="{endpoint}.temperature",
        parameter="temperature")
 def test_temperature_high_varies(api, endpoint):
     """temperature=2 over several samples does not give one constant text."""
@@ -36,19 +27,19 @@ def test_temperature_high_varies(api, endpoint):
     body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 2, "max_tokens": 12}
     texts = [send_judged(api, endpoint, body, "temperature").text for _ in range(SAMPLES)]
     varied = len(set(texts)) > 1
-    api.observe(endpoint, "temperature", "honoured" if varied or texts[0] != base.text else "ignored")
+    api.observe(endpoint, "temperature", Verdict.HONOURED if varied or texts[0] != base.text else Verdict.IGNORED)
     expect(varied, f"{SAMPLES} samples at temperature 2 not all equal", f"{SAMPLES} times {describe(texts[0])}",
            "the same as the greedy output: temperature ignored" if texts[0] == base.text
            else "one text every time: no sampling")
 
 
-@check(id="{endpoint}.top_p.tiny-is-greedy", level="MUST", feature="{endpoint}.top_p", parameter="top_p")
+@check(id="{endpoint}.top_p.tiny-is-greedy", level=Level.MUST, feature="{endpoint}.top_p", parameter="top_p")
 def test_top_p_tiny_is_greedy(api, endpoint):
     """temperature=1 with top_p=1e-9 keeps only the likeliest token: the output equals the greedy one."""
     require_endpoint(api, endpoint)
     body = prompt_body(endpoint, STORY_PROMPT)
     base = greedy_baseline(api, endpoint, body, max_tokens=16)
-    control = [api.create(endpoint, {**body, "temperature": 1, "max_tokens": 16}, mode="regular", path="http")
+    control = [api.create(endpoint, {**body, "temperature": 1, "max_tokens": 16}, mode=Mode.REGULAR, path=CallPath.HTTP)
                for _ in range(2)]
     if not all(c.ok for c in control):
         inconclusive(f"the control request at temperature 1 failed ({control[0].describe()})")
@@ -64,7 +55,7 @@ def test_top_p_tiny_is_greedy(api, endpoint):
     matching = sum(r.text == greedy for r in replies)
     texts = ", ".join(repr(r.text[:40]) for r in replies)
     if matching:
-        api.observe(endpoint, "top_p", "honoured", f"{matching} of {len(replies)} tries gave the greedy output")
+        api.observe(endpoint, "top_p", Verdict.HONOURED, f"{matching} of {len(replies)} tries gave the greedy output")
         return
     if all(r.text[:BEGINNING] == base.text[:BEGINNING] for r in replies):
         inconclusive(f"none of {len(replies)} tries gave the greedy output {base.text[:40]!r}, but all begin "
@@ -74,6 +65,6 @@ def test_top_p_tiny_is_greedy(api, endpoint):
     if Tries(replies).agreed is not None:
         inconclusive(f"none of {len(replies)} tries gave the greedy output {base.text[:40]!r}, but they repeat one "
                      f"output ({Tries(replies).describe()}): a near tie resolved the other way, as drift does ({texts})")
-    api.observe(endpoint, "top_p", "ignored", f"none of {len(replies)} tries gave the greedy output")
+    api.observe(endpoint, "top_p", Verdict.IGNORED, f"none of {len(replies)} tries gave the greedy output")
     expect(False, f"the greedy output {base.text[:80]!r} from some of {len(replies)} tries",
            f"none of {len(replies)} tries, and some differ from its start: {texts}")

@@ -1,18 +1,19 @@
 """seed: reproducible sampling."""
 
-from conformance.checks import check, describe, expect, inconclusive
-from conformance.oracles import (STORY_PROMPT, expect_reproducible, prompt_body, require_endpoint, send_judged,
-                                 until_agreement)
+from conformance.harness import (
+    CallPath, Level, Mode, STORY_PROMPT, check, describe, expect, expect_reproducible, inconclusive, prompt_body,
+    require_endpoint, send_judged, until_agreement,
+)
 
 SEED = 4242
 
 
-@check(id="{endpoint}.seed.reproducible", level="SHOULD", feature="{endpoint}.seed", parameter="seed")
+@check(id="{endpoint}.seed.reproducible", level=Level.SHOULD, feature="{endpoint}.seed", parameter="seed")
 def test_seed_reproducible(api, endpoint):
     """The same seed at temperature 1 repeated gives the same text (some try reproduces another); unseeded vary."""
     require_endpoint(api, endpoint)
     body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 1, "max_tokens": 12}
-    control = [api.create(endpoint, body, mode="regular", path="http") for _ in range(2)]
+    control = [api.create(endpoint, body, mode=Mode.REGULAR, path=CallPath.HTTP) for _ in range(2)]
     if not all(c.ok for c in control):
         inconclusive(f"the unseeded control request failed ({control[0].describe()})")
     if control[0].text == control[1].text:
@@ -21,12 +22,12 @@ def test_seed_reproducible(api, endpoint):
     expect_reproducible(api, endpoint, "seed", seeded, "the same seed")
 
 
-@check(id="{endpoint}.seed.different-seeds-vary", level="SHOULD", feature="{endpoint}.seed", parameter="seed")
+@check(id="{endpoint}.seed.different-seeds-vary", level=Level.SHOULD, feature="{endpoint}.seed", parameter="seed")
 def test_different_seeds_vary(api, endpoint):
     """Different seeds at temperature 1 give different texts: a seed does not switch sampling off."""
     require_endpoint(api, endpoint)
     body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 1, "max_tokens": 12}
-    control = [api.create(endpoint, body, mode="regular", path="http") for _ in range(2)]
+    control = [api.create(endpoint, body, mode=Mode.REGULAR, path=CallPath.HTTP) for _ in range(2)]
     if not all(c.ok for c in control) or control[0].text == control[1].text:
         inconclusive("unseeded samples at temperature 1 do not vary, so seeds cannot be told apart")
     texts = {send_judged(api, endpoint, {**body, "seed": seed}, "seed").text for seed in (SEED, SEED + 1, SEED + 2)}

@@ -6,18 +6,9 @@ spanning two tokens, one completing at or across the max_tokens limit), so that 
 fails one edge case is named for that case and `stop` is not called ignored.
 """
 
-from conformance.checks import check, expect, inconclusive
-from conformance.oracles import (
-    OTHER_PROMPT,
-    REPEATING_PROMPT,
-    STORY_PROMPT,
-    greedy_baseline,
-    is_legible,
-    prompt_body,
-    require_endpoint,
-    send_judged,
-    until_greedy_related,
-    until_related,
+from conformance.harness import (
+    CallPath, Level, Mode, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Verdict, check, expect, greedy_baseline,
+    inconclusive, is_legible, prompt_body, require_endpoint, send_judged, until_greedy_related, until_related,
 )
 
 MAX_TOKENS = 48
@@ -79,7 +70,7 @@ def _common_case(api, endpoint, prompts, count):
 
 
 def _observe(api, endpoint, reply, base):
-    verdict = "ignored" if reply.text == base.text else "honoured"
+    verdict = Verdict.IGNORED if reply.text == base.text else Verdict.HONOURED
     api.observe(endpoint, "stop", verdict)
 
 
@@ -166,14 +157,14 @@ def _finish_reason(value) -> str:
     return "null" if value is None else f"string {value!r}"
 
 
-@check(id="{endpoint}.stop.excluded-from-output", level="MUST", feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.excluded-from-output", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
 def test_stop_excluded(api, endpoint):
     """With stop=[s], s well inside the output, the output is the greedy output up to the first s, without s."""
     base, index, word, reply = _stopped_at_one_word(api, endpoint)
     _expect_cut(reply, base.text, index, word)
 
 
-@check(id="{endpoint}.stop.finish-reason-stop", level="MUST", feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.finish-reason-stop", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
 def test_stop_finish_reason(api, endpoint):
     """Generation ended by a stop sequence reports finish_reason 'stop'."""
     *_, reply = _stopped_at_one_word(api, endpoint)
@@ -181,7 +172,7 @@ def test_stop_finish_reason(api, endpoint):
            _finish_reason(reply.finish_reason))
 
 
-@check(id="{endpoint}.stop.string-form", level="MUST", feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.string-form", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
 def test_stop_string(api, endpoint):
     """stop given as a single string (not a list) stops generation the same way."""
     prompt, base, picked = _common_case(api, endpoint, LIST_PROMPTS, 1)
@@ -191,7 +182,7 @@ def test_stop_string(api, endpoint):
     _expect_cut(reply, base.text, index, word)
 
 
-@check(id="{endpoint}.stop.earliest-of-four", level="MUST", feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.earliest-of-four", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
 def test_stop_earliest_of_four(api, endpoint):
     """With four stop sequences, generation stops at whichever occurs first, wherever it is listed."""
     prompt, base, words = _common_case(api, endpoint, STORY_PROMPTS, 2)
@@ -203,14 +194,14 @@ def test_stop_earliest_of_four(api, endpoint):
     # Output as if without stop is no sign that stop is ignored: the one-sequence checks judge that,
     # and a target that honours only one of the four deviates.
     if reply.text != base.text:
-        api.observe(endpoint, "stop", "honoured")
+        api.observe(endpoint, "stop", Verdict.HONOURED)
     _expect_cut(reply, base.text, earliest[0], earliest[1], label="the earliest sequence {!r}")
 
 
 # --- edge cases: each its own check, none of them observes `stop` as ignored -------------------
 
 
-@check(id="{endpoint}.stop.at-output-start", level="MUST", feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.at-output-start", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
 def test_stop_at_output_start(api, endpoint):
     """A stop sequence that is the very start of the output stops it there: nothing before it is returned.
 
@@ -239,7 +230,7 @@ def _greedy_tokens(api, endpoint, prompt, base):
     if key not in cache:
         asked = {"logprobs": True} if endpoint == "chat" else {"logprobs": 1}
         body = {**prompt_body(endpoint, prompt), "temperature": 0, "max_tokens": MAX_TOKENS, **asked}
-        cache[key] = until_related(lambda: api.create(endpoint, body, mode="regular", path="http"),
+        cache[key] = until_related(lambda: api.create(endpoint, body, mode=Mode.REGULAR, path=CallPath.HTTP),
                                    lambda r: not r.ok or "".join(_tokens_of(endpoint, r) or []) == base.text)
     replies = [api.adopt(r) for r in cache[key]]
     reply = replies[-1]
@@ -315,7 +306,7 @@ def _spanning_pieces(text: str, tokens: list[str]):
                 break
 
 
-@check(id="{endpoint}.stop.spans-tokens", level="MUST", feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.spans-tokens", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
 def test_stop_spans_tokens(api, endpoint):
     """A stop sequence made of the end of one token and the start of the next stops the output too.
 
@@ -327,7 +318,7 @@ def test_stop_spans_tokens(api, endpoint):
     _expect_cut(reply, base.text, index, piece)
 
 
-@check(id="{endpoint}.stop.at-limit", level="MUST", feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.at-limit", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
 def test_stop_at_limit(api, endpoint):
     """A stop sequence completed by the last token max_tokens allows is still left out of the output.
 
@@ -343,7 +334,7 @@ def test_stop_at_limit(api, endpoint):
            _finish_reason(reply.finish_reason))
 
 
-@check(id="{endpoint}.stop.across-limit", level="SHOULD", feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.across-limit", level=Level.SHOULD, feature="{endpoint}.stop", parameter="stop")
 def test_stop_across_limit(api, endpoint):
     """A stop sequence that max_tokens cuts off before it completes does not stop: all that was generated is returned.
 

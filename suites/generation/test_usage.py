@@ -1,12 +1,13 @@
 """usage: token accounting, and stream_options.include_usage."""
 
-from conformance.checks import ABSENT, check, expect, inconclusive
-from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
-from conformance.schema import validate
+from conformance.harness import (
+    ABSENT, CallPath, Level, Mode, STORY_PROMPT, Verdict, check, expect, inconclusive, prompt_body,
+    require_endpoint, send_judged, validate,
+)
 
 
-@check(id="{endpoint}.usage.consistent", level="MUST", feature="{endpoint}.usage", clause="usage.{endpoint}",
-       modes=("regular",))
+@check(id="{endpoint}.usage.consistent", level=Level.MUST, feature="{endpoint}.usage", clause="usage.{endpoint}",
+       modes=(Mode.REGULAR,))
 def test_usage_consistent(api, endpoint):
     """A response carries usage with prompt_tokens > 0 and total_tokens = prompt_tokens + completion_tokens."""
     require_endpoint(api, endpoint)
@@ -23,19 +24,19 @@ def test_usage_consistent(api, endpoint):
            f"a total {usage['total_tokens'] - usage['prompt_tokens'] - usage['completion_tokens']:+d} off the sum")
 
 
-@check(id="{endpoint}.stream_options.include-usage", level="MUST", feature="{endpoint}.stream_options",
-       parameter="stream_options", modes=("stream",))
+@check(id="{endpoint}.stream_options.include-usage", level=Level.MUST, feature="{endpoint}.stream_options",
+       parameter="stream_options", modes=(Mode.STREAM,))
 def test_stream_include_usage(api, endpoint):
     """With include_usage, one last chunk has choices [] and the usage of the regular response; no other has usage."""
     require_endpoint(api, endpoint)
     body = {**prompt_body(endpoint, STORY_PROMPT), "temperature": 0, "max_tokens": 12}
-    regular = api.create(endpoint, body, mode="regular", path="http")
+    regular = api.create(endpoint, body, mode=Mode.REGULAR, path=CallPath.HTTP)
     if not regular.ok or not isinstance(regular.usage, dict):
         inconclusive(f"the regular control request gave no usage ({regular.describe()})")
     reply = send_judged(api, endpoint, {**body, "stream_options": {"include_usage": True}}, "stream_options")
     chunks = reply.chunks
     with_usage = [i for i, c in enumerate(chunks) if c.get("usage") is not None]
-    api.observe(endpoint, "stream_options", "honoured" if with_usage else "ignored")
+    api.observe(endpoint, "stream_options", Verdict.HONOURED if with_usage else Verdict.IGNORED)
     expect(len(with_usage) == 1, "exactly one chunk with usage", f"{len(with_usage)} chunks with usage",
            "though include_usage asked for one" if not with_usage else None)
     last = chunks[with_usage[0]]

@@ -1,7 +1,8 @@
 """messages (chat) and prompt (completions): the input is read."""
 
-from conformance.checks import check, describe, expect, inconclusive
-from conformance.oracles import STORY_PROMPT, require_endpoint, send_judged
+from conformance.harness import (
+    Level, Mode, STORY_PROMPT, Verdict, check, describe, expect, inconclusive, require_endpoint, send_judged,
+)
 
 CONVERSATION = [
     {"role": "system", "content": "You are a terse assistant."},
@@ -11,7 +12,7 @@ CONVERSATION = [
 ]
 
 
-@check(id="chat.messages.roles-accepted", level="MUST", feature="chat.messages", parameter="messages")
+@check(id="chat.messages.roles-accepted", level=Level.MUST, feature="chat.messages", parameter="messages")
 def test_roles_accepted(api):
     """A conversation of system, user, assistant and user messages is answered by one assistant message."""
     require_endpoint(api, "chat")
@@ -20,7 +21,7 @@ def test_roles_accepted(api):
     expect(reply.choices[0].role == "assistant", "the role 'assistant'", f"role {describe(reply.choices[0].role)}")
 
 
-@check(id="chat.messages.developer-role", level="MUST", feature="chat.messages", parameter="messages")
+@check(id="chat.messages.developer-role", level=Level.MUST, feature="chat.messages", parameter="messages")
 def test_developer_role(api):
     """A `developer` message (the newer name for `system`) is accepted like a system message."""
     require_endpoint(api, "chat")
@@ -30,8 +31,8 @@ def test_developer_role(api):
            f"role {describe(reply.choices[0].role)}" if reply.choices else "no choice")
 
 
-@check(id="chat.messages.developer-read", level="MUST", feature="chat.messages", parameter="messages",
-       modes=("regular",))
+@check(id="chat.messages.developer-read", level=Level.MUST, feature="chat.messages", parameter="messages",
+       modes=(Mode.REGULAR,))
 def test_developer_read(api):
     """A `developer` message is read, not only accepted: a longer one gives more prompt tokens.
 
@@ -55,8 +56,8 @@ def test_developer_read(api):
            f"prompt_tokens {counts[0]} and then {counts[1]}")
 
 
-@check(id="chat.messages.content-parts", level="MUST", feature="chat.messages", parameter="messages",
-       modes=("regular",))
+@check(id="chat.messages.content-parts", level=Level.MUST, feature="chat.messages", parameter="messages",
+       modes=(Mode.REGULAR,))
 def test_content_parts(api):
     """Content given as an array of text parts (and a `name` on the message) is read: every part counts."""
     require_endpoint(api, "chat")
@@ -71,37 +72,37 @@ def test_content_parts(api):
            "so the second part was not read")
 
 
-@check(id="chat.messages.read", level="MUST", feature="chat.messages", parameter="messages", modes=("regular",))
+@check(id="chat.messages.read", level=Level.MUST, feature="chat.messages", parameter="messages", modes=(Mode.REGULAR,))
 def test_messages_read(api):
     """Adding messages to the conversation increases usage.prompt_tokens."""
     require_endpoint(api, "chat")
     short = send_judged(api, "chat", {"messages": CONVERSATION[-1:], "max_tokens": 2}, "messages")
     long = send_judged(api, "chat", {"messages": CONVERSATION, "max_tokens": 2}, "messages")
     grew = (long.usage or {}).get("prompt_tokens", 0) > (short.usage or {}).get("prompt_tokens", 0)
-    api.observe("chat", "messages", "honoured" if grew else "ignored")
+    api.observe("chat", "messages", Verdict.HONOURED if grew else Verdict.IGNORED)
     expect(grew, f"more prompt tokens than the one-message request ({(short.usage or {}).get('prompt_tokens')})",
            (long.usage or {}).get("prompt_tokens"), "so the earlier messages were not read")
 
 
-@check(id="completions.prompt.read", level="MUST", feature="completions.prompt", parameter="prompt",
-       modes=("regular",))
+@check(id="completions.prompt.read", level=Level.MUST, feature="completions.prompt", parameter="prompt",
+       modes=(Mode.REGULAR,))
 def test_prompt_read(api):
     """A longer prompt gives a larger usage.prompt_tokens."""
     require_endpoint(api, "completions")
     short = send_judged(api, "completions", {"prompt": "Once", "max_tokens": 2}, "prompt")
     long = send_judged(api, "completions", {"prompt": STORY_PROMPT * 3, "max_tokens": 2}, "prompt")
     grew = (long.usage or {}).get("prompt_tokens", 0) > (short.usage or {}).get("prompt_tokens", 0)
-    api.observe("completions", "prompt", "honoured" if grew else "ignored")
+    api.observe("completions", "prompt", Verdict.HONOURED if grew else Verdict.IGNORED)
     expect(grew, f"more prompt tokens than for a one-word prompt ({(short.usage or {}).get('prompt_tokens')})",
            (long.usage or {}).get("prompt_tokens"), "so the longer prompt was not read")
 
 
-@check(id="completions.prompt.text-returned", level="MUST", feature="completions.prompt", parameter="prompt")
+@check(id="completions.prompt.text-returned", level=Level.MUST, feature="completions.prompt", parameter="prompt")
 def test_prompt_text(api):
     """Every completions choice carries its generated text in `text` (a string)."""
     require_endpoint(api, "completions")
     reply = send_judged(api, "completions", {"prompt": STORY_PROMPT, "max_tokens": 8}, "prompt")
-    if api.mode == "regular":
+    if api.mode == Mode.REGULAR:
         texts = [c.get("text") for c in reply.body.get("choices", [])]
     else:
         texts = [c.get("text") for chunk in reply.chunks for c in chunk.get("choices") or []]

@@ -1,22 +1,13 @@
 """The forms of `prompt` (string, list of strings, token arrays) and the context limit."""
 
-from conformance.checks import ABSENT, check, describe, expect
-from conformance.oracles import (
-    OTHER_PROMPT,
-    STORY_PROMPT,
-    greedy_baseline,
-    greedy_paths,
-    prompt_body,
-    raw_body,
-    require_endpoint,
-    send_judged,
-    until_related,
+from conformance.harness import (
+    ABSENT, Level, Mode, OTHER_PROMPT, STORY_PROMPT, check, describe, expect, greedy_baseline, greedy_paths,
+    prompt_body, raw_body, require_endpoint, send_judged, until_related, validate_error_envelope,
 )
-from conformance.schema import validate_error_envelope
 
 
 
-@check(id="completions.prompt.list-of-strings", level="MUST", feature="completions.prompt", parameter="prompt")
+@check(id="completions.prompt.list-of-strings", level=Level.MUST, feature="completions.prompt", parameter="prompt")
 def test_prompt_list(api):
     """A list of two prompts gives one choice per prompt, each the greedy completion of its own prompt."""
     require_endpoint(api, "completions")
@@ -41,8 +32,8 @@ def test_prompt_list(api):
            else "not the greedy completion of each prompt")
 
 
-@check(id="completions.prompt.token-array", level="SHOULD", feature="completions.prompt", parameter="prompt",
-       modes=("regular",))
+@check(id="completions.prompt.token-array", level=Level.SHOULD, feature="completions.prompt", parameter="prompt",
+       modes=(Mode.REGULAR,))
 def test_prompt_tokens(api):
     """A prompt given as an array of token ids is accepted and counted as that many prompt tokens."""
     require_endpoint(api, "completions")
@@ -53,7 +44,7 @@ def test_prompt_tokens(api):
            None if used is None else "another count than the token ids sent")
 
 
-@check(id="{endpoint}.errors.context-length", level="MUST", feature="{endpoint}.errors", clause="errors")
+@check(id="{endpoint}.errors.context-length", level=Level.MUST, feature="{endpoint}.errors", clause="errors")
 def test_context_length(api, endpoint):
     """A prompt longer than the model's context is refused with 400 and code 'context_length_exceeded'.
 

@@ -2,11 +2,12 @@
 
 import time
 
-from conformance.checks import ABSENT, check, describe, expect, inconclusive
-from conformance.oracles import raw_body
-from conformance.schema import validate, validate_error_envelope
+from conformance.harness import (
+    ABSENT, CallPath, Level, Mode, check, describe, expect, inconclusive, raw_body, validate,
+    validate_error_envelope,
+)
 
-REGULAR = ("regular",)
+REGULAR = (Mode.REGULAR,)
 APART = 1.1  # seconds between the two lists: a time-of-call `created` (whole seconds) must change
 
 
@@ -17,7 +18,7 @@ def _listed(api):
     return reply
 
 
-@check(id="models.list.shape", level="MUST", feature="models.list", clause="models.list", modes=REGULAR)
+@check(id="models.list.shape", level=Level.MUST, feature="models.list", clause="models.list", modes=REGULAR)
 def test_list_shape(api):
     """GET /models returns {object: 'list', data: [...]} where every entry is a valid model object."""
     body = _listed(api).body
@@ -33,7 +34,7 @@ def test_list_shape(api):
                else "; ".join(problems))
 
 
-@check(id="models.list.contains-configured", level="SHOULD", feature="models.list", clause="models.list",
+@check(id="models.list.contains-configured", level=Level.SHOULD, feature="models.list", clause="models.list",
        modes=REGULAR)
 def test_list_contains_configured(api):
     """The list includes the model under test."""
@@ -42,7 +43,7 @@ def test_list_contains_configured(api):
     expect(api.model in ids, f"{api.model!r} among the listed models", ids[:20], "without it")
 
 
-@check(id="models.retrieve.shape", level="MUST", feature="models.retrieve", clause="models.retrieve", modes=REGULAR)
+@check(id="models.retrieve.shape", level=Level.MUST, feature="models.retrieve", clause="models.retrieve", modes=REGULAR)
 def test_retrieve(api):
     """GET /models/{id} returns that model as a valid model object."""
     reply = api.retrieve_model(api.model)
@@ -53,7 +54,7 @@ def test_retrieve(api):
            "another model")
 
 
-@check(id="models.retrieve.unknown-404", level="MUST", feature="models.retrieve", clause="models.retrieve",
+@check(id="models.retrieve.unknown-404", level=Level.MUST, feature="models.retrieve", clause="models.retrieve",
        modes=REGULAR)
 def test_retrieve_unknown(api):
     """GET /models/{id} for a model that does not exist returns 404 in OpenAI's error envelope."""
@@ -70,8 +71,8 @@ def _created(body, model: str):
     return entry.get("created") if entry is not None else None
 
 
-@check(id="models.created-stable", level="SHOULD", feature="models.list", clause="models.object", modes=REGULAR,
-       paths=("http",))
+@check(id="models.created-stable", level=Level.SHOULD, feature="models.list", clause="models.object", modes=REGULAR,
+       paths=(CallPath.HTTP,))
 def test_created_stable(api):
     """A model's `created` (when the model was created) is the same in two lists a second apart."""
     started = time.monotonic()

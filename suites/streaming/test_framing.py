@@ -1,19 +1,12 @@
 """Streaming: the event-stream framing, read strictly from the raw bytes (both paths record them)."""
 
-from conformance.checks import ABSENT, check, describe, expect, inconclusive
-from conformance.client import aggregate_chunks, read_stream
-from conformance.oracles import (
-    STORY_PROMPT,
-    greedy_baseline,
-    how_text_differs,
-    prompt_body,
-    require_endpoint,
-    send_judged,
-    until_greedy_related,
+from conformance.harness import (
+    ABSENT, CallPath, Level, Mode, STORY_PROMPT, Verdict, aggregate_chunks, check, describe, expect,
+    greedy_baseline, how_text_differs, inconclusive, prompt_body, read_stream, require_endpoint, send_judged,
+    until_greedy_related, validate,
 )
-from conformance.schema import validate
 
-STREAM = ("stream",)
+STREAM = (Mode.STREAM,)
 CHUNK_OBJECT = {"chat": "chat.completion.chunk", "completions": "text_completion"}
 
 
@@ -29,18 +22,18 @@ def _stream(api, endpoint):
     return reply
 
 
-@check(id="{endpoint}.stream.content-type", level="MUST", feature="{endpoint}.stream", parameter="stream",
+@check(id="{endpoint}.stream.content-type", level=Level.MUST, feature="{endpoint}.stream", parameter="stream",
        modes=STREAM)
 def test_content_type(api, endpoint):
     """A streamed response has Content-Type text/event-stream."""
     reply = _stream(api, endpoint)
     content_type = reply.stream.content_type if reply.stream else ""
     is_stream = content_type.split(";")[0].strip().lower() == "text/event-stream"
-    api.observe(endpoint, "stream", "honoured" if is_stream or reply.stream.data else "ignored")
+    api.observe(endpoint, "stream", Verdict.HONOURED if is_stream or reply.stream.data else Verdict.IGNORED)
     expect(is_stream, "Content-Type text/event-stream", describe(content_type) if content_type else "no Content-Type")
 
 
-@check(id="{endpoint}.stream.done-terminator", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
+@check(id="{endpoint}.stream.done-terminator", level=Level.MUST, feature="{endpoint}.stream", clause="stream.{endpoint}",
        modes=STREAM)
 def test_done_terminator(api, endpoint):
     """The stream ends with `data: [DONE]`, and nothing follows it."""
@@ -53,7 +46,7 @@ def test_done_terminator(api, endpoint):
     expect(view.events_after_done == 0, "no event after [DONE]", f"{view.events_after_done} events after it")
 
 
-@check(id="{endpoint}.stream.chunk-schema", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
+@check(id="{endpoint}.stream.chunk-schema", level=Level.MUST, feature="{endpoint}.stream", clause="stream.{endpoint}",
        modes=STREAM)
 def test_chunk_schema(api, endpoint):
     """Every event is a plain `data:` event holding a JSON chunk object valid against OpenAI's chunk model."""
@@ -69,14 +62,14 @@ def test_chunk_schema(api, endpoint):
         expect(not problems, f"chunk {number} to be a valid {CHUNK_OBJECT[endpoint]}", "; ".join(problems))
 
 
-@check(id="{endpoint}.stream.consistent-id", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
+@check(id="{endpoint}.stream.consistent-id", level=Level.MUST, feature="{endpoint}.stream", clause="stream.{endpoint}",
        modes=STREAM)
 def test_consistent_id(api, endpoint):
     """Every chunk of one stream carries the same `id` and `model`."""
     _expect_one_value(_stream(api, endpoint), ("id", "model"))
 
 
-@check(id="{endpoint}.stream.consistent-created", level="SHOULD", feature="{endpoint}.stream",
+@check(id="{endpoint}.stream.consistent-created", level=Level.SHOULD, feature="{endpoint}.stream",
        clause="stream.{endpoint}", modes=STREAM)
 def test_consistent_created(api, endpoint):
     """Every chunk of one stream carries the same `created` timestamp (a stream crossing a second shows it)."""
@@ -92,7 +85,7 @@ def _expect_one_value(reply, fields) -> None:
                "one per chunk" if len(shown) == len(reply.stream.chunks) > 2 else None)
 
 
-@check(id="chat.stream.role-first-delta", level="MUST", feature="chat.stream", clause="stream.chat", modes=STREAM)
+@check(id="chat.stream.role-first-delta", level=Level.MUST, feature="chat.stream", clause="stream.chat", modes=STREAM)
 def test_role_first_delta(api):
     """The first delta of each choice carries role 'assistant'."""
     reply = _stream(api, "chat")
@@ -106,7 +99,7 @@ def test_role_first_delta(api):
                "no role in it" if "role" not in delta else None)
 
 
-@check(id="chat.stream.role-once", level="SHOULD", feature="chat.stream", clause="stream.chat", modes=STREAM)
+@check(id="chat.stream.role-once", level=Level.SHOULD, feature="chat.stream", clause="stream.chat", modes=STREAM)
 def test_role_once(api):
     """role appears only in the first delta of each choice, not repeated in later ones."""
     reply = _stream(api, "chat")
@@ -115,7 +108,7 @@ def test_role_once(api):
                f"role in {choice.roles_seen} deltas", "repeated after the first" if choice.roles_seen > 1 else None)
 
 
-@check(id="{endpoint}.stream.one-finish-reason", level="MUST", feature="{endpoint}.stream",
+@check(id="{endpoint}.stream.one-finish-reason", level=Level.MUST, feature="{endpoint}.stream",
        clause="stream.{endpoint}", modes=STREAM)
 def test_one_finish_reason(api, endpoint):
     """The choice of a stream gets exactly one non-null finish_reason (for n > 1, see the n checks)."""
@@ -128,8 +121,8 @@ def test_one_finish_reason(api, endpoint):
                "the stream never said why it ended" if not choice.finish_reasons_seen else "repeated")
 
 
-@check(id="{endpoint}.stream.sdk-parses", level="MUST", feature="{endpoint}.stream", clause="stream.{endpoint}",
-       modes=STREAM, paths=("sdk",))
+@check(id="{endpoint}.stream.sdk-parses", level=Level.MUST, feature="{endpoint}.stream", clause="stream.{endpoint}",
+       modes=STREAM, paths=(CallPath.SDK,))
 def test_sdk_parses(api, endpoint):
     """The openai SDK iterates the stream without error, and reads the same text the strict parser reads."""
     reply = _stream(api, endpoint)
@@ -140,7 +133,7 @@ def test_sdk_parses(api, endpoint):
            "another text than the raw events hold")
 
 
-@check(id="{endpoint}.stream.equivalent-to-regular", level="MUST", feature="{endpoint}.stream",
+@check(id="{endpoint}.stream.equivalent-to-regular", level=Level.MUST, feature="{endpoint}.stream",
        clause="stream.{endpoint}", modes=STREAM)
 def test_equivalent_to_regular(api, endpoint):
     """At temperature 0, the streamed deltas join to the regular response's text, with the same finish_reason."""
@@ -166,7 +159,7 @@ FINISH_REASONS = {"chat": ("stop", "length", "tool_calls", "content_filter", "fu
                   "completions": ("stop", "length", "content_filter")}
 
 
-@check(id="{endpoint}.stream.finish-reason-null", level="MUST", feature="{endpoint}.stream",
+@check(id="{endpoint}.stream.finish-reason-null", level=Level.MUST, feature="{endpoint}.stream",
        clause="stream.{endpoint}", modes=STREAM)
 def test_finish_reason_null(api, endpoint):
     """Every choice of every chunk carries finish_reason: null until its last chunk, then one of OpenAI's values.
@@ -193,7 +186,7 @@ def test_finish_reason_null(api, endpoint):
     expect(seen, "a choice in the stream", "none")
 
 
-@check(id="{endpoint}.stream.usage-only-when-asked", level="MUST", feature="{endpoint}.stream",
+@check(id="{endpoint}.stream.usage-only-when-asked", level=Level.MUST, feature="{endpoint}.stream",
        clause="https://platform.openai.com/docs/api-reference/{endpoint}/create#{endpoint}-create-stream_options",
        modes=STREAM)
 def test_usage_only_when_asked(api, endpoint):

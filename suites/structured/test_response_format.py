@@ -6,9 +6,10 @@ The oracle is the JSON parser and the schema, never the content; a reply cut by 
 
 import json
 
-from conformance.calls import expect_text_reply, json_problems
-from conformance.checks import ABSENT, check, describe, expect, inconclusive
-from conformance.oracles import expect_envelope, require_endpoint, send_judged
+from conformance.harness import (
+    ABSENT, Level, Mode, Verdict, check, describe, expect, expect_envelope, expect_text_reply, inconclusive,
+    json_problems, require_endpoint, send_judged,
+)
 
 ROOM = 300
 ASK_JSON = [{"role": "user", "content": "Describe a lighthouse keeper as a JSON object."}]
@@ -35,25 +36,25 @@ def _expect_json(api, messages, response_format, schema, expected):
     if reply.finish_reason == "length":
         inconclusive(f"the reply was cut at max_tokens={ROOM} (finish_reason 'length'), so it cannot be judged")
     problems = json_problems(reply.text, schema)
-    api.observe("chat", "response_format", "ignored" if problems else "honoured")
+    api.observe("chat", "response_format", Verdict.IGNORED if problems else Verdict.HONOURED)
     expect(not problems, expected, "; ".join(problems))
 
 
-@check(id="chat.response_format.json-object", level="MUST", feature="chat.response_format",
+@check(id="chat.response_format.json-object", level=Level.MUST, feature="chat.response_format",
        parameter="response_format", clause="json-mode")
 def test_json_object(api):
     """response_format json_object gets content that parses as one JSON object."""
     _expect_json(api, ASK_JSON, JSON_OBJECT, None, "content that is one JSON object")
 
 
-@check(id="chat.response_format.json-schema-strict", level="MUST", feature="chat.response_format",
+@check(id="chat.response_format.json-schema-strict", level=Level.MUST, feature="chat.response_format",
        parameter="response_format")
 def test_json_schema(api):
     """response_format json_schema (strict) gets content that is JSON valid against the schema."""
     _expect_json(api, ASK_PLAIN, JSON_SCHEMA, PERSON, "content valid against the schema")
 
 
-@check(id="chat.response_format.text", level="MUST", feature="chat.response_format", parameter="response_format")
+@check(id="chat.response_format.text", level=Level.MUST, feature="chat.response_format", parameter="response_format")
 def test_text(api):
     """response_format text (the default) is accepted and gets a plain text reply."""
     require_endpoint(api, "chat")
@@ -62,8 +63,8 @@ def test_text(api):
     expect_text_reply(reply)
 
 
-@check(id="chat.response_format.json-object-needs-json", level="SHOULD", feature="chat.response_format",
-       parameter="response_format", clause="json-mode", modes=("regular",))
+@check(id="chat.response_format.json-object-needs-json", level=Level.SHOULD, feature="chat.response_format",
+       parameter="response_format", clause="json-mode", modes=(Mode.REGULAR,))
 def test_json_word_required(api):
     """json_object mode is refused with 400 naming 'messages' when no message mentions JSON."""
     require_endpoint(api, "chat")

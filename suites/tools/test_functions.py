@@ -1,12 +1,12 @@
 """The deprecated `functions` and `function_call`: still documented, still sent by older applications."""
 
-from conformance.calls import (ROOM, WEATHER, WEATHER_QUESTION, expect_result_read, expect_text_reply,
-                               function_call_problems, require_complete)
-from conformance.checks import check, describe, expect
-from conformance.oracles import require_endpoint, send_judged
+from conformance.harness import (
+    Level, Mode, ROOM, Verdict, WEATHER, WEATHER_QUESTION, check, describe, expect, expect_result_read,
+    expect_text_reply, function_call_problems, require_complete, require_endpoint, send_judged,
+)
 
 
-@check(id="chat.functions.forced-call", level="MUST", feature="chat.functions", parameter="functions")
+@check(id="chat.functions.forced-call", level=Level.MUST, feature="chat.functions", parameter="functions")
 def test_forced_function_call(api):
     """A function named in function_call is called: message.function_call with its name and its arguments as
     a string."""
@@ -16,7 +16,7 @@ def test_forced_function_call(api):
     reply = send_judged(api, "chat", body, "functions", companions=("function_call",))
     call = reply.choices[0].function_call if reply.choices else None
     require_complete(reply)
-    api.observe("chat", "functions", "honoured" if call else "ignored")
+    api.observe("chat", "functions", Verdict.HONOURED if call else Verdict.IGNORED)
     expect(call, "message.function_call",
            {"tool_calls": reply.choices[0].tool_calls, "content": reply.text} if reply.choices else reply.describe(),
            ("tool_calls instead" if reply.choices[0].tool_calls else "no call") if reply.choices else None)
@@ -26,14 +26,14 @@ def test_forced_function_call(api):
            describe(reply.finish_reason))
 
 
-@check(id="chat.function_call.none", level="MUST", feature="chat.function_call", parameter="function_call")
+@check(id="chat.function_call.none", level=Level.MUST, feature="chat.function_call", parameter="function_call")
 def test_function_call_none(api):
     """function_call 'none' gets a text reply without a function call."""
     require_endpoint(api, "chat")
     body = {"messages": WEATHER_QUESTION, "functions": [WEATHER], "function_call": "none", "max_tokens": 8}
     reply = send_judged(api, "chat", body, "function_call")
     call = reply.choices[0].function_call if reply.choices else None
-    api.observe("chat", "function_call", "ignored" if call else "honoured")
+    api.observe("chat", "function_call", Verdict.IGNORED if call else Verdict.HONOURED)
     expect(call is None, "no function_call", call, "though function_call was 'none'")
     expect_text_reply(reply)
 
@@ -44,8 +44,8 @@ def _conversation(result: str) -> list[dict]:
             {"role": "function", "name": "get_weather", "content": result}]
 
 
-@check(id="chat.functions.follow-up", level="MUST", feature="chat.functions", parameter="functions",
-       clause="tools.follow-up", modes=("regular",))
+@check(id="chat.functions.follow-up", level=Level.MUST, feature="chat.functions", parameter="functions",
+       clause="tools.follow-up", modes=(Mode.REGULAR,))
 def test_function_follow_up(api):
     """After an assistant function_call, a `function` message with the result gets an assistant reply that reads it."""
     require_endpoint(api, "chat")

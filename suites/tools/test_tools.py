@@ -4,22 +4,11 @@ Every oracle forces or forbids the call (a named function, `required`, `none`), 
 on the model judging when a tool is useful; arguments are judged against the function's schema.
 """
 
-from conformance.calls import (
-    FUNCTIONS,
-    ROOM,
-    TIME,
-    WEATHER,
-    WEATHER_QUESTION,
-    call_problems,
-    expect_result_read,
-    json_problems,
-    expect_text_reply,
-    named_tool,
-    require_complete,
-    tool,
+from conformance.harness import (
+    ABSENT, CallPath, FUNCTIONS, Level, Mode, ROOM, TIME, Verdict, WEATHER, WEATHER_QUESTION, call_problems, check,
+    describe, expect, expect_result_read, expect_text_reply, inconclusive, json_problems, named_tool,
+    require_complete, require_endpoint, send_judged, tool, until_related,
 )
-from conformance.checks import ABSENT, check, describe, expect, inconclusive
-from conformance.oracles import require_endpoint, send_judged, until_related
 
 BOTH_QUESTION = [{"role": "user", "content": "What is the weather in Paris, and what time is it there?"}]
 UNRELATED = [{"role": "user", "content": "Write a long story about a lighthouse keeper who finds a map."}]
@@ -47,7 +36,7 @@ def expect_well_formed(calls: list[dict]) -> None:
     expect(len(set(ids)) == len(ids), "a distinct id for every call", ids, "an id used twice")
 
 
-@check(id="chat.tools.forced-call", level="MUST", feature="chat.tools", parameter="tools")
+@check(id="chat.tools.forced-call", level=Level.MUST, feature="chat.tools", parameter="tools")
 def test_forced_call(api):
     """A function named in tool_choice is called: id, type 'function', its name, arguments valid against its schema."""
     require_endpoint(api, "chat")
@@ -56,7 +45,7 @@ def test_forced_call(api):
     reply = send_judged(api, "chat", body, "tools", companions=("tool_choice",))
     calls = calls_of(reply)
     require_complete(reply)
-    api.observe("chat", "tools", "honoured" if calls else "ignored")
+    api.observe("chat", "tools", Verdict.HONOURED if calls else Verdict.IGNORED)
     expect(calls, "message.tool_calls with a call of get_weather", _no_calls(reply))
     expect_well_formed(calls)
     expect([c["function"].get("name") for c in calls] == ["get_weather"], "exactly one call, of get_weather",
@@ -66,7 +55,7 @@ def test_forced_call(api):
            describe(reply.finish_reason))
 
 
-@check(id="chat.tools.strict-arguments", level="MUST", feature="chat.tools", parameter="tools",
+@check(id="chat.tools.strict-arguments", level=Level.MUST, feature="chat.tools", parameter="tools",
        clause="tools.strict")
 def test_strict_arguments(api):
     """With strict: true, a call's arguments are a JSON object valid against the function's parameters."""
@@ -82,8 +71,8 @@ def test_strict_arguments(api):
         expect(not problems, "arguments valid against get_weather's parameters (strict)", "; ".join(problems))
 
 
-@check(id="chat.tools.stream-deltas", level="MUST", feature="chat.tools", parameter="tools",
-       clause="tools.streaming", modes=("stream",))
+@check(id="chat.tools.stream-deltas", level=Level.MUST, feature="chat.tools", parameter="tools",
+       clause="tools.streaming", modes=(Mode.STREAM,))
 def test_stream_deltas(api):
     """Streamed tool calls: every delta names its call's index, the first carries id, type and name, and the
     arguments fragments join into JSON valid against the schema."""
@@ -93,7 +82,7 @@ def test_stream_deltas(api):
     parts = [part for chunk in reply.chunks for choice in chunk.get("choices") or []
              for part in (choice.get("delta") or {}).get("tool_calls") or []]
     require_complete(reply)
-    api.observe("chat", "tools", "honoured" if parts else "ignored")
+    api.observe("chat", "tools", Verdict.HONOURED if parts else Verdict.IGNORED)
     expect(parts, "delta.tool_calls fragments in the stream", _no_calls(reply))
     first_seen: dict = {}
     for part in parts:
@@ -120,8 +109,8 @@ def _call_parts(reply) -> list[dict]:
             for part in (choice.get("delta") or {}).get("tool_calls") or [] if isinstance(part, dict)]
 
 
-@check(id="chat.tools.stream-head-once", level="MUST", feature="chat.tools", parameter="tools",
-       clause="tools.streaming", modes=("stream",))
+@check(id="chat.tools.stream-head-once", level=Level.MUST, feature="chat.tools", parameter="tools",
+       clause="tools.streaming", modes=(Mode.STREAM,))
 def test_stream_head_once(api):
     """Streamed tool calls: a call's id and function.name come in one delta, not again in later ones.
 
@@ -152,8 +141,8 @@ def test_stream_head_once(api):
                f"{len(names)} deltas carrying a name, joined {''.join(names)!r}")
 
 
-@check(id="chat.tools.stream-arguments-json", level="MUST", feature="chat.tools", parameter="tools",
-       clause="tools.streaming", modes=("stream",))
+@check(id="chat.tools.stream-arguments-json", level=Level.MUST, feature="chat.tools", parameter="tools",
+       clause="tools.streaming", modes=(Mode.STREAM,))
 def test_stream_arguments_json(api):
     """At temperature 0, a forced call's streamed arguments fragments join into the regular response's arguments.
 
@@ -171,7 +160,7 @@ def test_stream_arguments_json(api):
     body = {"messages": WEATHER_QUESTION, "tools": [tool(WEATHER)], "tool_choice": named_tool("get_weather"),
             "temperature": 0, "max_tokens": ROOM}
     # A refusal of tools here is judged as such (unsupported where tools are not offered).
-    regular = send_judged(api, "chat", body, "tools", companions=("tool_choice",), mode="regular", path="http")
+    regular = send_judged(api, "chat", body, "tools", companions=("tool_choice",), mode=Mode.REGULAR, path=CallPath.HTTP)
     control = calls_of(regular)
     if len(control) != 1 or json_problems((control[0].get("function") or {}).get("arguments")):
         inconclusive(f"the regular response has no call of get_weather with JSON arguments to compare with "
@@ -198,20 +187,20 @@ def test_stream_arguments_json(api):
                   f"(some of {len(tries)} tries)", "; ".join(json_problems(joined[-1])) if joined else joined)
 
 
-@check(id="chat.tool_choice.none", level="MUST", feature="chat.tool_choice", parameter="tool_choice")
+@check(id="chat.tool_choice.none", level=Level.MUST, feature="chat.tool_choice", parameter="tool_choice")
 def test_tool_choice_none(api):
     """tool_choice 'none' gets a text reply without tool calls, even when the question is one a tool answers."""
     require_endpoint(api, "chat")
     body = {"messages": BOTH_QUESTION, "tools": BOTH_TOOLS, "tool_choice": "none", "max_tokens": 8}
     reply = send_judged(api, "chat", body, "tool_choice")
     calls = calls_of(reply)
-    api.observe("chat", "tool_choice", "ignored" if calls else "honoured")
+    api.observe("chat", "tool_choice", Verdict.IGNORED if calls else Verdict.HONOURED)
     expect(not calls, "no tool calls", [c.get("function", {}).get("name") for c in calls],
            "calls of these functions, though tool_choice was 'none'")
     expect_text_reply(reply)
 
 
-@check(id="chat.tool_choice.required", level="MUST", feature="chat.tool_choice", parameter="tool_choice")
+@check(id="chat.tool_choice.required", level=Level.MUST, feature="chat.tool_choice", parameter="tool_choice")
 def test_tool_choice_required(api):
     """tool_choice 'required' gets at least one tool call and finish_reason 'tool_calls', even for a request
     no tool answers."""
@@ -220,14 +209,14 @@ def test_tool_choice_required(api):
     reply = send_judged(api, "chat", body, "tool_choice")
     calls = calls_of(reply)
     require_complete(reply)
-    api.observe("chat", "tool_choice", "honoured" if calls else "ignored")
+    api.observe("chat", "tool_choice", Verdict.HONOURED if calls else Verdict.IGNORED)
     expect(calls, "at least one tool call", _no_calls(reply))
     expect_well_formed(calls)
     expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", describe(reply.finish_reason),
            "though the reply made tool calls")
 
 
-@check(id="chat.tool_choice.named", level="MUST", feature="chat.tool_choice", parameter="tool_choice")
+@check(id="chat.tool_choice.named", level=Level.MUST, feature="chat.tool_choice", parameter="tool_choice")
 def test_tool_choice_named(api):
     """A function named in tool_choice is the one called, even when the question asks for another."""
     require_endpoint(api, "chat")
@@ -236,13 +225,13 @@ def test_tool_choice_named(api):
     reply = send_judged(api, "chat", body, "tool_choice")
     names = [c.get("function", {}).get("name") for c in calls_of(reply)]
     require_complete(reply)
-    api.observe("chat", "tool_choice", "honoured" if names and set(names) == {"get_time"} else "ignored")
+    api.observe("chat", "tool_choice", Verdict.HONOURED if names and set(names) == {"get_time"} else Verdict.IGNORED)
     expect(names and set(names) == {"get_time"}, "calls of get_time only", names or _no_calls(reply),
            "calls of other functions" if names else None)
     expect_well_formed(calls_of(reply))
 
 
-@check(id="chat.parallel_tool_calls.at-most-one", level="MUST", feature="chat.parallel_tool_calls",
+@check(id="chat.parallel_tool_calls.at-most-one", level=Level.MUST, feature="chat.parallel_tool_calls",
        parameter="parallel_tool_calls")
 def test_parallel_tool_calls_false(api):
     """parallel_tool_calls false gets at most one tool call, where the same request without it may get several."""
@@ -253,14 +242,14 @@ def test_parallel_tool_calls_false(api):
     if count <= 1:  # several calls already say it is ignored, cut or not
         require_complete(single)
     if count > 1:
-        api.observe("chat", "parallel_tool_calls", "ignored")
+        api.observe("chat", "parallel_tool_calls", Verdict.IGNORED)
     expect(count <= 1, "at most one tool call", [c.get("function", {}).get("name") for c in calls_of(single)],
            f"{count} calls in one reply")
     control = send_judged(api, "chat", body, None)
     if len(calls_of(control)) > 1:
-        api.observe("chat", "parallel_tool_calls", "honoured")
+        api.observe("chat", "parallel_tool_calls", Verdict.HONOURED)
     else:
-        api.observe("chat", "parallel_tool_calls", "accepted",
+        api.observe("chat", "parallel_tool_calls", Verdict.ACCEPTED,
                     "the request without it made one call too, so the effect was not shown")
     expect(count == 1, "exactly one call ('required')", f"{count} calls")
 
@@ -272,8 +261,8 @@ def _conversation(result: str) -> list[dict]:
             {"role": "tool", "tool_call_id": "call_conformance_1", "content": result}]
 
 
-@check(id="chat.tools.follow-up", level="MUST", feature="chat.tools", parameter="tools", clause="tools.follow-up",
-       modes=("regular",))
+@check(id="chat.tools.follow-up", level=Level.MUST, feature="chat.tools", parameter="tools", clause="tools.follow-up",
+       modes=(Mode.REGULAR,))
 def test_follow_up(api):
     """After an assistant message with tool_calls, a `tool` message with the result gets an assistant reply that
     reads it."""

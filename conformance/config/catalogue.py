@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from importlib import resources
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
-LEVELS = ("MUST", "SHOULD", "MAY")
+import tomllib
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +66,7 @@ class Catalogue:
 
 @functools.cache
 def load_catalogue() -> Catalogue:
-    text = resources.files("conformance.data").joinpath("parameters.toml").read_text(encoding="utf-8")
+    text = resources.files("conformance.config.data").joinpath("parameters.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
     params = []
     for entry in data["parameter"]:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from .client import Reply
+from .reply import Reply
 from .transport import Exchange
 
 try:

@@ -22,13 +22,11 @@ from typing import Any, Callable, NamedTuple
 
 import pytest
 
-from .catalogue import LEVELS, load_catalogue
-from .targets import MODES
-from .transport import InfrastructureError
+from ..config.catalogue import load_catalogue
+from ..vocabulary import LEVELS, MODES, PATHS
+from ..wire.transport import InfrastructureError
 
-PATHS = ("sdk", "http")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_][a-z0-9_-]*)+$")
-OUTCOMES = ("pass", "fail", "unsupported", "inconclusive", "error")
 
 
 class Dimensions(NamedTuple):

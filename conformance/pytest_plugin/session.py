@@ -1,8 +1,10 @@
-"""The pytest plugin (entry point `pytest11`): options, fixtures, parametrization, outcomes.
+"""The conformance session: what the plugin does once a session is aimed at a target.
 
-Thin by design: it wires the target, the embedded server and the harness (client.py) into
-pytest and turns each check's ending into an outcome record.  The records and the matrix are
-built by conformance.results and conformance.report.
+`conformance.pytest_plugin` (the pytest11 entry point) registers this module only when asked
+(`--target`, `--base-url`, `--report-dir`, or collecting the suites, whose conftest activates it).
+It wires the target, the embedded server and the harness (`conformance.wire.client`) into pytest
+and turns each check's ending into an outcome record; the records and the reports are built by
+`conformance.report`.  Its state lives on `config.stash`, never in the module.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
-from .connect import connect
-from .report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
+from ..harness.checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
+from ..server.connect import connect
+from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
                             without_fixture_containers, write_metadata)
-from .results import ResultWriter, record_for, variant_of
-from .targets import Target, TargetError, load_target
+from ..report.results import ResultWriter, record_for, variant_of
+from ..config.targets import Target, TargetError, load_target
+from ..options import given
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import Api, Runtime
+    from ..wire.client import Api, Runtime
 
 TARGET = pytest.StashKey["Target"]()
 STATE = pytest.StashKey["RunState"]()
@@ -47,7 +50,7 @@ class RunState:
     serial: bool = False  # the embedded server answers one request at a time
     base_url: str | None = None
     api_key: str | None = None
-    server: object | None = None  # conformance.connect.Endpoint
+    server: object | None = None  # conformance.server.connect.Endpoint
     writer: ResultWriter | None = None
     started: float = dataclasses.field(default_factory=time.time)
     tokens_used: int = 0  # by this process's checks, from the target's usage counts
@@ -57,69 +60,33 @@ class RunState:
     end: object | None = None  # conformance.report.finish.RunEnd, for the terminal summary
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("conformance", "OpenAI-compatibility conformance")
-    group.addoption("--target", default="reference",
-                    help="target name (a file in targets/) or path to a target TOML file (default: reference)")
-    group.addoption("--base-url", default=None, help="override the target's base URL (e.g. http://host:8000/v1)")
-    group.addoption("--api-key-env", default=None, help="name of the environment variable holding the API key")
-    group.addoption("--model", action="append", default=None, dest="conformance_models",
-                    help="model id to test (repeatable); replaces the target's model list")
-    group.addoption("--report-dir", default=None,
-                    help="where to write results and the matrix (default: reports/<run id>)")
-    group.addoption("--run-id", default=None,
-                    help="the run's id (default: a new one, <UTC time>-<target>-<random hex>)")
-    group.addoption("--server-quirk", action="append", default=[], dest="server_quirks", metavar="NAME",
-                    help="self-test: start the embedded reference server with this quirk (repeatable)")
-    group.addoption("--budget-tokens", type=int, default=None, metavar="N",
-                    help="stop starting checks once the target reports N tokens used (shared among workers)")
-    group.addoption("--server-faults", default=None, metavar="SPEC",
-                    help="self-test: inject transient faults in the embedded server, e.g. 429=0.2,reset=0.05,cut=0.03,stall=0.02")
-    group.addoption("--check", action="append", default=[], dest="conformance_checks", metavar="PATTERN",
-                    help="only the checks whose id matches this glob (repeatable); ID@NAME keeps only the "
-                         "variants about NAME, e.g. chat.errors.invalid-value@temperature")
-    group.addoption("--server-request-log", default=None, metavar="FILE",
-                    help="benchmark: the embedded reference server writes every request it receives to FILE")
-    group.addoption("--server-latency-ms", type=float, default=0.0, metavar="MS",
-                    help="benchmark: the embedded reference server takes MS milliseconds more per request")
-    group.addoption("--server-fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
-    group.addoption("--server-token-latency-ms", type=float, default=0.0, metavar="MS",
-                    help="the embedded reference server takes MS milliseconds per generated token (streams paced)")
-    group.addoption("--server-serial", action="store_true",
-                    help="the embedded reference server answers one request at a time (a serial target)")
-    group.addoption("--history", default=None, dest="conformance_history", metavar="FILE",
-                    help="the run history to compare with and append to (default: history.jsonl beside the "
-                         "report directory)")
-    group.addoption("--no-history", action="store_true", dest="conformance_no_history",
-                    help="neither read nor append the run history")
-    group.addoption("--expectations", default=None, dest="conformance_expectations", metavar="FILE",
-                    help="known deviations to compare with (default: expectations/<target>.toml when it exists)")
-    group.addoption("--no-expectations", action="store_true", dest="conformance_no_expectations",
-                    help="ignore any expectations file")
-
-
 def new_run_id(target: Target) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return f"{stamp}-{target.name}-{secrets.token_hex(3)}"
 
 
-def _new_run_dir(target: Target, run_id: str | None = None) -> Path:
+def target_of(config: pytest.Config) -> Target:
+    return load_target(config.getoption("conformance_target"), base_url=config.getoption("conformance_base_url"),
+                       api_key_env=config.getoption("conformance_api_key_env"),
+                       models=config.getoption("conformance_models"))
+
+
+def run_dir_for(target: Target, run_id: str | None = None) -> Path:
     return Path("reports") / (run_id or new_run_id(target))
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config: pytest.Config) -> None:
+def configure(config: pytest.Config) -> None:
+    """Set the run up: called once per process by `conformance.pytest_plugin.activate`, after
+    allure-pytest has configured itself."""
     config.addinivalue_line("markers", "conformance_check(meta): a conformance check (set by @check)")
     workerinput = getattr(config, "workerinput", None)
     try:
-        target = load_target(config.getoption("target"), base_url=config.getoption("base_url"),
-                             api_key_env=config.getoption("api_key_env"),
-                             models=config.getoption("conformance_models"))
+        target = target_of(config)
     except TargetError as exc:
         raise pytest.UsageError(str(exc)) from None
-    quirks = tuple(config.getoption("server_quirks"))
+    quirks = tuple(config.getoption("conformance_server_quirks"))
     if quirks:
-        from .server.quirks import check_names
+        from ..server.quirks import check_names
 
         if not target.embedded:
             raise pytest.UsageError("--server-quirk applies to the embedded reference server only")
@@ -136,17 +103,17 @@ def pytest_configure(config: pytest.Config) -> None:
                          api_key=workerinput["conformance_api_key"])
     else:
         # The id is the run's own, not its folder's: a nightly job reuses one folder every night.
-        run_id = config.getoption("run_id") or new_run_id(target)
-        run_dir = Path(config.getoption("report_dir") or _new_run_dir(target, run_id))
+        run_id = config.getoption("conformance_run_id") or new_run_id(target)
+        run_dir = Path(config.getoption("conformance_report_dir") or run_dir_for(target, run_id))
         for stale in ("results", "evidence", "shared", "not-run"):  # a reused report directory starts clean
             if (run_dir / stale).is_dir():
                 shutil.rmtree(run_dir / stale)
         state = RunState(target=target, run_dir=run_dir, run_id=run_id, quirks=quirks,
                          faults=_faults(config, target),
-                         request_log=config.getoption("server_request_log"),
-                         latency=config.getoption("server_latency_ms") / 1000,
-                         token_latency=config.getoption("server_token_latency_ms") / 1000,
-                         serial=config.getoption("server_serial"))
+                         request_log=config.getoption("conformance_server_request_log"),
+                         latency=config.getoption("conformance_server_latency_ms") / 1000,
+                         token_latency=config.getoption("conformance_server_token_latency_ms") / 1000,
+                         serial=config.getoption("conformance_server_serial"))
     config.stash[STATE] = state
     if workerinput is None:
         _settle_run_end(config, state)
@@ -159,7 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _settle_run_end(config: pytest.Config, state: RunState) -> None:
     """Where the run's history line goes and which expectations it is compared with (the controller's)."""
-    from . import expectations
+    from ..config import expectations
 
     if not config.getoption("conformance_no_history"):
         chosen = config.getoption("conformance_history")
@@ -173,50 +140,43 @@ def _settle_run_end(config: pytest.Config, state: RunState) -> None:
             raise pytest.UsageError(str(exc)) from None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
+def aim_allure_dir(config: pytest.Config) -> None:
     """A run aimed at a target (`pytest suites --target X`) is the same job as `conformance run`: it
     writes its Allure results into the run's folder too, unless --alluredir says otherwise. Before
     allure-pytest reads the option; xdist workers inherit the controller's options."""
     if hasattr(config, "workerinput") or not hasattr(config.option, "allure_report_dir") or \
             config.option.allure_report_dir:
         return
-    aimed = ("--target", "--base-url", "--report-dir")
-    if not any(a == o or a.startswith(o + "=") for a in config.invocation_params.args for o in aimed):
-        return
-    report_dir = config.getoption("report_dir")
+    report_dir = config.getoption("conformance_report_dir")
     if not report_dir:
         try:
-            target = load_target(config.getoption("target"), base_url=config.getoption("base_url"),
-                                 api_key_env=config.getoption("api_key_env"),
-                                 models=config.getoption("conformance_models"))
+            target = target_of(config)
         except TargetError:
-            return  # pytest_configure says why, once
-        config.option.run_id = config.getoption("run_id") or new_run_id(target)
-        report_dir = config.option.report_dir = str(_new_run_dir(target, config.option.run_id))
+            return  # configure() says why, once
+        config.option.conformance_run_id = config.getoption("conformance_run_id") or new_run_id(target)
+        report_dir = config.option.conformance_report_dir = str(run_dir_for(target, config.option.conformance_run_id))
     config.option.allure_report_dir = str(Path(report_dir) / "allure-results")
     config.option.clean_alluredir = True
 
 
 def _faults(config: pytest.Config, target: Target):
-    spec = config.getoption("server_faults")
+    spec = config.getoption("conformance_server_faults")
     if not spec:
         return None
-    from .server.faults import FaultSpecError, parse_faults
+    from ..server.faults import FaultSpecError, parse_faults
 
     if not target.embedded:
         raise pytest.UsageError("--server-faults applies to the embedded reference server only")
     try:
         # A stall lasts longer than the client waits for a read, so the client sees it as one.
-        return parse_faults(spec, config.getoption("server_fault_seed"), target.limits.timeout_seconds + 1)
+        return parse_faults(spec, config.getoption("conformance_server_fault_seed"), target.limits.timeout_seconds + 1)
     except FaultSpecError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
 def _run_suites_when_targeted(config: pytest.Config) -> None:
     """`pytest --target NAME` with no paths runs the checks, wherever pytest is started."""
-    named_target = any(a == "--target" or a.startswith("--target=") for a in config.invocation_params.args)
-    if named_target and config.args_source != pytest.Config.ArgsSource.ARGS:
+    if given(config.invocation_params.args, ("--target",)) and config.args_source != pytest.Config.ArgsSource.ARGS:
         import conformance.suites
 
         config.args = [list(conformance.suites.__path__)[0]]
@@ -263,10 +223,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("case", [v for _, _, v in cases], ids=[vid for _, vid, _ in cases])
     elif meta.is_template:
         metafunc.parametrize("endpoint", list(meta.endpoints))
-    if "api" in metafunc.fixturenames:
+    if "conformance_api" in metafunc.fixturenames:
         instances = [Dimensions(model, mode, path)
                      for model in target.models for mode in meta.modes for path in meta.paths]
-        metafunc.parametrize("api", instances, indirect=True, ids=[d.id for d in instances])
+        metafunc.parametrize("conformance_api", instances, indirect=True, ids=[d.id for d in instances])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -297,7 +257,7 @@ def _worker_count(config: pytest.Config) -> int:
 def conformance_runtime(pytestconfig: pytest.Config):
     """The per-process connection to the target (shared clients, caches)."""
     # Imported here: the openai SDK takes 0.6 s to import, and an xdist controller never needs it.
-    from .client import Runtime
+    from ..wire.client import Runtime
 
     state: RunState = pytestconfig.stash[STATE]
     try:
@@ -314,16 +274,16 @@ _API = pytest.StashKey["Api"]()
 
 
 @pytest.fixture
-def api(request: pytest.FixtureRequest, conformance_runtime: Runtime) -> Api:
-    """The harness for one check instance, bound to its model, mode and path."""
+def conformance_api(request: pytest.FixtureRequest, conformance_runtime: Runtime) -> Api:
+    """The harness for one check instance, bound to its model, mode and path (the suites call it `api`)."""
     dims: Dimensions = request.param
     config = request.config
-    budget = config.getoption("budget_tokens")
+    budget = config.getoption("conformance_budget_tokens")
     if budget is not None:
         share = budget / _worker_count(config)
         if config.stash[STATE].tokens_used >= share:
             raise BudgetReached(f"the token budget ({budget}) is spent")
-    from .client import Api
+    from ..wire.client import Api
 
     harness = Api(conformance_runtime, model=dims.model, mode=dims.mode, path=dims.path)
     request.node.stash[_API] = harness
@@ -407,7 +367,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                                                "injected": state.faults.injected}, indent=2))
     results_dir = state.run_dir / "results"
     if results_dir.is_dir():
-        from .report.matrix import write_reports
+        from ..report.matrix import write_reports
 
         matrix = write_reports(state.run_dir, state.target, state.base_url or "", state.started,
                                _configuration(config, state))
@@ -418,7 +378,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "target": run["target"], "base_url": run["base_url"], "models": ", ".join(run["models"]),
                 "run": run["id"], "suite": run["suite_version"], "openai_sdk": run["openai_sdk"],
                 "python": run["python"]})
-        from .report.finish import finish_run
+        from ..report.finish import finish_run
 
         state.end = finish_run(state.run_dir, matrix, state.history_path, state.known, state.expectations_path)
 
@@ -428,7 +388,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     state: RunState | None = config.stash.get(STATE, None)
     if state is None or state.end is None:
         return
-    from .report.finish import terminal_lines
+    from ..report.finish import terminal_lines
 
     for note in state.end.notes:  # what went wrong around the run, not in it: stderr, as every usage note
         print(note, file=sys.stderr)

@@ -11,19 +11,16 @@ import dataclasses
 import hashlib
 import os
 import re
-import sys
 import typing
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+import tomllib
+
+from ..vocabulary import MODES
 
 ENDPOINTS = ("chat", "completions", "models")
-MODES = ("regular", "stream")
 # A target's name is part of file names (reports/<stamp>-<name>-<hex>, expectations/<name>.toml).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SLUG = 48  # a base URL's share of a target name

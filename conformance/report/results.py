@@ -13,13 +13,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .report.evidence import render_evidence_page
+from .evidence import render_evidence_page
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .checks import ResolvedCheck
-    from .client import Api
-    from .targets import Target
-    from .transport import Redactor
+    from ..harness.checks import ResolvedCheck
+    from ..wire.client import Api
+    from ..config.targets import Target
+    from ..wire.transport import Redactor
 
 SCHEMA_VERSION = 1
 
@@ -28,7 +28,7 @@ def record_for(item, meta: "ResolvedCheck", target: "Target", outcome: str, mess
                redactor: "Redactor | None", duration: float) -> dict:
     callspec = getattr(item, "callspec", None)
     params = dict(callspec.params) if callspec else {}
-    instance = params["api"]
+    instance = params["conformance_api"]
     dims = {"target": target.name, "model": instance.model, "mode": instance.mode, "path": instance.path}
     variant = variant_of(callspec)
     if redactor is not None:
@@ -106,7 +106,7 @@ def variant_of(callspec) -> str | None:
     """The id pytest gave the `case` argument, e.g. 'chat-temperature=2.5' (None without one)."""
     if callspec is None or "case" not in callspec.params:
         return None
-    instance = callspec.params.get("api")
+    instance = callspec.params.get("conformance_api")
     if instance is None:
         return callspec.id
     return callspec.id.replace(f"-{instance.id}", "").replace(instance.id, "").strip("-")

@@ -13,11 +13,12 @@ import dataclasses
 import json
 from typing import Callable
 
-from .catalogue import load_catalogue
+from ..config.catalogue import load_catalogue
 from .checks import Deviation, describe, expect, inconclusive, unsupported
-from .client import Api, Reply
+from ..vocabulary import CallPath, Mode, Verdict
+from ..wire.client import Api, Reply
 from .schema import validate_error_envelope
-from .transport import InfrastructureError
+from ..wire.transport import InfrastructureError
 
 # Prompts chosen so that greedy decoding repeats itself on small and large models alike.
 REPEATING_PROMPT = "Continue this list, one word per line, and never stop: apple, apple, apple, apple, apple,"
@@ -52,7 +53,7 @@ def require_control(api: Api, reply: Reply, what: str = "the control request") -
     """A control request (without the parameter under test) must succeed, else nothing can be judged."""
     if not reply.ok:
         inconclusive(f"{what} failed ({reply.describe()}), so the parameter's effect cannot be judged")
-    if reply.mode == "stream" and reply.stream and reply.stream.problems:
+    if reply.mode == Mode.STREAM and reply.stream and reply.stream.problems:
         inconclusive(f"{what} returned a malformed stream: {reply.stream.problems[0]}")
     return reply
 
@@ -68,7 +69,7 @@ def require_accepted(api: Api, reply: Reply, endpoint: str, parameter: str | Non
     status = reply.status
     if status is not None and 400 <= status < 500 and reply.error is not None:
         if parameter is not None:
-            api.observe(endpoint, parameter, "rejected", reply.describe())
+            api.observe(endpoint, parameter, Verdict.REJECTED, reply.describe())
             p = load_catalogue().get(parameter, endpoint)
             if p.optional and parameter in api.target.unsupported_for(api.model):
                 unsupported(f"'{parameter}' was refused ({reply.describe()}); target '{api.target.name}' declares "
@@ -81,7 +82,7 @@ def require_accepted(api: Api, reply: Reply, endpoint: str, parameter: str | Non
                 raise Deviation(f"expected '{parameter}' to be accepted (the target declares it); got {reply.describe()}")
         raise Deviation(f"expected a successful response; got {reply.describe()}")
     if parameter is not None:
-        api.observe(endpoint, parameter, "broken", reply.describe())
+        api.observe(endpoint, parameter, Verdict.BROKEN, reply.describe())
     raise Deviation(f"expected a successful response; got {reply.describe()}")
 
 
@@ -112,9 +113,9 @@ def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, comp
         if present and api.create(endpoint, {k: v for k, v in body.items() if k not in present}, **kwargs).ok:
             parameter = present[0]  # the parameter alone is accepted: its companion is what is refused
     require_accepted(api, reply, endpoint, parameter)
-    if reply.mode == "stream" and reply.stream is not None and reply.stream.problems:
+    if reply.mode == Mode.STREAM and reply.stream is not None and reply.stream.problems:
         if parameter is not None:
-            api.observe(endpoint, parameter, "broken", reply.stream.problems[0])
+            api.observe(endpoint, parameter, Verdict.BROKEN, reply.stream.problems[0])
         raise Deviation(f"expected a well-formed event stream; got {reply.stream.problems[0]}")
     return reply
 
@@ -159,7 +160,7 @@ def _blame_connection_failures(api: Api, endpoint: str, body: dict, parameter: s
         except InfrastructureError as again:
             if not again.connection:
                 raise failure from None
-    api.observe(endpoint, parameter, "broken", str(failure))
+    api.observe(endpoint, parameter, Verdict.BROKEN, str(failure))
     raise Deviation(f"expected a response with '{parameter}'; the connection failed in {rounds + 1} rounds of "
                     f"retries ({failure}), while the same request without it succeeded")
 
@@ -254,7 +255,7 @@ def greedy_baseline(api: Api, endpoint: str, body: dict, max_tokens: int) -> Rep
     cache = api.runtime.cache
     if key not in cache:
         def send() -> list:
-            tries = until_agreement(lambda: api.create(endpoint, request, mode="regular", path="http"))
+            tries = until_agreement(lambda: api.create(endpoint, request, mode=Mode.REGULAR, path=CallPath.HTTP))
             return tries.replies
 
         cache[key] = tuple(api.runtime.shared.get(json.dumps(key), send))
@@ -283,7 +284,7 @@ def greedy_paths(api: Api, endpoint: str, body: dict, max_tokens: int) -> list[s
     cache = api.runtime.cache
     if key not in cache:
         def send() -> list:
-            return [api.create(endpoint, request, mode="regular", path="http") for _ in range(RELATION_TRIES)]
+            return [api.create(endpoint, request, mode=Mode.REGULAR, path=CallPath.HTTP) for _ in range(RELATION_TRIES)]
 
         cache[key] = tuple(api.runtime.shared.get(json.dumps(key), send))
     more = [api.adopt(r) for r in cache[key] if r is not None]
@@ -341,11 +342,11 @@ def expect_reproducible(api: Api, endpoint: str, parameter: str, tries: "Tries",
     most begin alike repetition cannot tell drift from a broken parameter (inconclusive); only tries
     that differ from their first characters show `parameter` ignored."""
     if tries.agreed is not None:
-        api.observe(endpoint, parameter, "honoured", f"{what}: {tries.describe()}")
+        api.observe(endpoint, parameter, Verdict.HONOURED, f"{what}: {tries.describe()}")
         return
     if tries.begin_alike:
         inconclusive(f"{what}: {tries.describe()}, but most begin alike: late drift, as numerical nondeterminism "
                      f"gives, which repetition cannot tell from a broken {parameter} ({tries.texts()})")
-    api.observe(endpoint, parameter, "ignored", f"{what}: {tries.describe()}, differing from the start")
+    api.observe(endpoint, parameter, Verdict.IGNORED, f"{what}: {tries.describe()}, differing from the start")
     expect(False, f"some two of {len(tries.replies)} tries ({what}) with the same text",
            f"{tries.describe()}, differing from the start: {tries.texts()}")

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+import tomllib
 
-from .checks import OUTCOMES
+from ..vocabulary import OUTCOMES
 
 
 class ExpectationsError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 
-from .targets import Target
+from ..config.targets import Target
 
 
 @dataclasses.dataclass
@@ -30,11 +30,11 @@ def connect(target: Target, quirks: tuple[str, ...] = (), faults=None, request_l
         settings = dict(api_key=key, models=target.models, quirks=quirks, faults=faults, request_log=request_log,
                         latency=latency, token_latency=token_latency, serial=serial)
         if own_process:
-            from .server.process import ServerProcess
+            from .process import ServerProcess
 
             server = ServerProcess(**settings)
         else:
-            from .server import ReferenceServer
+            from . import ReferenceServer
 
             server = ReferenceServer(**settings).start()
         return Endpoint(server.base_url, key, server)
