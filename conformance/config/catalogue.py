@@ -1,4 +1,4 @@
-"""The parameter catalogue and clause references (data in conformance/data/parameters.toml)."""
+"""The parameter catalogue and clause references (data in conformance/config/data/parameters.toml)."""
 
 from __future__ import annotations
 

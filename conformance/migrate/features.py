@@ -2,7 +2,7 @@
 
 A request names its features by what it asks for, not by which keys it holds: `n: 1` asks for
 nothing `n` can break except acceptance, `n: 3` depends on three choices coming back. What each
-feature means for the checks is data (conformance/data/migration.toml).
+feature means for the checks is data (conformance/config/data/migration.toml).
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def stream_items(body: str) -> list[dict]:
     """The event stream as a reader follows it, in order: events, comments, and a last event that
     never got its blank line.
 
-    The rules are conformance/sse.py's (WHATWG): lines end in CRLF, LF or CR, ':' starts a comment,
+    The rules are conformance/wire/sse.py's (WHATWG): lines end in CRLF, LF or CR, ':' starts a comment,
     `data` lines of one event join with a newline, a blank line dispatches.  That parser walks
     character by character to take reads split anywhere; a recorded body is whole, so splitting it
     into lines first is as exact and nine times faster (a test compares the two)."""

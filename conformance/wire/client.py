@@ -1,9 +1,10 @@
-"""The harness a check talks to: one `Api` per check instance, both paths behind one call.
+"""The object a check talks to: one `Api` per check instance, both paths behind one call.
 
 `api.create(endpoint, body)` sends `body` through the openai SDK or raw HTTP (the `path`),
-streaming or not (the `mode`), and returns a `Reply` with the same normalised view for both:
-status, error envelope, choices, usage, and for streams every event.  Checks hold only their
+streaming or not (the `mode`), and returns a `Reply` (reply.py) with the same normalised view for
+both: status, error envelope, choices, usage, and for streams every event.  Checks hold only their
 clause and oracle; capture, retries, redaction and evidence live here and in transport.py.
+`Runtime` is the per-process part: clients, rate limit, caches, replies shared among workers.
 """
 
 from __future__ import annotations
