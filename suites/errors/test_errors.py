@@ -7,7 +7,7 @@ ranges and limits are read from OpenAI's OpenAPI document.
 import json
 
 from conformance.catalogue import load_catalogue
-from conformance.checks import ABSENT, check, describe, expect
+from conformance.checks import ABSENT, check, describe, expect, not_in_openai
 from conformance.oracles import (
     STORY_PROMPT,
     expect_envelope,
@@ -15,6 +15,10 @@ from conformance.oracles import (
     require_declared_extension,
     require_endpoint,
 )
+
+ERRORS_INFO = not_in_openai(
+    "the error-codes guide the clause links: the OpenAPI document gives the error object's shape (Error: code, "
+    "message, param, type, all required) in no words, and no 400 or 404 responses for these endpoints")
 
 UNKNOWN_MODEL = "conformance-no-such-model"
 UNKNOWN_PARAMETER = "conformance_unknown_parameter"
@@ -49,7 +53,8 @@ def _invalid_reply(api, endpoint, case):
 
 
 @check(id="{endpoint}.errors.invalid-value", level="MUST", feature="{endpoint}.errors", clause="errors",
-       variants=invalid_values)
+       variants=invalid_values,
+       since="0.1.0", info=ERRORS_INFO)
 def test_invalid_value(api, endpoint, case):
     """An invalid parameter value is answered with 400 in OpenAI's error envelope (also when streaming)."""
     require_endpoint(api, endpoint)
@@ -57,7 +62,8 @@ def test_invalid_value(api, endpoint, case):
 
 
 @check(id="{endpoint}.errors.invalid-value-names-param", level="SHOULD", feature="{endpoint}.errors",
-       clause="errors", variants=invalid_values)
+       clause="errors", variants=invalid_values,
+       since="0.1.0", info=ERRORS_INFO)
 def test_invalid_value_names_param(api, endpoint, case):
     """The error for an invalid parameter value names that parameter in error.param."""
     require_endpoint(api, endpoint)
@@ -82,7 +88,8 @@ def _missing_reply(api, endpoint, name):
 
 
 @check(id="{endpoint}.errors.missing-required", level="MUST", feature="{endpoint}.errors", clause="errors",
-       variants=required_parameters, modes=REGULAR, paths=("http",))
+       variants=required_parameters, modes=REGULAR, paths=("http",),
+       since="0.1.0", info=ERRORS_INFO)
 def test_missing_required(api, endpoint, case):
     """A request without a required parameter is answered with 400 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)
@@ -90,7 +97,8 @@ def test_missing_required(api, endpoint, case):
 
 
 @check(id="{endpoint}.errors.missing-required-names-param", level="SHOULD", feature="{endpoint}.errors",
-       clause="errors", variants=required_parameters, modes=REGULAR, paths=("http",))
+       clause="errors", variants=required_parameters, modes=REGULAR, paths=("http",),
+       since="0.1.0", info=ERRORS_INFO)
 def test_missing_required_names_param(api, endpoint, case):
     """The error for a missing required parameter names it in error.param."""
     require_endpoint(api, endpoint)
@@ -99,7 +107,8 @@ def test_missing_required_names_param(api, endpoint, case):
     _expect_param(reply, case, f"error.param {case!r}")
 
 
-@check(id="{endpoint}.errors.unknown-model", level="MUST", feature="{endpoint}.errors", clause="errors")
+@check(id="{endpoint}.errors.unknown-model", level="MUST", feature="{endpoint}.errors", clause="errors",
+       since="0.1.0", info=ERRORS_INFO)
 def test_unknown_model(api, endpoint):
     """A model the target does not serve is answered with 404 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)
@@ -108,7 +117,8 @@ def test_unknown_model(api, endpoint):
 
 
 @check(id="{endpoint}.errors.unknown-model-code", level="SHOULD", feature="{endpoint}.errors", clause="errors",
-       modes=REGULAR)
+       modes=REGULAR,
+       since="0.1.0", info=ERRORS_INFO)
 def test_unknown_model_code(api, endpoint):
     """The error for an unknown model has code 'model_not_found'."""
     require_endpoint(api, endpoint)
@@ -118,7 +128,8 @@ def test_unknown_model_code(api, endpoint):
            describe(reply.error.get("code", ABSENT)))
 
 
-@check(id="{endpoint}.errors.unknown-parameter", level="MUST", feature="{endpoint}.errors", clause="errors")
+@check(id="{endpoint}.errors.unknown-parameter", level="MUST", feature="{endpoint}.errors", clause="errors",
+       since="0.1.0", info=ERRORS_INFO)
 def test_unknown_parameter(api, endpoint):
     """A parameter OpenAI does not know is refused with 400, not silently accepted."""
     require_endpoint(api, endpoint)
@@ -127,7 +138,8 @@ def test_unknown_parameter(api, endpoint):
 
 
 @check(id="{endpoint}.errors.malformed-json", level="MUST", feature="{endpoint}.errors", clause="errors",
-       modes=REGULAR, paths=("http",))
+       modes=REGULAR, paths=("http",),
+       since="0.1.0", info=ERRORS_INFO)
 def test_malformed_json(api, endpoint):
     """A body that is not valid JSON is answered with 400 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)

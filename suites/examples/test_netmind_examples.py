@@ -45,7 +45,8 @@ def _judge(api, endpoint, reply):
 
 
 @check(id="examples.netmind.chat", level="MUST", feature="examples.netmind", clause="object.chat",
-       endpoints=("chat",))
+       endpoints=("chat",),
+       since="0.1.0", info="Represents a chat completion response returned by model, based on the provided input.")
 def test_documented_chat_example(api):
     """Netmind's documented chat example (system + 'Hi there!', max_tokens 512) gets a valid chat completion."""
     require_endpoint(api, "chat")
@@ -54,7 +55,8 @@ def test_documented_chat_example(api):
 
 
 @check(id="examples.netmind.completion", level="MUST", feature="examples.netmind", clause="object.completions",
-       endpoints=("completions",))
+       endpoints=("completions",),
+       since="0.1.0", info="Represents a completion response from the API.")
 def test_documented_completion_example(api):
     """Netmind's documented completion example (the cooking-assistant prompt, max_tokens 512) gets a valid completion."""
     require_endpoint(api, "completions")

@@ -6,7 +6,7 @@ and the report says that is all that can be known.
 """
 
 from conformance.catalogue import load_catalogue
-from conformance.checks import check
+from conformance.checks import check, not_in_openai
 from conformance.oracles import STORY_PROMPT, prompt_body, require_endpoint, send_judged
 
 
@@ -16,7 +16,10 @@ def unobservable(endpoint):
 
 @check(id="{endpoint}.parameters.accepted", level="SHOULD", feature="{endpoint}.parameters",
        clause="https://platform.openai.com/docs/api-reference/{endpoint}/create", variants=unobservable,
-       modes=("regular",))
+       modes=("regular",),
+       since="0.1.0", info=not_in_openai(
+           "the suite's own clause: OpenAI documents these parameters (user, store, metadata, service_tier, ...) but "
+           "no effect a client can see, so all a black-box check can know is that a valid value is accepted"))
 def test_accepted(api, endpoint, case):
     """A valid value of a parameter whose effect cannot be observed is accepted (or, if optional, cleanly refused)."""
     require_endpoint(api, endpoint)

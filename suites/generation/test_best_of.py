@@ -8,7 +8,9 @@ from conformance.oracles import STORY_PROMPT, expect_envelope, prompt_body, requ
 
 
 @check(id="completions.best_of.not-below-n", level="SHOULD", feature="completions.best_of", parameter="best_of",
-       modes=("regular",))
+       modes=("regular",),
+       since="0.1.0", info="When used with `n`, `best_of` controls the number of candidate completions and `n` "
+       "specifies how many to return – `best_of` must be greater than `n`.")
 def test_best_of_below_n(api):
     """best_of smaller than n is refused with 400 naming best_of (best_of candidates, of which n are returned)."""
     require_endpoint(api, "completions")
@@ -20,7 +22,8 @@ def test_best_of_below_n(api):
 
 
 @check(id="completions.best_of.not-streamed", level="SHOULD", feature="completions.best_of", parameter="best_of",
-       modes=("stream",))
+       modes=("stream",),
+       since="0.1.0", info="Results cannot be streamed.")
 def test_best_of_stream(api):
     """best_of above 1 cannot be streamed: the request is refused with 400 naming best_of."""
     require_endpoint(api, "completions")

@@ -39,7 +39,9 @@ def _completion_logprobs(reply) -> dict | None:
     return merged if seen else None
 
 
-@check(id="chat.logprobs.tokens-and-values", level="MUST", feature="chat.logprobs", parameter="logprobs")
+@check(id="chat.logprobs.tokens-and-values", level="MUST", feature="chat.logprobs", parameter="logprobs",
+       since="0.1.0", info="If true, returns the log probabilities of each output token returned in the `content` of "
+       "`message`.")
 def test_chat_logprobs(api):
     """With logprobs, the tokens concatenate to the content and every logprob is <= 0."""
     require_endpoint(api, "chat")
@@ -56,7 +58,12 @@ def test_chat_logprobs(api):
 
 
 @check(id="chat.top_logprobs.sorted-alternatives", level="MUST", feature="chat.top_logprobs",
-       parameter="top_logprobs")
+       parameter="top_logprobs",
+       since="0.1.0", info=(
+           "An integer between 0 and 20 specifying the maximum number of most likely tokens to return at each token "
+           "position, each with an associated log probability.",
+           "List of the most likely tokens and their log probability, at this token position.",
+       ))
 def test_chat_top_logprobs(api):
     """top_logprobs=3 gives three alternatives per token, in descending order, the greedy token first."""
     require_endpoint(api, "chat")
@@ -74,7 +81,9 @@ def test_chat_top_logprobs(api):
                f"the chosen (greedy) token {entry.get('token')!r} first among the alternatives", top[0])
 
 
-@check(id="completions.logprobs.legacy-shape", level="MUST", feature="completions.logprobs", parameter="logprobs")
+@check(id="completions.logprobs.legacy-shape", level="MUST", feature="completions.logprobs", parameter="logprobs",
+       since="0.1.0", info="Include the log probabilities on the `logprobs` most likely output tokens, as well the "
+       "chosen tokens.")
 def test_completion_logprobs(api):
     """logprobs=3 gives tokens, token_logprobs (<= 0), 3 top_logprobs each and text_offset that add up."""
     require_endpoint(api, "completions")
@@ -99,7 +108,8 @@ def test_completion_logprobs(api):
 
 
 @check(id="completions.echo.prompt-prepended", level="MUST", feature="completions.echo", parameter="echo",
-       modes=("regular",))
+       modes=("regular",),
+       since="0.1.0", info="Echo back the prompt in addition to the completion")
 def test_echo(api):
     """echo=true returns the prompt followed by the completion."""
     require_endpoint(api, "completions")
@@ -122,7 +132,8 @@ def test_echo(api):
 
 
 @check(id="completions.echo.max-tokens-zero", level="MUST", feature="completions.echo", parameter="echo",
-       modes=("regular",))
+       modes=("regular",),
+       since="0.1.0", info="Echo back the prompt in addition to the completion")
 def test_echo_max_tokens_zero(api):
     """echo=true with max_tokens=0 returns the prompt alone, with usage.completion_tokens 0 (how prompt logprobs are had)."""
     require_endpoint(api, "completions")
@@ -146,7 +157,9 @@ def _range(low: int, high: int):
 
 
 @check(id="chat.top_logprobs.range", level="MUST", feature="chat.top_logprobs", parameter="top_logprobs",
-       variants=_range(0, 20))
+       variants=_range(0, 20),
+       since="0.1.0", info="An integer between 0 and 20 specifying the maximum number of most likely tokens to "
+       "return at each token position, each with an associated log probability.")
 def test_chat_top_logprobs_range(api, case):
     """top_logprobs takes any value from 0 to 20 and gives exactly that many alternatives per token."""
     require_endpoint(api, "chat")
@@ -160,7 +173,12 @@ def test_chat_top_logprobs_range(api, case):
 
 
 @check(id="completions.logprobs.range", level="MUST", feature="completions.logprobs", parameter="logprobs",
-       variants=_range(0, 5))
+       variants=_range(0, 5),
+       since="0.1.0", info=(
+           "The maximum value for `logprobs` is 5.",
+           "The API will always return the `logprob` of the sampled token, so there may be up to `logprobs+1` "
+           "elements in the response.",
+       ))
 def test_completion_logprobs_range(api, case):
     """logprobs takes any value from 0 to 5 and gives that many alternatives per token (OpenAI may add the
     sampled token, so k or k + 1)."""

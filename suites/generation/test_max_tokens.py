@@ -1,6 +1,6 @@
 """max_tokens: an upper bound on the generated tokens."""
 
-from conformance.checks import check, describe, expect, inconclusive
+from conformance.checks import check, describe, expect, inconclusive, not_in_openai
 from conformance.oracles import (
     STORY_PROMPT,
     greedy_baseline,
@@ -43,20 +43,45 @@ def _limits_length(api, endpoint, parameter):
 
 
 @check(id="{endpoint}.max_tokens.limits-length", level="MUST", feature="{endpoint}.max_tokens",
-       parameter="max_tokens")
+       parameter="max_tokens",
+       since="0.1.0", info={
+           "chat": (
+               "The maximum number of [tokens](/tokenizer) that can be generated in the chat completion.",
+               "`length` if the maximum number of tokens specified in the request was reached",
+           ),
+           "completions": (
+               "The maximum number of [tokens](/tokenizer) that can be generated in the completion.",
+               "`length` if the maximum number of tokens specified in the request was reached",
+           ),
+       })
 def test_max_tokens_limits_length(api, endpoint):
     """With max_tokens=5, a greedy output that was longer stops at 5 tokens with finish_reason 'length'."""
     _limits_length(api, endpoint, "max_tokens")
 
 
 @check(id="chat.max_completion_tokens.limits-length", level="MUST", feature="chat.max_completion_tokens",
-       parameter="max_completion_tokens")
+       parameter="max_completion_tokens",
+       since="0.1.0", info=(
+           "An upper bound for the number of tokens that can be generated for a completion, including visible output "
+           "tokens and [reasoning tokens](/docs/guides/reasoning).",
+           "`length` if the maximum number of tokens specified in the request was reached",
+       ))
 def test_max_completion_tokens(api):
     """With max_completion_tokens=5, a greedy output that was longer stops at 5 tokens with finish_reason 'length'."""
     _limits_length(api, "chat", "max_completion_tokens")
 
 
-@check(id="{endpoint}.max_tokens.one-token", level="MUST", feature="{endpoint}.max_tokens", parameter="max_tokens")
+@check(id="{endpoint}.max_tokens.one-token", level="MUST", feature="{endpoint}.max_tokens", parameter="max_tokens",
+       since="0.1.0", info={
+           "chat": (
+               "The maximum number of [tokens](/tokenizer) that can be generated in the chat completion.",
+               "`length` if the maximum number of tokens specified in the request was reached",
+           ),
+           "completions": (
+               "The maximum number of [tokens](/tokenizer) that can be generated in the completion.",
+               "`length` if the maximum number of tokens specified in the request was reached",
+           ),
+       })
 def test_max_tokens_one(api, endpoint):
     """max_tokens=1 yields exactly one token (usage.completion_tokens == 1; streamed: the same text)."""
     require_endpoint(api, endpoint)
@@ -95,7 +120,14 @@ def _about_the_context(error) -> bool:
 
 
 @check(id="{endpoint}.max_tokens.over-context", level="SHOULD", feature="{endpoint}.max_tokens",
-       parameter="max_tokens", modes=("regular",))
+       parameter="max_tokens", modes=("regular",),
+       since="0.1.0", info={
+           "chat": not_in_openai(
+               'OpenAI states this limit for the max_tokens of /completions ("The token count of your prompt plus '
+               '`max_tokens` cannot exceed the model\'s context length."), not in chat\'s max_tokens description; '
+               'chat models have a context all the same'),
+           "completions": "The token count of your prompt plus `max_tokens` cannot exceed the model's context length.",
+       })
 def test_max_tokens_over_context(api, endpoint):
     """A short prompt with max_tokens equal to the context (prompt + max_tokens over it) is refused with 400."""
     require_endpoint(api, endpoint)

@@ -15,7 +15,17 @@ def _n_reply(api, endpoint):
     return reply
 
 
-@check(id="{endpoint}.n.choices", level="MUST", feature="{endpoint}.n", parameter="n")
+@check(id="{endpoint}.n.choices", level="MUST", feature="{endpoint}.n", parameter="n",
+       since="0.1.0", info={
+           "chat": (
+               "How many chat completion choices to generate for each input message.",
+               "The index of the choice in the list of choices.",
+           ),
+           "completions": (
+               "How many completions to generate for each prompt.",
+               "The index of the choice in the list of choices.",
+           ),
+       })
 def test_n_choices(api, endpoint):
     """n=3 returns three choices with indices 0, 1 and 2."""
     require_endpoint(api, endpoint)
@@ -25,7 +35,8 @@ def test_n_choices(api, endpoint):
            f"{len(indices)} of {N} choices" if len(indices) != N else "other indices")
 
 
-@check(id="{endpoint}.n.finish-reason-each", level="MUST", feature="{endpoint}.n", parameter="n")
+@check(id="{endpoint}.n.finish-reason-each", level="MUST", feature="{endpoint}.n", parameter="n",
+       since="0.1.0", info="The reason the model stopped generating tokens.")
 def test_n_finish_reason_each(api, endpoint):
     """With n=3, every choice carries its own finish_reason."""
     require_endpoint(api, endpoint)
@@ -40,7 +51,17 @@ def test_n_finish_reason_each(api, endpoint):
                seen, "a choice with another count")
 
 
-@check(id="{endpoint}.n.greedy-choices", level="MUST", feature="{endpoint}.n", parameter="n")
+@check(id="{endpoint}.n.greedy-choices", level="MUST", feature="{endpoint}.n", parameter="n",
+       since="0.1.0", info={
+           "chat": (
+               "How many chat completion choices to generate for each input message.",
+               "The index of the choice in the list of choices.",
+           ),
+           "completions": (
+               "How many completions to generate for each prompt.",
+               "The index of the choice in the list of choices.",
+           ),
+       })
 def test_n_greedy_choices(api, endpoint):
     """n=3 at temperature 0 is accepted and returns three choices (they may be identical)."""
     require_endpoint(api, endpoint)

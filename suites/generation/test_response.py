@@ -8,7 +8,16 @@ RESPONSE_KIND = {"chat": "chat.completion", "completions": "text_completion"}
 CHUNK_KIND = {"chat": "chat.completion.chunk", "completions": "text_completion.chunk"}
 
 
-@check(id="{endpoint}.response.schema", level="MUST", feature="{endpoint}.response", clause="object.{endpoint}")
+@check(id="{endpoint}.response.schema", level="MUST", feature="{endpoint}.response", clause="object.{endpoint}",
+       since="0.1.0", info={
+           "chat": (
+               "Represents a chat completion response returned by model, based on the provided input.",
+               "Represents a streamed chunk of a chat completion response returned by the model, based on the "
+               "provided input.",
+           ),
+           "completions": "Note: both the streamed and non-streamed response objects share the same shape (unlike "
+                          "the chat endpoint).",
+       })
 def test_response_schema(api, endpoint):
     """The response, and every chunk of a streamed one, validates strictly against OpenAI's typed model."""
     require_endpoint(api, endpoint)
@@ -26,7 +35,11 @@ def test_response_schema(api, endpoint):
         expect(not problems, f"a valid {RESPONSE_KIND[endpoint]} object", "; ".join(problems))
 
 
-@check(id="{endpoint}.model.served", level="MUST", feature="{endpoint}.model", parameter="model")
+@check(id="{endpoint}.model.served", level="MUST", feature="{endpoint}.model", parameter="model",
+       since="0.1.0", info={
+           "chat": "Model ID used to generate the response, like `gpt-4o` or `o3`.",
+           "completions": "ID of the model to use.",
+       })
 def test_model_served(api, endpoint):
     """Each configured model answers a plain request successfully."""
     require_endpoint(api, endpoint)
@@ -35,7 +48,11 @@ def test_model_served(api, endpoint):
     api.observe(endpoint, "model", "honoured", f"{api.model} answered")
 
 
-@check(id="{endpoint}.model.echoed", level="SHOULD", feature="{endpoint}.model", parameter="model")
+@check(id="{endpoint}.model.echoed", level="SHOULD", feature="{endpoint}.model", parameter="model",
+       since="0.1.0", info={
+           "chat": "The model used for the chat completion.",
+           "completions": "The model used for completion.",
+       })
 def test_model_echoed(api, endpoint):
     """The response's `model` names the requested model (OpenAI may append a version suffix)."""
     require_endpoint(api, endpoint)

@@ -6,7 +6,11 @@ from conformance.schema import validate
 
 
 @check(id="{endpoint}.usage.consistent", level="MUST", feature="{endpoint}.usage", clause="usage.{endpoint}",
-       modes=("regular",))
+       modes=("regular",),
+       since="0.1.0", info=(
+           "Number of tokens in the prompt.",
+           "Total number of tokens used in the request (prompt + completion).",
+       ))
 def test_usage_consistent(api, endpoint):
     """A response carries usage with prompt_tokens > 0 and total_tokens = prompt_tokens + completion_tokens."""
     require_endpoint(api, endpoint)
@@ -24,7 +28,10 @@ def test_usage_consistent(api, endpoint):
 
 
 @check(id="{endpoint}.stream_options.include-usage", level="MUST", feature="{endpoint}.stream_options",
-       parameter="stream_options", modes=("stream",))
+       parameter="stream_options", modes=("stream",),
+       since="0.1.0", info="If set, an additional chunk will be streamed before the `data: [DONE]` message. The "
+       "`usage` field on this chunk shows the token usage statistics for the entire request, and the `choices` field "
+       "will always be an empty array.")
 def test_stream_include_usage(api, endpoint):
     """With include_usage, one last chunk has choices [] and the usage of the regular response; no other has usage."""
     require_endpoint(api, endpoint)

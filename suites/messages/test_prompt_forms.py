@@ -1,6 +1,6 @@
 """The forms of `prompt` (string, list of strings, token arrays) and the context limit."""
 
-from conformance.checks import ABSENT, check, describe, expect
+from conformance.checks import ABSENT, check, describe, expect, not_in_openai
 from conformance.oracles import (
     OTHER_PROMPT,
     STORY_PROMPT,
@@ -14,9 +14,13 @@ from conformance.oracles import (
 )
 from conformance.schema import validate_error_envelope
 
+PROMPT_INFO = ("The prompt(s) to generate completions for, encoded as a string, array of strings, array of tokens, "
+               "or array of token arrays.")
 
 
-@check(id="completions.prompt.list-of-strings", level="MUST", feature="completions.prompt", parameter="prompt")
+
+@check(id="completions.prompt.list-of-strings", level="MUST", feature="completions.prompt", parameter="prompt",
+       since="0.1.0", info=PROMPT_INFO)
 def test_prompt_list(api):
     """A list of two prompts gives one choice per prompt, each the greedy completion of its own prompt."""
     require_endpoint(api, "completions")
@@ -42,7 +46,8 @@ def test_prompt_list(api):
 
 
 @check(id="completions.prompt.token-array", level="SHOULD", feature="completions.prompt", parameter="prompt",
-       modes=("regular",))
+       modes=("regular",),
+       since="0.1.0", info=PROMPT_INFO)
 def test_prompt_tokens(api):
     """A prompt given as an array of token ids is accepted and counted as that many prompt tokens."""
     require_endpoint(api, "completions")
@@ -53,7 +58,14 @@ def test_prompt_tokens(api):
            None if used is None else "another count than the token ids sent")
 
 
-@check(id="{endpoint}.errors.context-length", level="MUST", feature="{endpoint}.errors", clause="errors")
+@check(id="{endpoint}.errors.context-length", level="MUST", feature="{endpoint}.errors", clause="errors",
+       since="0.1.0", info={
+           "chat": not_in_openai(
+               'the error-codes guide the clause links; the OpenAPI document states the context limit only for '
+               '/completions ("The token count of your prompt plus `max_tokens` cannot exceed the model\'s context '
+               'length.") and names no error code'),
+           "completions": "The token count of your prompt plus `max_tokens` cannot exceed the model's context length.",
+       })
 def test_context_length(api, endpoint):
     """A prompt longer than the model's context is refused with 400 and code 'context_length_exceeded'.
 

@@ -2,9 +2,12 @@
 
 import time
 
-from conformance.checks import ABSENT, check, describe, expect, inconclusive
+from conformance.checks import ABSENT, check, describe, expect, inconclusive, not_in_openai
 from conformance.oracles import raw_body
 from conformance.schema import validate, validate_error_envelope
+
+LIST_INFO = ("Lists the currently available models, and provides basic information about each one such as the owner "
+             "and availability.")
 
 REGULAR = ("regular",)
 APART = 1.1  # seconds between the two lists: a time-of-call `created` (whole seconds) must change
@@ -17,7 +20,8 @@ def _listed(api):
     return reply
 
 
-@check(id="models.list.shape", level="MUST", feature="models.list", clause="models.list", modes=REGULAR)
+@check(id="models.list.shape", level="MUST", feature="models.list", clause="models.list", modes=REGULAR,
+       since="0.1.0", info=LIST_INFO)
 def test_list_shape(api):
     """GET /models returns {object: 'list', data: [...]} where every entry is a valid model object."""
     body = _listed(api).body
@@ -34,7 +38,8 @@ def test_list_shape(api):
 
 
 @check(id="models.list.contains-configured", level="SHOULD", feature="models.list", clause="models.list",
-       modes=REGULAR)
+       modes=REGULAR,
+       since="0.1.0", info=LIST_INFO)
 def test_list_contains_configured(api):
     """The list includes the model under test."""
     body = _listed(api).body
@@ -42,7 +47,9 @@ def test_list_contains_configured(api):
     expect(api.model in ids, f"{api.model!r} among the listed models", ids[:20], "without it")
 
 
-@check(id="models.retrieve.shape", level="MUST", feature="models.retrieve", clause="models.retrieve", modes=REGULAR)
+@check(id="models.retrieve.shape", level="MUST", feature="models.retrieve", clause="models.retrieve", modes=REGULAR,
+       since="0.1.0", info="Retrieves a model instance, providing basic information about the model such as the "
+       "owner and permissioning.")
 def test_retrieve(api):
     """GET /models/{id} returns that model as a valid model object."""
     reply = api.retrieve_model(api.model)
@@ -54,7 +61,10 @@ def test_retrieve(api):
 
 
 @check(id="models.retrieve.unknown-404", level="MUST", feature="models.retrieve", clause="models.retrieve",
-       modes=REGULAR)
+       modes=REGULAR,
+       since="0.1.0", info=not_in_openai(
+           "the OpenAPI document gives GET /models/{model} a 200 response only; a 404 in the error envelope for a "
+           "model that does not exist is OpenAI's behaviour (its error-codes guide)"))
 def test_retrieve_unknown(api):
     """GET /models/{id} for a model that does not exist returns 404 in OpenAI's error envelope."""
     reply = api.retrieve_model("conformance-no-such-model")
@@ -71,7 +81,8 @@ def _created(body, model: str):
 
 
 @check(id="models.created-stable", level="SHOULD", feature="models.list", clause="models.object", modes=REGULAR,
-       paths=("http",))
+       paths=("http",),
+       since="0.1.0", info="The Unix timestamp (in seconds) when the model was created.")
 def test_created_stable(api):
     """A model's `created` (when the model was created) is the same in two lists a second apart."""
     started = time.monotonic()

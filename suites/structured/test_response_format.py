@@ -40,20 +40,25 @@ def _expect_json(api, messages, response_format, schema, expected):
 
 
 @check(id="chat.response_format.json-object", level="MUST", feature="chat.response_format",
-       parameter="response_format", clause="json-mode")
+       parameter="response_format", clause="json-mode",
+       since="0.1.0", info='Setting to `{ "type": "json_object" }` enables the older JSON mode, which ensures the '
+       'message the model generates is valid JSON.')
 def test_json_object(api):
     """response_format json_object gets content that parses as one JSON object."""
     _expect_json(api, ASK_JSON, JSON_OBJECT, None, "content that is one JSON object")
 
 
 @check(id="chat.response_format.json-schema-strict", level="MUST", feature="chat.response_format",
-       parameter="response_format")
+       parameter="response_format",
+       since="0.1.0", info='Setting to `{ "type": "json_schema", "json_schema": {...} }` enables Structured Outputs '
+       'which ensures the model will match your supplied JSON schema.')
 def test_json_schema(api):
     """response_format json_schema (strict) gets content that is JSON valid against the schema."""
     _expect_json(api, ASK_PLAIN, JSON_SCHEMA, PERSON, "content valid against the schema")
 
 
-@check(id="chat.response_format.text", level="MUST", feature="chat.response_format", parameter="response_format")
+@check(id="chat.response_format.text", level="MUST", feature="chat.response_format", parameter="response_format",
+       since="0.1.0", info="Default response format. Used to generate text responses.")
 def test_text(api):
     """response_format text (the default) is accepted and gets a plain text reply."""
     require_endpoint(api, "chat")
@@ -63,7 +68,9 @@ def test_text(api):
 
 
 @check(id="chat.response_format.json-object-needs-json", level="SHOULD", feature="chat.response_format",
-       parameter="response_format", clause="json-mode", modes=("regular",))
+       parameter="response_format", clause="json-mode", modes=("regular",),
+       since="0.1.0", info="Note that the model will not generate JSON without a system or user message instructing "
+       "it to do so.")
 def test_json_word_required(api):
     """json_object mode is refused with 400 naming 'messages' when no message mentions JSON."""
     require_endpoint(api, "chat")

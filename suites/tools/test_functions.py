@@ -2,11 +2,13 @@
 
 from conformance.calls import (ROOM, WEATHER, WEATHER_QUESTION, expect_result_read, expect_text_reply,
                                function_call_problems, require_complete)
-from conformance.checks import check, describe, expect
+from conformance.checks import check, describe, expect, not_in_openai
 from conformance.oracles import require_endpoint, send_judged
 
 
-@check(id="chat.functions.forced-call", level="MUST", feature="chat.functions", parameter="functions")
+@check(id="chat.functions.forced-call", level="MUST", feature="chat.functions", parameter="functions",
+       since="0.1.0", info='Specifying a particular function via `{"name": "my_function"}` forces the model to call '
+       'that function.')
 def test_forced_function_call(api):
     """A function named in function_call is called: message.function_call with its name and its arguments as
     a string."""
@@ -26,7 +28,8 @@ def test_forced_function_call(api):
            describe(reply.finish_reason))
 
 
-@check(id="chat.function_call.none", level="MUST", feature="chat.function_call", parameter="function_call")
+@check(id="chat.function_call.none", level="MUST", feature="chat.function_call", parameter="function_call",
+       since="0.1.0", info="`none` means the model will not call a function and instead generates a message.")
 def test_function_call_none(api):
     """function_call 'none' gets a text reply without a function call."""
     require_endpoint(api, "chat")
@@ -45,7 +48,10 @@ def _conversation(result: str) -> list[dict]:
 
 
 @check(id="chat.functions.follow-up", level="MUST", feature="chat.functions", parameter="functions",
-       clause="tools.follow-up", modes=("regular",))
+       clause="tools.follow-up", modes=("regular",),
+       since="0.1.0", info=not_in_openai(
+           "the function-calling guide the clause links (handling function calls); the OpenAPI document only defines "
+           "the `function` message (role, name, content)"))
 def test_function_follow_up(api):
     """After an assistant function_call, a `function` message with the result gets an assistant reply that reads it."""
     require_endpoint(api, "chat")
