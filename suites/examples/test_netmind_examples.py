@@ -4,7 +4,7 @@ The Python examples go through the SDK; the cURL examples go through raw HTTP, w
 prompt exactly as documented (it differs from the Python one by a space after each newline).
 """
 
-from conformance.checks import check, describe, expect
+from conformance.checks import check, clauses, describe
 from conformance.oracles import require_accepted, require_endpoint
 from conformance.schema import validate
 
@@ -29,19 +29,22 @@ MAX_TOKENS = 512
 
 def _judge(api, endpoint, reply):
     require_accepted(api, reply, endpoint, None)
-    if api.mode == "stream":
-        kind = "chat.completion.chunk" if endpoint == "chat" else "text_completion.chunk"
-        # The documented loop reads chunk.choices[0] of every chunk.
-        for number, chunk in enumerate(reply.chunks, 1):
-            expect(chunk.get("choices"), f"chunk {number} to have a choice for `chunk.choices[0]`", chunk)
-            problems = validate(kind, chunk)
-            expect(not problems, f"chunk {number} to be a valid {kind}", "; ".join(problems))
-    else:
-        kind = "chat.completion" if endpoint == "chat" else "text_completion"
-        problems = validate(kind, reply.body)
-        expect(not problems, f"a valid {kind}", "; ".join(problems))
-    expect(isinstance(reply.text, str), "text in choices[0]", describe(reply.text))
-    expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'", describe(reply.finish_reason))
+    with clauses() as soft:
+        if api.mode == "stream":
+            kind = "chat.completion.chunk" if endpoint == "chat" else "text_completion.chunk"
+            # The documented loop reads chunk.choices[0] of every chunk.
+            for number, chunk in enumerate(reply.chunks, 1):
+                soft.expect(chunk.get("choices"), f"chunk {number} to have a choice for `chunk.choices[0]`", chunk,
+                            key="choices")
+                problems = validate(kind, chunk)
+                soft.expect(not problems, f"chunk {number} to be a valid {kind}", "; ".join(problems), key="valid")
+        else:
+            kind = "chat.completion" if endpoint == "chat" else "text_completion"
+            problems = validate(kind, reply.body)
+            soft.expect(not problems, f"a valid {kind}", "; ".join(problems))
+        soft.expect(isinstance(reply.text, str), "text in choices[0]", describe(reply.text))
+        soft.expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'",
+                    describe(reply.finish_reason))
 
 
 @check(id="examples.netmind.chat", level="MUST", feature="examples.netmind", clause="object.chat",

@@ -1,6 +1,6 @@
 """messages (chat) and prompt (completions): the input is read."""
 
-from conformance.checks import check, describe, expect, inconclusive
+from conformance.checks import check, clauses, describe, expect, inconclusive
 from conformance.oracles import STORY_PROMPT, require_endpoint, send_judged
 
 PROMPT_INFO = ("The prompt(s) to generate completions for, encoded as a string, array of strings, array of tokens, "
@@ -20,8 +20,11 @@ def test_roles_accepted(api):
     """A conversation of system, user, assistant and user messages is answered by one assistant message."""
     require_endpoint(api, "chat")
     reply = send_judged(api, "chat", {"messages": CONVERSATION, "max_tokens": 8}, "messages")
-    expect(len(reply.choices) == 1, "one choice", len(reply.choices))
-    expect(reply.choices[0].role == "assistant", "the role 'assistant'", f"role {describe(reply.choices[0].role)}")
+    with clauses() as soft:
+        soft.expect(len(reply.choices) == 1, "one choice", len(reply.choices))
+        if reply.choices:
+            soft.expect(reply.choices[0].role == "assistant", "the role 'assistant'",
+                        f"role {describe(reply.choices[0].role)}")
 
 
 @check(id="chat.messages.developer-role", level="MUST", feature="chat.messages", parameter="messages",
