@@ -46,6 +46,7 @@ class Catalogue:
     parameters: tuple[Parameter, ...]
     clauses: dict[str, str]
     references: dict[str, str]
+    features: dict[str, str] = dataclasses.field(default_factory=dict)  # id -> what it covers ([features])
 
     def for_endpoint(self, endpoint: str) -> list[Parameter]:
         return [p for p in self.parameters if endpoint in p.endpoints]
@@ -63,6 +64,10 @@ class Catalogue:
     def reference(self, key: str) -> str:
         return self.references[key]
 
+    def feature_ids(self) -> frozenset[str]:
+        """The closed list of check features: <endpoint>.<parameter> of every parameter, and [features]."""
+        return frozenset({f"{e}.{p.name}" for p in self.parameters for e in p.endpoints} | set(self.features))
+
 
 @functools.cache
 def load_catalogue() -> Catalogue:
@@ -78,4 +83,5 @@ def load_catalogue() -> Catalogue:
         entry["endpoints"] = tuple(entry["endpoints"])
         entry["values"] = tuple(entry.get("values", ()))
         params.append(Parameter(invalid=invalid, **entry))
-    return Catalogue(parameters=tuple(params), clauses=dict(data["clauses"]), references=dict(data["references"]))
+    return Catalogue(parameters=tuple(params), clauses=dict(data["clauses"]), references=dict(data["references"]),
+                     features=dict(data.get("features", {})))

@@ -14,7 +14,8 @@ from ..vocabulary import CallPath, Level, Mode, Outcome, Verdict
 from ..wire.reply import Reply, aggregate_chunks, read_stream
 from .calls import (FUNCTIONS, ROOM, TIME, WEATHER, WEATHER_QUESTION, call_problems, expect_result_read,
                     expect_text_reply, function_call_problems, json_problems, named_tool, require_complete, tool)
-from .checks import ABSENT, check, describe, expect, inconclusive, unsupported
+from .checks import (ABSENT, NOT_IN_OPENAI, check, clauses, describe, docs, expect, inconclusive, not_in_openai,
+                     unsupported)
 from .oracles import (BEGINNING, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Tries, expect_envelope,
                       expect_reproducible, greedy_baseline, greedy_paths, how_text_differs, is_legible, prompt_body,
                       raw_body, repetition, require_accepted, require_control, require_declared_extension,
@@ -23,7 +24,8 @@ from .schema import validate, validate_error_envelope
 
 __all__ = [
     # declaring a check and its outcomes
-    "check", "expect", "describe", "inconclusive", "unsupported", "ABSENT",
+    "check", "expect", "clauses", "describe", "inconclusive", "unsupported", "ABSENT",
+    "not_in_openai", "NOT_IN_OPENAI", "docs",
     "Level", "Mode", "CallPath", "Outcome", "Verdict",
     # oracles: requests judged against a control, repetition for nondeterminism
     "send_judged", "require_endpoint", "require_accepted", "require_control", "require_declared_extension",

@@ -5,7 +5,7 @@ prompt exactly as documented (it differs from the Python one by a space after ea
 """
 
 from conformance.harness import (
-    CallPath, Level, Mode, check, describe, expect, require_accepted, require_endpoint, validate,
+    CallPath, Level, Mode, check, clauses, describe, require_accepted, require_endpoint, validate,
 )
 
 CHAT_MESSAGES = [
@@ -29,23 +29,27 @@ MAX_TOKENS = 512
 
 def _judge(api, endpoint, reply):
     require_accepted(api, reply, endpoint, None)
-    if api.mode == Mode.STREAM:
-        kind = "chat.completion.chunk" if endpoint == "chat" else "text_completion.chunk"
-        # The documented loop reads chunk.choices[0] of every chunk.
-        for number, chunk in enumerate(reply.chunks, 1):
-            expect(chunk.get("choices"), f"chunk {number} to have a choice for `chunk.choices[0]`", chunk)
-            problems = validate(kind, chunk)
-            expect(not problems, f"chunk {number} to be a valid {kind}", "; ".join(problems))
-    else:
-        kind = "chat.completion" if endpoint == "chat" else "text_completion"
-        problems = validate(kind, reply.body)
-        expect(not problems, f"a valid {kind}", "; ".join(problems))
-    expect(isinstance(reply.text, str), "text in choices[0]", describe(reply.text))
-    expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'", describe(reply.finish_reason))
+    with clauses() as soft:
+        if api.mode == Mode.STREAM:
+            kind = "chat.completion.chunk" if endpoint == "chat" else "text_completion.chunk"
+            # The documented loop reads chunk.choices[0] of every chunk.
+            for number, chunk in enumerate(reply.chunks, 1):
+                soft.expect(chunk.get("choices"), f"chunk {number} to have a choice for `chunk.choices[0]`", chunk,
+                            key="choices")
+                problems = validate(kind, chunk)
+                soft.expect(not problems, f"chunk {number} to be a valid {kind}", "; ".join(problems), key="valid")
+        else:
+            kind = "chat.completion" if endpoint == "chat" else "text_completion"
+            problems = validate(kind, reply.body)
+            soft.expect(not problems, f"a valid {kind}", "; ".join(problems))
+        soft.expect(isinstance(reply.text, str), "text in choices[0]", describe(reply.text))
+        soft.expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'",
+                    describe(reply.finish_reason))
 
 
 @check(id="examples.netmind.chat", level=Level.MUST, feature="examples.netmind", clause="object.chat",
-       endpoints=("chat",))
+       endpoints=("chat",),
+       since="0.1.0", info="Represents a chat completion response returned by model, based on the provided input.")
 def test_documented_chat_example(api):
     """Netmind's documented chat example (system + 'Hi there!', max_tokens 512) gets a valid chat completion."""
     require_endpoint(api, "chat")
@@ -54,7 +58,8 @@ def test_documented_chat_example(api):
 
 
 @check(id="examples.netmind.completion", level=Level.MUST, feature="examples.netmind", clause="object.completions",
-       endpoints=("completions",))
+       endpoints=("completions",),
+       since="0.1.0", info="Represents a completion response from the API.")
 def test_documented_completion_example(api):
     """Netmind's documented completion example (the cooking-assistant prompt, max_tokens 512) gets a valid completion."""
     require_endpoint(api, "completions")

@@ -11,7 +11,9 @@ FORCED_TOKEN = "15"
 
 
 @check(id="{endpoint}.logit_bias.forces-token", level=Level.MUST, feature="{endpoint}.logit_bias",
-       parameter="logit_bias")
+       parameter="logit_bias",
+       since="0.1.0", info="values like -100 or 100 should result in a ban or exclusive selection of the relevant "
+       "token.")
 def test_logit_bias_forces_token(api, endpoint):
     """logit_bias {id: 100} forces that token: two different prompts then give the same output."""
     require_endpoint(api, endpoint)

@@ -1,7 +1,7 @@
 """n: how many choices to generate."""
 
 from conformance.harness import (
-    Level, Mode, STORY_PROMPT, Verdict, check, describe, expect, prompt_body, require_endpoint, send_judged,
+    Level, Mode, STORY_PROMPT, Verdict, check, clauses, describe, expect, prompt_body, require_endpoint, send_judged,
 )
 
 N = 3
@@ -16,7 +16,17 @@ def _n_reply(api, endpoint):
     return reply
 
 
-@check(id="{endpoint}.n.choices", level=Level.MUST, feature="{endpoint}.n", parameter="n")
+@check(id="{endpoint}.n.choices", level=Level.MUST, feature="{endpoint}.n", parameter="n",
+       since="0.1.0", info={
+           "chat": (
+               "How many chat completion choices to generate for each input message.",
+               "The index of the choice in the list of choices.",
+           ),
+           "completions": (
+               "How many completions to generate for each prompt.",
+               "The index of the choice in the list of choices.",
+           ),
+       })
 def test_n_choices(api, endpoint):
     """n=3 returns three choices with indices 0, 1 and 2."""
     require_endpoint(api, endpoint)
@@ -26,22 +36,34 @@ def test_n_choices(api, endpoint):
            f"{len(indices)} of {N} choices" if len(indices) != N else "other indices")
 
 
-@check(id="{endpoint}.n.finish-reason-each", level=Level.MUST, feature="{endpoint}.n", parameter="n")
+@check(id="{endpoint}.n.finish-reason-each", level=Level.MUST, feature="{endpoint}.n", parameter="n",
+       since="0.1.0", info="The reason the model stopped generating tokens.")
 def test_n_finish_reason_each(api, endpoint):
     """With n=3, every choice carries its own finish_reason."""
     require_endpoint(api, endpoint)
     reply = _n_reply(api, endpoint)
     reasons = {c.index: c.finish_reason for c in reply.choices}
-    expect(len(reasons) == N and all(r in ("stop", "length") for r in reasons.values()),
-           f"{N} choices, each with finish_reason 'stop' or 'length'", reasons,
-           f"{len(reasons)} of {N} choices" if len(reasons) != N else "a finish_reason that is neither")
-    if api.mode == Mode.STREAM:
-        seen = {c.index: c.finish_reasons_seen for c in reply.choices}
-        expect(all(count == 1 for count in seen.values()), "exactly one chunk with a finish_reason per choice",
-               seen, "a choice with another count")
+    with clauses() as soft:
+        soft.expect(len(reasons) == N and all(r in ("stop", "length") for r in reasons.values()),
+                    f"{N} choices, each with finish_reason 'stop' or 'length'", reasons,
+                    f"{len(reasons)} of {N} choices" if len(reasons) != N else "a finish_reason that is neither")
+        if api.mode == Mode.STREAM:
+            seen = {c.index: c.finish_reasons_seen for c in reply.choices}
+            soft.expect(all(count == 1 for count in seen.values()), "exactly one chunk with a finish_reason per choice",
+                        seen, "a choice with another count")
 
 
-@check(id="{endpoint}.n.greedy-choices", level=Level.MUST, feature="{endpoint}.n", parameter="n")
+@check(id="{endpoint}.n.greedy-choices", level=Level.MUST, feature="{endpoint}.n", parameter="n",
+       since="0.1.0", info={
+           "chat": (
+               "How many chat completion choices to generate for each input message.",
+               "The index of the choice in the list of choices.",
+           ),
+           "completions": (
+               "How many completions to generate for each prompt.",
+               "The index of the choice in the list of choices.",
+           ),
+       })
 def test_n_greedy_choices(api, endpoint):
     """n=3 at temperature 0 is accepted and returns three choices (they may be identical)."""
     require_endpoint(api, endpoint)

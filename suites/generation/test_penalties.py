@@ -2,8 +2,8 @@
 
 
 from conformance.harness import (
-    Level, REPEATING_PROMPT, Verdict, check, describe, expect, greedy_baseline, inconclusive, prompt_body,
-    repetition, require_declared_extension, require_endpoint, send_judged,
+    Level, REPEATING_PROMPT, Verdict, check, describe, expect, greedy_baseline, inconclusive, not_in_openai,
+    prompt_body, repetition, require_declared_extension, require_endpoint, send_judged,
 )
 
 MIN_BASELINE_REPETITION = 0.2
@@ -27,21 +27,27 @@ def _penalised(api, endpoint, parameter: str, value: float):
 
 
 @check(id="{endpoint}.presence_penalty.reduces-repetition", level=Level.MUST, feature="{endpoint}.presence_penalty",
-       parameter="presence_penalty")
+       parameter="presence_penalty",
+       since="0.1.0", info="Positive values penalize new tokens based on whether they appear in the text so far, "
+       "increasing the model's likelihood to talk about new topics.")
 def test_presence_penalty(api, endpoint):
     """presence_penalty=2 makes a repetitive greedy output repeat itself less."""
     _penalised(api, endpoint, "presence_penalty", 2.0)
 
 
 @check(id="{endpoint}.frequency_penalty.reduces-repetition", level=Level.MUST,
-       feature="{endpoint}.frequency_penalty", parameter="frequency_penalty")
+       feature="{endpoint}.frequency_penalty", parameter="frequency_penalty",
+       since="0.1.0", info="Positive values penalize new tokens based on their existing frequency in the text so "
+       "far, decreasing the model's likelihood to repeat the same line verbatim.")
 def test_frequency_penalty(api, endpoint):
     """frequency_penalty=2 makes a repetitive greedy output repeat itself less."""
     _penalised(api, endpoint, "frequency_penalty", 2.0)
 
 
 @check(id="{endpoint}.repetition_penalty.reduces-repetition", level=Level.MUST,
-       feature="{endpoint}.repetition_penalty", parameter="repetition_penalty")
+       feature="{endpoint}.repetition_penalty", parameter="repetition_penalty",
+       since="0.1.0", info=not_in_openai(
+           "an extension parameter (vLLM, llama.cpp, TGI), not OpenAI's: judged only where the target declares it"))
 def test_repetition_penalty(api, endpoint):
     """Extension: repetition_penalty=1.8, where declared, makes a repetitive greedy output repeat itself less."""
     _penalised(api, endpoint, "repetition_penalty", 1.8)

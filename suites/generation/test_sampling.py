@@ -9,7 +9,9 @@ SAMPLES = 4
 
 
 @check(id="{endpoint}.temperature.zero-repeatable", level=Level.SHOULD, feature="{endpoint}.temperature",
-       parameter="temperature")
+       parameter="temperature",
+       since="0.1.0", info="Higher values like 0.8 will make the output more random, while lower values like 0.2 "
+       "will make it more focused and deterministic.")
 def test_temperature_zero_repeatable(api, endpoint):
     """temperature=0 repeated gives the same text: some try reproduces another (greedy decoding is repeatable)."""
     require_endpoint(api, endpoint)
@@ -19,7 +21,9 @@ def test_temperature_zero_repeatable(api, endpoint):
 
 
 @check(id="{endpoint}.temperature.high-varies", level=Level.MUST, feature="{endpoint}.temperature",
-       parameter="temperature")
+       parameter="temperature",
+       since="0.1.0", info="Higher values like 0.8 will make the output more random, while lower values like 0.2 "
+       "will make it more focused and deterministic.")
 def test_temperature_high_varies(api, endpoint):
     """temperature=2 over several samples does not give one constant text."""
     require_endpoint(api, endpoint)
@@ -33,7 +37,9 @@ def test_temperature_high_varies(api, endpoint):
            else "one text every time: no sampling")
 
 
-@check(id="{endpoint}.top_p.tiny-is-greedy", level=Level.MUST, feature="{endpoint}.top_p", parameter="top_p")
+@check(id="{endpoint}.top_p.tiny-is-greedy", level=Level.MUST, feature="{endpoint}.top_p", parameter="top_p",
+       since="0.1.0", info="An alternative to sampling with temperature, called nucleus sampling, where the model "
+       "considers the results of the tokens with top_p probability mass.")
 def test_top_p_tiny_is_greedy(api, endpoint):
     """temperature=1 with top_p=1e-9 keeps only the likeliest token: the output equals the greedy one."""
     require_endpoint(api, endpoint)

@@ -5,10 +5,14 @@ from conformance.harness import (
     require_endpoint, send_judged, until_agreement,
 )
 
+SEED_INFO = ("If specified, our system will make a best effort to sample deterministically, such that repeated "
+             "requests with the same `seed` and parameters should return the same result.")
+
 SEED = 4242
 
 
-@check(id="{endpoint}.seed.reproducible", level=Level.SHOULD, feature="{endpoint}.seed", parameter="seed")
+@check(id="{endpoint}.seed.reproducible", level=Level.SHOULD, feature="{endpoint}.seed", parameter="seed",
+       since="0.1.0", info=SEED_INFO)
 def test_seed_reproducible(api, endpoint):
     """The same seed at temperature 1 repeated gives the same text (some try reproduces another); unseeded vary."""
     require_endpoint(api, endpoint)
@@ -22,7 +26,8 @@ def test_seed_reproducible(api, endpoint):
     expect_reproducible(api, endpoint, "seed", seeded, "the same seed")
 
 
-@check(id="{endpoint}.seed.different-seeds-vary", level=Level.SHOULD, feature="{endpoint}.seed", parameter="seed")
+@check(id="{endpoint}.seed.different-seeds-vary", level=Level.SHOULD, feature="{endpoint}.seed", parameter="seed",
+       since="0.1.0", info=SEED_INFO)
 def test_different_seeds_vary(api, endpoint):
     """Different seeds at temperature 1 give different texts: a seed does not switch sampling off."""
     require_endpoint(api, endpoint)

@@ -7,9 +7,13 @@ fails one edge case is named for that case and `stop` is not called ignored.
 """
 
 from conformance.harness import (
-    CallPath, Level, Mode, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Verdict, check, expect, greedy_baseline,
-    inconclusive, is_legible, prompt_body, require_endpoint, send_judged, until_greedy_related, until_related,
+    CallPath, Level, Mode, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Verdict, check, clauses, expect,
+    greedy_baseline, inconclusive, is_legible, not_in_openai, prompt_body, require_endpoint, send_judged,
+    until_greedy_related, until_related,
 )
+
+STOP_INFO = ("Up to 4 sequences where the API will stop generating further tokens. The returned text will not "
+             "contain the stop sequence.")
 
 MAX_TOKENS = 48
 # Where a common-case sequence may stand in the greedy output: past the first few tokens of any
@@ -157,14 +161,16 @@ def _finish_reason(value) -> str:
     return "null" if value is None else f"string {value!r}"
 
 
-@check(id="{endpoint}.stop.excluded-from-output", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.excluded-from-output", level=Level.MUST, feature="{endpoint}.stop", parameter="stop",
+       since="0.1.0", info=STOP_INFO)
 def test_stop_excluded(api, endpoint):
     """With stop=[s], s well inside the output, the output is the greedy output up to the first s, without s."""
     base, index, word, reply = _stopped_at_one_word(api, endpoint)
     _expect_cut(reply, base.text, index, word)
 
 
-@check(id="{endpoint}.stop.finish-reason-stop", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.finish-reason-stop", level=Level.MUST, feature="{endpoint}.stop", parameter="stop",
+       since="0.1.0", info="This will be `stop` if the model hit a natural stop point or a provided stop sequence")
 def test_stop_finish_reason(api, endpoint):
     """Generation ended by a stop sequence reports finish_reason 'stop'."""
     *_, reply = _stopped_at_one_word(api, endpoint)
@@ -172,7 +178,8 @@ def test_stop_finish_reason(api, endpoint):
            _finish_reason(reply.finish_reason))
 
 
-@check(id="{endpoint}.stop.string-form", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.string-form", level=Level.MUST, feature="{endpoint}.stop", parameter="stop",
+       since="0.1.0", info=STOP_INFO)
 def test_stop_string(api, endpoint):
     """stop given as a single string (not a list) stops generation the same way."""
     prompt, base, picked = _common_case(api, endpoint, LIST_PROMPTS, 1)
@@ -182,7 +189,8 @@ def test_stop_string(api, endpoint):
     _expect_cut(reply, base.text, index, word)
 
 
-@check(id="{endpoint}.stop.earliest-of-four", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.earliest-of-four", level=Level.MUST, feature="{endpoint}.stop", parameter="stop",
+       since="0.1.0", info=STOP_INFO)
 def test_stop_earliest_of_four(api, endpoint):
     """With four stop sequences, generation stops at whichever occurs first, wherever it is listed."""
     prompt, base, words = _common_case(api, endpoint, STORY_PROMPTS, 2)
@@ -201,7 +209,8 @@ def test_stop_earliest_of_four(api, endpoint):
 # --- edge cases: each its own check, none of them observes `stop` as ignored -------------------
 
 
-@check(id="{endpoint}.stop.at-output-start", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.at-output-start", level=Level.MUST, feature="{endpoint}.stop", parameter="stop",
+       since="0.1.0", info=STOP_INFO)
 def test_stop_at_output_start(api, endpoint):
     """A stop sequence that is the very start of the output stops it there: nothing before it is returned.
 
@@ -217,9 +226,12 @@ def test_stop_at_output_start(api, endpoint):
     if not first or not is_legible(first):
         inconclusive(f"the greedy output {base.text[:80]!r} does not begin with a legible piece to stop at")
     reply = _stopped(api, endpoint, STORY_PROMPT, [first], base.text[:index], finish=("stop",))
-    _expect_cut(reply, base.text, index, first)
-    expect(reply.finish_reason == "stop", f"finish_reason 'stop' (the stop sequence ended generation){_in_tries(reply)}",
-           _finish_reason(reply.finish_reason))
+    with clauses() as soft:
+        with soft.clause():
+            _expect_cut(reply, base.text, index, first)
+        soft.expect(reply.finish_reason == "stop",
+                    f"finish_reason 'stop' (the stop sequence ended generation){_in_tries(reply)}",
+                    _finish_reason(reply.finish_reason))
 
 
 def _greedy_tokens(api, endpoint, prompt, base):
@@ -306,7 +318,8 @@ def _spanning_pieces(text: str, tokens: list[str]):
                 break
 
 
-@check(id="{endpoint}.stop.spans-tokens", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.spans-tokens", level=Level.MUST, feature="{endpoint}.stop", parameter="stop",
+       since="0.1.0", info=STOP_INFO)
 def test_stop_spans_tokens(api, endpoint):
     """A stop sequence made of the end of one token and the start of the next stops the output too.
 
@@ -318,7 +331,11 @@ def test_stop_spans_tokens(api, endpoint):
     _expect_cut(reply, base.text, index, piece)
 
 
-@check(id="{endpoint}.stop.at-limit", level=Level.MUST, feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.at-limit", level=Level.MUST, feature="{endpoint}.stop", parameter="stop",
+       since="0.1.0", info=(
+           "The returned text will not contain the stop sequence.",
+           "`length` if the maximum number of tokens specified in the request was reached",
+       ))
 def test_stop_at_limit(api, endpoint):
     """A stop sequence completed by the last token max_tokens allows is still left out of the output.
 
@@ -329,12 +346,18 @@ def test_stop_at_limit(api, endpoint):
     prompt, base, tokens, (j, index, sequence) = _token_case(api, endpoint, _whole_tokens, "token")
     reply = _stopped(api, endpoint, prompt, [sequence], base.text[:index], finish=("stop", "length"),
                      max_tokens=j + 1)
-    _expect_cut(reply, base.text, index, sequence, f"with max_tokens {j + 1}, the greedy output")
-    expect(reply.finish_reason in ("stop", "length"), f"finish_reason 'stop' or 'length'{_in_tries(reply)}",
-           _finish_reason(reply.finish_reason))
+    with clauses() as soft:
+        with soft.clause():
+            _expect_cut(reply, base.text, index, sequence, f"with max_tokens {j + 1}, the greedy output")
+        soft.expect(reply.finish_reason in ("stop", "length"), f"finish_reason 'stop' or 'length'{_in_tries(reply)}",
+                    _finish_reason(reply.finish_reason))
 
 
-@check(id="{endpoint}.stop.across-limit", level=Level.SHOULD, feature="{endpoint}.stop", parameter="stop")
+@check(id="{endpoint}.stop.across-limit", level=Level.SHOULD, feature="{endpoint}.stop", parameter="stop",
+       since="0.1.0", info=not_in_openai(
+           "OpenAI says the returned text leaves out a stop sequence, and that finish_reason is 'length' when "
+           "max_tokens is reached; not what becomes of the beginning of a stop sequence max_tokens cut off. The "
+           "suite's reading (max_tokens counts the tokens returned), hence SHOULD"))
 def test_stop_across_limit(api, endpoint):
     """A stop sequence that max_tokens cuts off before it completes does not stop: all that was generated is returned.
 
@@ -347,10 +370,12 @@ def test_stop_across_limit(api, endpoint):
                                                               "piece across two tokens")
     generated = "".join(tokens[:limit])  # the limit ends the output inside the piece
     reply = _stopped(api, endpoint, prompt, [piece], generated, finish=("length",), max_tokens=limit)
-    expect(reply.text == generated,
-           f"with max_tokens {limit}, all that was generated, the first {len(generated) - index} of {piece!r} "
-           f"included: {generated!r}{_in_tries(reply)}",
-           _quoted(reply.text) + (" (the beginning of the stop sequence was held back)"
-                                  if generated.startswith(reply.text) and reply.text != generated else ""))
-    expect(reply.finish_reason == "length", f"finish_reason 'length' (max_tokens ended generation){_in_tries(reply)}",
-           _finish_reason(reply.finish_reason))
+    with clauses() as soft:
+        soft.expect(reply.text == generated,
+                    f"with max_tokens {limit}, all that was generated, the first {len(generated) - index} of {piece!r} "
+                    f"included: {generated!r}{_in_tries(reply)}",
+                    _quoted(reply.text) + (" (the beginning of the stop sequence was held back)"
+                                           if generated.startswith(reply.text) and reply.text != generated else ""))
+        soft.expect(reply.finish_reason == "length",
+                    f"finish_reason 'length' (max_tokens ended generation){_in_tries(reply)}",
+                    _finish_reason(reply.finish_reason))
