@@ -4,7 +4,7 @@ A check states one clause of OpenAI's behaviour.  Its metadata sits on the funct
 puts frontmatter on a test.  The full frontmatter:
 
     @check(id="{endpoint}.stop.excluded-from-output",  # stable id, dotted; {endpoint}: a template
-           level="MUST",                                # MUST, SHOULD or MAY (conformance.catalogue.LEVELS)
+           level=Level.MUST,                            # MUST, SHOULD or MAY (conformance.vocabulary.Level)
            feature="{endpoint}.stop",                   # one of the closed list of features (below)
            parameter="stop",                            # the request parameter whose verdict it informs;
                                                         #   the clause is then the parameter's reference
@@ -12,7 +12,7 @@ puts frontmatter on a test.  The full frontmatter:
            since="0.1.0",                               # the suite version the check appeared in
            info="Up to 4 sequences where the API will stop generating further tokens. The "
                 "returned text will not contain the stop sequence.",
-           endpoints=None, modes=MODES, paths=PATHS, variants=None)
+           endpoints=None, modes=MODES, paths=PATHS, variants=None)  # modes=(Mode.REGULAR,), ...
     def test_stop_excluded(api, endpoint):
         '''With stop=[s], s well inside the output, the output is the greedy output up to the
         first s, without s.
@@ -28,7 +28,7 @@ puts frontmatter on a test.  The full frontmatter:
   invented quote.  A template may give a mapping {endpoint: info}.
 - since: the suite version (pyproject's) in which the check appeared, "MAJOR.MINOR.PATCH"; it
   never changes afterwards.
-- feature: a closed list, declared once as data in conformance/data/parameters.toml: every
+- feature: a closed list, declared once as data in conformance/config/data/parameters.toml: every
   `<endpoint>.<parameter>` of its [[parameter]] entries, and the [features] table for the rest
   (`chat.errors`, `auth.key`, ...).  An unknown feature is refused at import time.
 
@@ -229,7 +229,7 @@ def reference(key: str) -> str:
 
 
 def known_features() -> frozenset[str]:
-    """The closed list of feature ids (conformance/data/parameters.toml)."""
+    """The closed list of feature ids (conformance/config/data/parameters.toml)."""
     return load_catalogue().feature_ids()
 
 
@@ -276,7 +276,7 @@ def check(*, id: str, level: str, feature: str, since: str | None = None, info: 
         if resolved not in known:
             near = difflib.get_close_matches(resolved, sorted(known), n=1)
             raise ValueError(f"{id}: unknown feature {resolved!r}; features are a closed list in "
-                             "conformance/data/parameters.toml (an <endpoint>.<parameter> of a [[parameter]], or "
+                             "conformance/config/data/parameters.toml (an <endpoint>.<parameter> of a [[parameter]], or "
                              "the [features] table)" + (f"; did you mean {near[0]!r}?" if near else ""))
     if info is None:
         raise ValueError(f"{id}: info= gives OpenAI's own words for the clause (a verbatim quote), or "

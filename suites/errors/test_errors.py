@@ -1,6 +1,6 @@
 """Errors: OpenAI's envelope and status codes for bad requests.
 
-The invalid values come from the parameter catalogue (conformance/data/parameters.toml), whose
+The invalid values come from the parameter catalogue (conformance/config/data/parameters.toml), whose
 ranges and limits are read from OpenAI's OpenAPI document.
 """
 
