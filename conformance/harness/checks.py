@@ -60,7 +60,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Union
 import pytest
 
 from ..config.catalogue import load_catalogue
-from ..vocabulary import LEVELS, MODES, PATHS
+from ..vocabulary import LEVELS, MODES, PATHS, Outcome
 from ..wire.transport import InfrastructureError
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_][a-z0-9_-]*)+$")
@@ -475,20 +475,20 @@ def inconclusive(reason: str) -> None:
     raise Inconclusive(f"inconclusive: {reason}")
 
 
-def outcome_of(excinfo) -> tuple[str, str]:
+def outcome_of(excinfo) -> tuple[Outcome, str]:
     """Map how a check ended to (outcome, message)."""
     if excinfo is None:
-        return "pass", ""
+        return Outcome.PASS, ""
     exc = excinfo.value
     if isinstance(exc, Unsupported):
-        return "unsupported", str(exc.msg).removeprefix("unsupported: ")
+        return Outcome.UNSUPPORTED, str(exc.msg).removeprefix("unsupported: ")
     if isinstance(exc, Inconclusive):
-        return "inconclusive", str(exc.msg).removeprefix("inconclusive: ")
+        return Outcome.INCONCLUSIVE, str(exc.msg).removeprefix("inconclusive: ")
     if isinstance(exc, Deviation):
-        return "fail", str(exc)
+        return Outcome.FAIL, str(exc)
     if isinstance(exc, InfrastructureError):
-        return "error", str(exc)
+        return Outcome.ERROR, str(exc)
     if isinstance(exc, pytest.skip.Exception):
-        return "inconclusive", str(exc.msg)
-    return "error", f"the suite could not judge this ({type(exc).__name__}: {exc})"
+        return Outcome.INCONCLUSIVE, str(exc.msg)
+    return Outcome.ERROR, f"the suite could not judge this ({type(exc).__name__}: {exc})"
 
