@@ -303,7 +303,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             del item.stash[_API]
     outcome = yield
     if outcome_verdict is not None:
-        outcome.get_result().user_properties.append(("conformance_outcome", outcome_verdict))
+        outcome.get_result().user_properties.append(("conformance_outcome", str(outcome_verdict)))  # plain: xdist sends it
 
 
 def _record(item: pytest.Item, meta: CheckMeta, call: pytest.CallInfo) -> str:
