@@ -6,6 +6,9 @@ A cause is the failure message with what varies between instances masked: quoted
 parenthesised details become '…', numbers become N (HTTP statuses are kept: a 500 is not a 200),
 and what came back is reduced to its kind (null, a string, a number, an object, HTTP 200 ...): the
 checks write it typed, `string ' ask'`, `object {...}` (conformance.checks.describe).
+
+An input of the report model (model.py computes a run's causes and failing checks with it), and
+of the Allure `cause` label the plugin sets while the checks run.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
-LEVEL_ORDER = ("MUST", "SHOULD", "MAY")
+from .terms import LEVEL_ORDER
+
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _PARENTHESISED = re.compile(r"\s*\([^()]*\)")
 _NUMBER = re.compile(r"(?<!HTTP )(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
