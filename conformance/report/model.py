@@ -562,8 +562,9 @@ class MergedReport:
     targets: tuple[TargetSummary, ...]
     columns: tuple[Column, ...]
     cells: Mapping[tuple[str, str, str], CheckCell]  # (run, check, model), links into runs/<run id>/
-    parameter_rows: Mapping[str, tuple]  # endpoint -> ((row, (('declared', (declared, docs) | None) |
-    #                                                  ('verdict', cell | None), ...)), ...)
+    # endpoint -> its rows: (row, cells), the cells in column order, ('declared', (declared, docs) or None)
+    # before each run's models, then ('verdict', cell or None) per model
+    parameter_rows: Mapping[str, tuple]
     with_history: bool  # False: a published folder, made apart from any history
 
     @property
