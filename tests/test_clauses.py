@@ -84,3 +84,11 @@ def test_many_failed_clauses_are_counted():
 
     lines = _message(body).splitlines()
     assert lines[0] == "expected clause 0; got no" and lines[-1] == "also: 3 more failed clauses" and len(lines) == 10
+
+
+def test_a_failure_with_several_clauses_is_grouped_by_its_first():
+    from conformance.report.causes import signature
+
+    alone = "expected HTTP 400; got HTTP 422 \"Invalid 'temperature'\""
+    with_more = alone + "\nalso: expected error.param 'temperature' (above the maximum 2); got null"
+    assert signature(with_more) == signature(alone)

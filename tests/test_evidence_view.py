@@ -357,7 +357,7 @@ def test_control_characters_a_model_emits_are_shown_not_written_into_the_page():
     """A random-weight model emits C0 control characters; HTML does not allow them, so a page shows
     each as its control picture (U+0005 as U+2405) and stays text."""
     from conformance.report.evidence import _text
-    from conformance.report.render import _e
+    from conformance.report.render import escape as _e
 
     for escape in (_text, _e):
         shown = escape("a\x05b\x00c\td\ne\x7f")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conformance.report.causes import signature
+from conformance.report.model import report_of
 from conformance.report.render import render_terminal_lines
 from test_full_run import run_cli
 from test_reports import ARTIFACTS, chromium, quirk_args
@@ -73,7 +74,7 @@ def test_the_terminal_names_the_failing_checks(stop_kept):
     line = next(l for l in out.splitlines() if "chat.stop.excluded-from-output" in l and "failed;" in l)
     assert "MUST" in line and re.search(r"\[ref-(small|large) · (regular|stream) · (sdk|http)\]", line)
     assert "expected the greedy output" in line
-    lines = render_terminal_lines(matrix, limit=2)
+    lines = render_terminal_lines(report_of(matrix), limit=2)
     listed = [l for l in lines if re.match(r"  (MUST|SHOULD|MAY) +\S+  \d+/\d+ failed", l)]
     assert len(listed) == 2
     assert f"  and {len(matrix['failing_checks']) - 2} more (see the matrix)" in lines

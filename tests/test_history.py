@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from conformance.report import history
+from conformance.report.model import trend_points
+from conformance.report.render import trend_svg
 from test_full_run import run_cli, wait_for_port
 
 SUBSET = "list_shape or n_choices"
@@ -49,7 +51,7 @@ def test_an_entry_that_recorded_no_configuration_is_never_compared():
 def test_the_trend_plots_only_like_runs_up_to_the_run_shown():
     entries = [entry("n1"), entry("quirked", quirks=["stop-kept"], must=0.25), entry("n2"), entry("n3")]
     assert [e["run"] for e in history.like_runs(entries, "n2")] == ["n1", "n2"]
-    svg = history.trend_svg(history.like_runs(entries, "n3"), "reference")
+    svg = trend_svg(trend_points(history.like_runs(entries, "n3"), "reference"), "reference")
     assert "3 run(s)" in svg and "25%" not in svg
 
 

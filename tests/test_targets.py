@@ -191,7 +191,7 @@ def test_a_target_may_say_what_a_model_does_not_offer(tmp_path):
 def test_the_docs_of_a_target_reach_its_parameter_verdicts(tmp_path):
     """[docs] is data: its page and claims land in the matrix beside [declared], and a claim about a
     parameter the catalogue does not know is refused in one line."""
-    from conformance.report.matrix import parameter_verdicts
+    from conformance.report.model import parameter_verdicts
 
     path = write(tmp_path, BASE + "[declared]\nparameters = ['stop']\n[docs]\nurl = 'https://docs.example/api'\n"
                                   "[docs.claims]\nstop = 'up to 4 sequences'\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tomllib
 
-from ..vocabulary import OUTCOMES
+from ..vocabulary import OUTCOME_ORDER, OUTCOMES
 
 
 class ExpectationsError(Exception):
@@ -88,7 +88,7 @@ def load(path: Path) -> dict[str, Expectation]:
 
 def worst_outcomes(matrix: dict) -> dict[str, str]:
     """check id -> the worst outcome over all its instances (fail, error, inconclusive, unsupported, pass)."""
-    order = ("fail", "error", "inconclusive", "unsupported", "pass")
+    order = OUTCOME_ORDER
     return {row["id"]: min(row["outcomes"], key=order.index) for row in matrix["checks"] if row["outcomes"]}
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..report.render import CSS, _e
+from ..report.render import CSS
+from ..report.render import escape as _e
 from .replay import ReplayResult
 from .traffic import Traffic
 from .verdicts import FeatureVerdict

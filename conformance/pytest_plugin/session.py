@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..harness.checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
-from ..server.connect import connect
-from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
-                            without_fixture_containers, write_metadata)
-from ..report.results import ResultWriter, record_for, variant_of
 from ..config.targets import Target, TargetError, load_target
+from ..harness.checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
 from ..options import given
+from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
+                             without_fixture_containers)
+from ..report.results import ResultWriter, record_for, variant_of
+from ..server.connect import connect
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..wire.client import Api, Runtime
@@ -367,20 +367,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                                                "injected": state.faults.injected}, indent=2))
     results_dir = state.run_dir / "results"
     if results_dir.is_dir():
-        from ..report.matrix import write_reports
-
-        matrix = write_reports(state.run_dir, state.target, state.base_url or "", state.started,
-                               _configuration(config, state))
-        alluredir = getattr(config.option, "allure_report_dir", None)
-        if alluredir:
-            run = matrix["run"]
-            write_metadata(Path(alluredir), {
-                "target": run["target"], "base_url": run["base_url"], "models": ", ".join(run["models"]),
-                "run": run["id"], "suite": run["suite_version"], "openai_sdk": run["openai_sdk"],
-                "python": run["python"]})
         from ..report.finish import finish_run
 
-        state.end = finish_run(state.run_dir, matrix, state.history_path, state.known, state.expectations_path)
+        state.end = finish_run(state.run_dir, state.target, state.base_url or "", state.started,
+                               _configuration(config, state), state.history_path, state.known,
+                               state.expectations_path, getattr(config.option, "allure_report_dir", None))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -10,6 +10,10 @@ Allure 2 reads them from categories.json in the results; Allure 3 only from its 
 Every result carries the identity of what was tested (target_identity) as a parameter, so that
 Allure, which keys a test's history and retries on its parameters, never takes one target's
 result for a retry of another's when a merged report holds both.
+
+Two parts: what the plugin calls while the checks run (attach_record, category_of, tag_failure,
+the writers' speed-ups), and a renderer of the report model at the end of the run (write_metadata:
+environment, executor and categories), which only draws what model.RunReport holds.
 """
 
 from __future__ import annotations
@@ -21,8 +25,17 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .causes import signature
+from .terms import target_identity
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import RunReport
+
+__all__ = ["ALLURE_NPM", "CATEGORIES", "attach_record", "categories_json", "allure3_categories", "category_of",
+           "render_html", "tag_failure", "target_identity", "transcript", "with_compiled_json_writer",
+           "without_fixture_containers", "write_metadata"]
 
 ALLURE_NPM = "allure@3.18.0"  # Allure 3 (Node, no Java), pinned
 
@@ -84,19 +97,6 @@ def allure3_categories() -> dict:
     return {"rules": [{"id": name, "name": _category_title(name),
                        "matchers": {"statuses": list(statuses), "message": _category_pattern(name)},
                        "groupBy": [{"label": "target"}, {"label": "cause"}]} for name, statuses in CATEGORIES]}
-
-
-def target_identity(name: str, quirks=(), faults=None) -> str:
-    """What a run tested: the target's name, and how the embedded server was set up (quirks,
-    injected faults). Equal for two runs exactly when they tested the same thing the same way,
-    so Allure keeps one history per identity and never mixes two identities as retries."""
-    parts = [name]
-    if quirks:
-        parts.append("quirks " + ", ".join(sorted(set(quirks))))  # the server takes them as a set
-    if faults is not None:
-        rates = ", ".join(f"{kind}={rate:g}" for kind, rate in sorted(faults.rates.items()))
-        parts.append(f"faults {rates} (seed {faults.seed})")
-    return " · ".join(parts)
 
 
 def tag_failure(exception: BaseException, category: str) -> None:
@@ -245,10 +245,17 @@ def executor() -> dict:
     return {"name": "local", "type": "local", "buildName": "conformance run"}
 
 
-def write_metadata(results_dir: Path, environment: dict[str, str]) -> None:
+def environment(report: "RunReport") -> dict[str, str]:
+    """What Allure's environment widget shows of the run."""
+    run = report.run
+    return {"target": run["target"], "base_url": run["base_url"], "models": ", ".join(run["models"]),
+            "run": run["id"], "suite": run["suite_version"], "openai_sdk": run["openai_sdk"], "python": run["python"]}
+
+
+def write_metadata(results_dir: Path, report: "RunReport") -> None:
     """environment.properties, executor.json and categories.json beside the results."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"{key}={_properties_value(value)}" for key, value in environment.items()]
+    lines = [f"{key}={_properties_value(value)}" for key, value in environment(report).items()]
     (results_dir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (results_dir / "executor.json").write_text(_json(executor()), encoding="utf-8")
     (results_dir / "categories.json").write_text(_json(categories_json()), encoding="utf-8")

@@ -5,7 +5,10 @@ endpoints and variants.  A reader needs "1 cause, 656 instances" before the list
 A cause is the failure message with what varies between instances masked: quoted values and
 parenthesised details become '…', numbers become N (HTTP statuses are kept: a 500 is not a 200),
 and what came back is reduced to its kind (null, a string, a number, an object, HTTP 200 ...): the
-checks write it typed, `string ' ask'`, `object {...}` (conformance.checks.describe).
+checks write it typed, `string ' ask'`, `object {...}` (conformance.harness.describe).
+
+An input of the report model (model.py computes a run's causes and failing checks with it), and
+of the Allure `cause` label the plugin sets while the checks run.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
-LEVEL_ORDER = ("MUST", "SHOULD", "MAY")
+from ..vocabulary import LEVELS as LEVEL_ORDER
+
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _PARENTHESISED = re.compile(r"\s*\([^()]*\)")
 _NUMBER = re.compile(r"(?<!HTTP )(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
@@ -87,6 +91,9 @@ def kind_of(got: str) -> str:
 def signature(message: str) -> str:
     """The cause of a failure message: the same clause failing the same way gives the same text."""
     message = re.sub(r"^\[[^\]]+\]\s*", "", message)  # the [category] Allure prefix, if any
+    # A check that reports several failed clauses (clauses()) is grouped by its first; the others
+    # follow on lines of their own ("also: ...").
+    message = message.split("\n", 1)[0]
     expected, sep, got = message.partition("; got ")
     return mask(expected) + (f"; got {kind_of(got)}" if sep else "")
 

@@ -7,6 +7,10 @@ transport errors, retries and truncation.  `checks/<check id>.html` lists every 
 check with an anchor per model, so a matrix cell (check, model) can reach every instance it
 stands for.  The pages show only what the record holds, and the record was redacted when it was
 captured; nothing else is read.  No script, no external asset: each page stands on its own.
+
+A renderer: an instance's page is drawn from its record (the workers write it as they record it,
+report/results.py), a check's page from the check's row of the report model (model.py); the
+links every page and matrix share are terms.py's.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ import json
 import os
 import re
 import shutil
-from hashlib import sha1
 from pathlib import Path
 
 from ..wire.transport import MAX_RECORDED_BODY
+from .terms import (CONTROL_PICTURES, check_file_name, check_page, evidence_page, instance_sort_key, model_anchor,
+                    outcome_rank)
 
-# How the instances of a check are listed: deviations first. (matrix.py has the same order; it is
-# not imported from there because matrix.py and render.py import this module.)
-OUTCOME_ORDER = ("fail", "error", "inconclusive", "unsupported", "pass")
+__all__ = ["CONTROL_PICTURES", "check_file_name", "check_page", "content_type", "evidence_page", "model_anchor",
+           "pretty_body", "pretty_json", "render_check_page", "render_evidence_page", "stream_items",
+           "write_check_pages", "write_evidence_page", "write_evidence_pages"]
+
 STREAM_PREFIXES = ("data:", "event:", "id:", "retry:", ":")
 KEEP_ALIVE_COMMENTS = ("", "keep-alive", "keepalive", "ping")
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -46,11 +52,6 @@ CSS = (
 )
 
 
-# C0 control characters (a random-weight model emits them) are not allowed in an HTML page: each
-# is shown as its Unicode control picture (U+0005 as U+2405), one visible character for one.
-CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if chr(c) not in "\t\n\r"} | {0x7F: 0x2421}
-
-
 def _e(value) -> str:
     return html.escape(str(value), quote=True).translate(CONTROL_PICTURES)
 
@@ -63,37 +64,6 @@ def _text(value: str) -> str:
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else plural or word + 's'}"
-
-
-# --- links ----------------------------------------------------------------------------------------
-
-def evidence_page(evidence_json_relpath: str) -> str:
-    """The readable page of an evidence file, at the same place: 'evidence/ab12.json' -> 'evidence/ab12.html'."""
-    path = evidence_json_relpath.replace("\\", "/")
-    return (path[:-len(".json")] if path.endswith(".json") else path) + ".html"
-
-
-def check_file_name(check_id: str) -> str:
-    """The file name of a check's page (check ids are already file-safe; anything else is replaced)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", check_id) + ".html"
-
-
-def model_anchor(model: str) -> str:
-    """The id of a model's section on a check page, e.g. 'model-ref-small'.
-
-    A model id that is not URL- and id-safe ('meta-llama/Llama-3.1-8B') is cleaned and given a
-    short hash of itself, so two models never share an anchor."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-")
-    if cleaned != model:
-        cleaned = f"{cleaned}-{sha1(model.encode()).hexdigest()[:6]}".lstrip("-")
-    return f"model-{cleaned}"
-
-
-def check_page(check_id: str, model: str | None = None) -> str:
-    """A check's page relative to the run folder, at a model's section when one is given:
-    'checks/chat.stop.excluded-from-output.html#model-ref-small'."""
-    page = f"checks/{check_file_name(check_id)}"
-    return f"{page}#{model_anchor(model)}" if model is not None else page
 
 
 # --- bodies ---------------------------------------------------------------------------------------
@@ -454,20 +424,11 @@ def _unreadable_page(json_name: str, problem: str) -> str:
                             f"<h1>Unreadable evidence</h1><p class='mark'>{_e(json_name)}: {_e(problem)}</p>")
 
 
-def _outcome_rank(outcome: str) -> int:
-    return OUTCOME_ORDER.index(outcome) if outcome in OUTCOME_ORDER else len(OUTCOME_ORDER)
-
-
-def _instance_sort_key(instance: dict) -> tuple:
-    return (_outcome_rank(instance.get("outcome")), instance.get("mode") or "", instance.get("path") or "",
-            instance.get("variant") or "")
-
-
 def _counts_text(instances: list[dict]) -> str:
     counts: dict[str, int] = {}
     for i in instances:
         counts[i["outcome"]] = counts.get(i["outcome"], 0) + 1
-    return ", ".join(f"{counts[o]} {o}" for o in sorted(counts, key=_outcome_rank))
+    return ", ".join(f"{counts[o]} {o}" for o in sorted(counts, key=outcome_rank))
 
 
 def render_check_page(row: dict, run: dict, published: set[str] | None = None) -> str:
@@ -490,7 +451,7 @@ def render_check_page(row: dict, run: dict, published: set[str] | None = None) -
              _facts(facts), f"<p>Models: {toc}</p>"]
     with_variants = any(i.get("variant") for i in instances)
     for model in models:
-        mine = sorted((i for i in instances if i["model"] == model), key=_instance_sort_key)
+        mine = sorted((i for i in instances if i["model"] == model), key=instance_sort_key)
         rows = []
         for i in mine:
             evidence = i.get("evidence") or ""
@@ -552,32 +513,3 @@ def write_check_pages(run_dir: Path, matrix: dict, published: set[str] | None = 
     for row in matrix.get("checks", []):
         (checks_dir / check_file_name(row["id"])).write_text(
             render_check_page(row, matrix.get("run", {}), published), encoding="utf-8")
-
-
-def published_evidence(matrix: dict) -> set[str]:
-    """The evidence a published report keeps of a run: every file its matrix links to (cells,
-    deviations, causes, parameter verdicts), and on each check page the first instance of each
-    outcome per model, the worst first; the rest of the instances are listed without a link."""
-    kept: set[str] = set()
-
-    def walk(value, key=""):
-        if key == "instances":
-            return
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, k)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v, key)
-        elif isinstance(value, str) and value.startswith("evidence/") and value.endswith(".json"):
-            kept.add(value)
-
-    walk(matrix)
-    for row in matrix.get("checks", []):
-        seen = set()
-        for i in sorted(row.get("instances") or [], key=_instance_sort_key):
-            if i.get("evidence") and (i["model"], i["outcome"]) not in seen:
-                seen.add((i["model"], i["outcome"]))
-                kept.add(i["evidence"])
-    return kept
-

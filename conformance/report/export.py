@@ -7,6 +7,9 @@
   so that a gateway can drop what the provider ignores or refuses. Extensions are not OpenAI
   parameters and are left out; parameters that were not measured are left out (unknown is not
   support), and so are those that deviate, named in a comment so nobody mistakes them for absent.
+
+A renderer at the end of the pipeline: it reads a run's matrix.json (the data of the report model,
+model.py), never the records or the history.
 """
 
 from __future__ import annotations

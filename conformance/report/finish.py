@@ -1,11 +1,24 @@
-"""The end of a run, one code path for `conformance run` and `pytest suites --target X`: the history
-line, the comparison with the target's known deviations, the terminal summary and the exit code."""
+"""The end of a run, one code path for `conformance run` and `pytest suites --target X`: the report
+built once from the run's records and its history, the run's files and Allure metadata written from
+it, the history line appended, the comparison with the target's known deviations, the terminal
+summary and the exit code.
+
+The driver of the pipeline for one run: records and history (history.py) -> model (model.py) ->
+renderers (render.py, allure.py) -> files (matrix.py); nothing here computes what a reader sees.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import RunReport
+
+# The stages are imported where they are used: the CLI imports this module for its exit codes
+# alone, and must start without the suites' modules.
 
 EXIT_OK, EXIT_DEVIATIONS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 COMPARISON_FILE = "expectations.json"
@@ -15,28 +28,42 @@ COMPARISON_FILE = "expectations.json"
 class RunEnd:
     """What the end of a run found, for the terminal."""
 
-    matrix: dict
+    report: "RunReport"
     run_dir: Path
     comparison_lines: list[str] = dataclasses.field(default_factory=list)
     expectations_path: Path | None = None
     notes: list[str] = dataclasses.field(default_factory=list)  # one line each, for stderr
 
+    @property
+    def matrix(self) -> dict:
+        return self.report.matrix
 
-def finish_run(run_dir: Path, matrix: dict, history_path: Path | None, known: dict | None,
-               expectations_path: Path | None) -> RunEnd:
-    """Append the run to its history (marking what changed) and compare it with its expectations."""
-    end = RunEnd(matrix=matrix, run_dir=run_dir, expectations_path=expectations_path)
+
+def finish_run(run_dir: Path, target, base_url: str, started: float, configuration: dict | None,
+               history_path: Path | None, known: dict | None, expectations_path: Path | None,
+               alluredir: Path | str | None = None) -> RunEnd:
+    """Build the run's report (changes and trend from its history), write its files and the Allure
+    metadata, append the run to its history and compare it with its expectations."""
+    from . import history
+    from .allure import write_metadata
+    from .matrix import build_report, write_run
+    from .model import history_entry
+
+    entries, damaged = history.read(history_path) if history_path is not None else (None, 0)
+    report = build_report(run_dir, target, base_url, started, configuration, entries)
+    write_run(run_dir, report)
+    if alluredir:
+        write_metadata(Path(alluredir), report)
+    end = RunEnd(report=report, run_dir=run_dir, expectations_path=expectations_path)
     if history_path is not None:
-        from .matrix import record_history
-
-        end.matrix, damaged = record_history(run_dir, matrix, history_path)
+        history.append(history_path, history_entry(report.matrix))
         if damaged:
             end.notes.append(f"conformance: {damaged} unreadable line(s) in {history_path} were skipped")
     (run_dir / COMPARISON_FILE).unlink(missing_ok=True)  # a reused folder must not keep an old comparison
     if known is not None:
         from ..config import expectations
 
-        comparison = expectations.compare(end.matrix, known)
+        comparison = expectations.compare(report.matrix, known)
         (run_dir / COMPARISON_FILE).write_text(json.dumps({**comparison.to_json(), "changed": comparison.changed,
                                                            "file": str(expectations_path)}, indent=2),
                                                encoding="utf-8")
@@ -45,28 +72,10 @@ def finish_run(run_dir: Path, matrix: dict, history_path: Path | None, known: di
 
 
 def terminal_lines(end: RunEnd, seconds: float) -> list[str]:
-    """The parameter verdicts, the counts, then the deviations by cause and the failing checks (last,
-    so that they are what the terminal leaves on screen), the changes and the comparison."""
-    from .render import render_summary_lines, render_terminal_lines
+    """The run's summary for the terminal (render.terminal_summary)."""
+    from .render import terminal_summary
 
-    matrix, run_dir = end.matrix, end.run_dir
-    models = matrix["run"]["models"]
-    lines = ["", f"Parameter verdicts ({matrix['run']['target']}):"]
-    width = max(len(f"{p['endpoint']}.{p['parameter']}") for p in matrix["parameters"]) + 2
-    lines.append(" " * width + "".join(f"{m[:24]:26}" for m in models))
-    for row in matrix["parameters"]:
-        label = f"{row['endpoint']}.{row['parameter']}"
-        lines.append(f"{label:{width}}" + "".join(f"{row['models'][m]['verdict']:26}" for m in models).rstrip())
-    lines += ["", *render_summary_lines(matrix), "", *render_terminal_lines(matrix)]
-    change = matrix.get("changes")
-    if change:
-        lines.append(f"since run {change['previous_run']}: {len(change['regressed'])} regressed, "
-                     f"{len(change['fixed'])} fixed, {len(change['new'])} new (check x model)")
-    if end.comparison_lines:
-        lines += [f"compared with {end.expectations_path}:", *end.comparison_lines]
-    lines.append(f"finished in {seconds:.1f}s; matrix: {run_dir / 'matrix.html'} ({run_dir / 'matrix.md'}, "
-                 f"{run_dir / 'matrix.json'}); allure results: {run_dir / 'allure-results'}")
-    return lines
+    return terminal_summary(end.report, end.run_dir, seconds, end.comparison_lines, end.expectations_path)
 
 
 def exit_code(run_dir: Path, interrupted: bool = False) -> int:

@@ -8,34 +8,18 @@ Only like runs are compared and plotted together: the same target identity (name
 same selection (`--check` patterns, `-k` and `-m` expressions), the same server quirks and the same
 injected faults.  A run of `chat.stop.*` against a quirked server is never the "previous run" of a
 full clean run, nor a point on its trend.
+
+In the pipeline this is a store, an input of the model: it reads and appends entries and tells
+which are alike; the entries themselves (model.history_entry), the changes and the trend are
+computed by model.py, and drawn by the renderers.
 """
 
 from __future__ import annotations
 
-import html
 import json
-from collections import Counter
 from pathlib import Path
 
 HISTORY_FORMAT = 2  # 2: each entry records its configuration (what `configuration` compares)
-LEVELS = ("MUST", "SHOULD", "extension")
-
-
-def scores(matrix: dict) -> dict[str, dict]:
-    """Per level: check x model cells passed among those judged (pass, fail or error)."""
-    counts: dict[str, Counter] = {level: Counter() for level in LEVELS}
-    for row in matrix["checks"]:
-        level = "extension" if row["extension"] else row["level"]
-        if level not in counts:
-            continue
-        for cell in row["models"].values():
-            counts[level][cell["outcome"]] += 1
-    out = {}
-    for level, c in counts.items():
-        judged = c["pass"] + c["fail"] + c["error"]
-        out[level] = {"passed": c["pass"], "judged": judged,
-                      "share": round(c["pass"] / judged, 4) if judged else None}
-    return out
 
 
 def configuration(run: dict) -> dict | None:
@@ -69,26 +53,6 @@ def like_runs(entries: list[dict], run_id: str) -> list[dict]:
     return [e for e in entries[:index + 1] if is_like(e, entries[index])]
 
 
-def entry_for(matrix: dict) -> dict:
-    run = matrix["run"]
-    return {
-        "format": HISTORY_FORMAT,
-        "run": run["id"],
-        "target": run["target"],
-        "base_url": run.get("base_url"),
-        "selection": run.get("selection"),
-        "quirks": run.get("quirks", []),
-        "faults": run.get("faults"),
-        "models": run["models"],
-        "finished": run["finished"],
-        "outcomes": matrix["summary"]["outcomes"],
-        "scores": scores(matrix),
-        "checks": {row["id"]: {m: cell["outcome"] for m, cell in row["models"].items()} for row in matrix["checks"]},
-        "parameters": {f"{row['endpoint']}.{row['parameter']}": {m: cell["verdict"] for m, cell in row["models"].items()}
-                       for row in matrix["parameters"]},
-    }
-
-
 def read(path: Path) -> tuple[list[dict], int]:
     """The entries of a history file, and how many lines could not be read."""
     if not path.is_file():
@@ -120,65 +84,3 @@ def previous(entries: list[dict], entry: dict) -> dict | None:
     order in the history."""
     earlier = [e for e in entries if is_like(e, entry) and e["run"] != entry["run"]]
     return earlier[-1] if earlier else None
-
-
-def changes(before: dict | None, matrix: dict) -> dict | None:
-    """What changed since `before`, per check and model: regressed, fixed, new."""
-    if before is None:
-        return None
-    out: dict = {"previous_run": before["run"], "previous_finished": before.get("finished"),
-                 "regressed": [], "fixed": [], "new": []}
-    for row in matrix["checks"]:
-        old = before["checks"].get(row["id"], {})
-        for model, cell in row["models"].items():
-            now, then = cell["outcome"], old.get(model)
-            item = {"check": row["id"], "model": model, "before": then, "after": now}
-            if then is None:
-                out["new"].append(item)
-            elif then == "pass" and now in ("fail", "error"):
-                out["regressed"].append(item)
-            elif then in ("fail", "error") and now == "pass":
-                out["fixed"].append(item)
-    return out
-
-
-def change_marks(change: dict | None) -> dict[tuple[str, str], str]:
-    """(check, model) -> 'regressed' | 'fixed' | 'new', for marking cells."""
-    if not change:
-        return {}
-    return {(i["check"], i["model"]): kind for kind in ("regressed", "fixed", "new") for i in change[kind]}
-
-
-def trend_svg(entries: list[dict], target: str, width: int = 320, height: int = 90) -> str:
-    """An inline SVG of the MUST and SHOULD pass rates over the target's runs (no script, no network)."""
-    runs = [e for e in entries if e["target"] == target]
-    pad = 18
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' class='trend' width='{width}' height='{height}' "
-             f"viewBox='0 0 {width} {height}' role='img' aria-label='pass rate over {len(runs)} runs of "
-             f"{html.escape(target, quote=True)}'>",
-             f"<rect x='{pad}' y='4' width='{width - 2 * pad}' height='{height - pad - 4}' fill='#f7f9fb' "
-             "stroke='#d6dbe3'/>",
-             "<text x='2' y='12' font-size='9' fill='#566074'>100%</text>",
-             f"<text x='2' y='{height - pad}' font-size='9' fill='#566074'>0%</text>"]
-    if not runs:
-        parts.append(f"<text x='{pad + 6}' y='{height // 2}' font-size='11' fill='#566074'>no history yet</text>")
-    for level, colour in (("MUST", "#1f6feb"), ("SHOULD", "#9a6700")):
-        points = []
-        for i, e in enumerate(runs):
-            share = (e.get("scores", {}).get(level) or {}).get("share")
-            if share is None:
-                continue
-            x = pad + (width - 2 * pad) * (i / max(1, len(runs) - 1) if len(runs) > 1 else 0.5)
-            y = 4 + (height - pad - 4) * (1 - share)
-            points.append((x, y, e["run"], share))
-        if len(points) > 1:
-            parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='"
-                         + " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points) + "'/>")
-        for x, y, run, share in points:
-            parts.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{colour}'><title>"
-                         f"{html.escape(run)}: {level} {share:.0%}</title></circle>")
-    parts.append(f"<text x='{pad}' y='{height - 4}' font-size='9' fill='#1f6feb'>MUST</text>"
-                 f"<text x='{pad + 40}' y='{height - 4}' font-size='9' fill='#9a6700'>SHOULD</text>"
-                 f"<text x='{width - pad}' y='{height - 4}' font-size='9' fill='#566074' text-anchor='end'>"
-                 f"{len(runs)} run(s)</text></svg>")
-    return "".join(parts)

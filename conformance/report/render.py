@@ -1,11 +1,23 @@
-"""Render matrix.json as Markdown and as one self-contained HTML page (no external assets)."""
+"""The renderers of one run: the terminal summary, matrix.md and matrix.html (one self-contained
+page, no external assets), and the pieces the merged report draws with (render_merged.py).
+
+The last stage of the pipeline (records -> model -> renderers): each function takes the report
+model (model.RunReport, or its parts) and only draws it; what a cell says, which cells changed,
+the headline counts, the trend points were all computed once by model.py.  Nothing here reads the
+history or computes an outcome.
+"""
 
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-from .evidence import CONTROL_PICTURES, check_page, evidence_page
-from .history import change_marks, trend_svg
+from .terms import CONTROL_PICTURES, check_page, evidence_page
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+    from .model import CheckCell, Headline, RunReport, TrendPoint
 
 # Plain words and marks that every font has: no emoji (a default headless browser shows them as
 # empty boxes). Markdown has no colours, so what is wrong is in capitals.
@@ -19,12 +31,12 @@ OUTCOME_LABEL = {o: o for o in OUTCOME_SYMBOL}
 TERMINAL_LIMIT = 20  # failing checks listed in the terminal before "and K more"
 
 
-def _cell_counts(cell: dict, symbols: dict[str, str] = OUTCOME_SYMBOL) -> str:
-    counts = cell["counts"]
-    total = sum(counts.values())
-    if len(counts) == 1:
-        return f"{symbols[cell['outcome']]} {total}/{total}" if total > 1 else symbols[cell["outcome"]]
-    return f"{symbols[cell['outcome']]} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
+def cell_counts(cell: "CheckCell", symbols: dict[str, str] = OUTCOME_SYMBOL) -> str:
+    """A check cell's text: its outcome, and the counts behind it when there are several instances."""
+    total = cell.total
+    if len(cell.counts) == 1:
+        return f"{symbols[cell.outcome]} {total}/{total}" if total > 1 else symbols[cell.outcome]
+    return f"{symbols[cell.outcome]} ({', '.join(f'{k} {v}' for k, v in cell.counts)})"
 
 
 def _one_line(text: str, width: int = 160) -> str:
@@ -37,44 +49,11 @@ def _instance(i: dict) -> str:
     return f"{variant} [{i['model']} · {i['mode']} · {i['path']}]"
 
 
-def headline(matrix: dict) -> str:
-    """The one sentence a reader must see first: whether anything deviates, and how badly."""
-    s = matrix["summary"]
-    failed, errors = s["outcomes"]["fail"], s["outcomes"]["error"]
-    causes = matrix.get("causes", [])
-    must = sum(c["instances"] for c in causes if c["level"] == "MUST")
-    if failed:
-        text = (f"{failed} failed check instances ({must} at MUST level) from {len(causes)} cause(s), "
-                f"in {sum(1 for c in matrix.get('failing_checks', []) if c['failed'])} checks")
-    else:
-        text = "No deviation: every judged check instance passed"
-    if errors:
-        text += f"; {errors} instances ended in error (not judged)"
-    return text
-
-
-def failing_parameters(matrix: dict) -> list[tuple[dict, list[str], dict]]:
-    """(row, models, cell) of every parameter verdict that is not a working one, the models that
-    share the same verdict and failing checks together; a refusal the target declares is left out."""
-    out: list[tuple[dict, list[str], dict]] = []
-    for row in matrix["parameters"]:
-        same: dict[tuple, tuple[list[str], dict]] = {}
-        for model, cell in row["models"].items():
-            if cell["verdict"] not in ("broken", "rejected", "ignored", "deviates"):
-                continue
-            if cell["verdict"] == "rejected" and row["declared"] == "declared unsupported":
-                continue
-            key = (cell["verdict"], tuple(f["check"] for f in cell.get("failing") or []))
-            same.setdefault(key, ([], cell))[0].append(model)
-        out += [(row, models, cell) for models, cell in same.values()]
-    return out
-
-
-def render_terminal_lines(matrix: dict, limit: int = TERMINAL_LIMIT) -> list[str]:
+def render_terminal_lines(report: "RunReport", limit: int = TERMINAL_LIMIT) -> list[str]:
     """What a terminal shows after a run: the deviations by cause, then the failing checks."""
-    causes = matrix.get("causes", [])
-    failing = matrix.get("failing_checks", [])
-    lines = [headline(matrix)]
+    causes = report.causes
+    failing = report.failing_checks
+    lines = [report.headline.text]
     if causes:
         lines.append("Deviations by cause (the same clause failing the same way):")
         for c in causes:
@@ -92,24 +71,21 @@ def render_terminal_lines(matrix: dict, limit: int = TERMINAL_LIMIT) -> list[str
                          f"{_one_line(first['message'], 120)}")
         if len(failing) > limit:
             lines.append(f"  and {len(failing) - limit} more (see the matrix)")
-    bad = failing_parameters(matrix)
-    if bad:
+    if report.failing_parameters:
         lines.append("Parameters that do not work as OpenAI's do:")
-        for row, models, cell in bad:
-            failing = cell.get("failing") or []
-            why = (", ".join(f"{f['level']} {f['check']}" for f in failing) if failing
-                   else "; ".join(cell.get("notes") or []))
-            lines.append(f"  {row['endpoint']}.{row['parameter']} [{', '.join(models)}]: {cell['verdict']}"
+        for p in report.failing_parameters:
+            why = (", ".join(f"{f['level']} {f['check']}" for f in p.failing) if p.failing else "; ".join(p.notes))
+            lines.append(f"  {p.endpoint}.{p.parameter} [{', '.join(p.models)}]: {p.verdict}"
                          + (f": {_one_line(why, 130)}" if why else ""))
     return lines
 
 
-def render_summary_lines(matrix: dict) -> list[str]:
-    s = matrix["summary"]
+def render_summary_lines(report: "RunReport") -> list[str]:
+    s = report.summary
     o = s["outcomes"]
     lines = [f"{s['instances']} check instances of {s['checks']} checks: "
              + ", ".join(f"{o[k]} {k}" for k in ("pass", "fail", "unsupported", "inconclusive", "error")),
-             f"{s['requests']} requests ({s['requests'] / max(1, s['instances']):.2f} per check instance), "
+             f"{s['requests']} requests ({report.requests_per_instance:.2f} per check instance), "
              f"{s['retries']} retries"]
     tokens = s.get("tokens")
     if tokens:
@@ -117,17 +93,39 @@ def render_summary_lines(matrix: dict) -> list[str]:
                      + (f" ({tokens['unmetered']} responses reported no usage)" if tokens["unmetered"] else ""))
     if s.get("not_run"):
         lines.append(f"not run: {s['not_run']} check instances (the token budget ran out; listed in not-run.json)")
-    if s.get("categories"):
-        lines.append("failures by category: " + ", ".join(f"{n} {c}" for c, n in sorted(
-            s["categories"].items(), key=lambda item: -item[1])))
-    for level, counts in s["by_level"].items():
-        judged = counts["pass"] + counts["fail"]
-        share = f"{100 * counts['pass'] / judged:.0f}%" if judged else "n/a"
-        lines.append(f"{level}: {counts['pass']}/{judged} passed ({share})")
+    if report.categories:
+        lines.append("failures by category: " + ", ".join(f"{n} {c}" for c, n in report.categories))
+    for level in report.levels:
+        share = f"{level.percent:.0f}%" if level.judged else "n/a"
+        lines.append(f"{level.level}: {level.passed}/{level.judged} passed ({share})")
     return lines
 
 
-def _verdict_markdown(cell: dict) -> str:
+def terminal_summary(report: "RunReport", run_dir: "Path", seconds: float, comparison_lines: list[str] = (),
+                     expectations_path=None) -> list[str]:
+    """The parameter verdicts, the counts, then the deviations by cause and the failing checks (last,
+    so that they are what the terminal leaves on screen), the changes and the comparison."""
+    models = report.models
+    lines = ["", f"Parameter verdicts ({report.run['target']}):"]
+    width = max(len(f"{p['endpoint']}.{p['parameter']}") for p in report.matrix["parameters"]) + 2
+    lines.append(" " * width + "".join(f"{m[:24]:26}" for m in models))
+    for row in report.matrix["parameters"]:
+        label = f"{row['endpoint']}.{row['parameter']}"
+        lines.append(f"{label:{width}}" + "".join(f"{row['models'][m]['verdict']:26}" for m in models).rstrip())
+    lines += ["", *render_summary_lines(report), "", *render_terminal_lines(report)]
+    change = report.changes
+    if change:
+        lines.append(f"since run {change['previous_run']}: {len(change['regressed'])} regressed, "
+                     f"{len(change['fixed'])} fixed, {len(change['new'])} new (check x model)")
+    if comparison_lines:
+        lines += [f"compared with {expectations_path}:", *comparison_lines]
+    lines.append(f"finished in {seconds:.1f}s; matrix: {run_dir / 'matrix.html'} ({run_dir / 'matrix.md'}, "
+                 f"{run_dir / 'matrix.json'}); allure results: {run_dir / 'allure-results'}")
+    return lines
+
+
+def verdict_markdown(cell: dict) -> str:
+    """A parameter verdict cell (of the matrix data), linked to its evidence and naming its failing checks."""
     text = VERDICT_SYMBOL[cell["verdict"]]
     if cell["evidence"]:
         text = f"[{text}]({evidence_page(cell['evidence'][0])})"
@@ -138,11 +136,10 @@ def _verdict_markdown(cell: dict) -> str:
     return text
 
 
-def deviations_markdown(matrix: dict, prefix: str = "") -> list[str]:
+def deviations_markdown(headline: "Headline", causes: list[dict], failing: list[dict], prefix: str = "") -> list[str]:
     """The first screen of the Markdown matrix: the headline, the causes, the failing checks; `prefix`
     places the links of a run copied into a merged report (runs/<run id>/)."""
-    out = [f"**{headline(matrix)}**", ""]
-    causes = matrix.get("causes", [])
+    out = [f"**{headline.text}**", ""]
     if causes:
         out += ["## Deviations by cause", "", "| cause | level | instances | checks | category | example |",
                 "|---|---|---|---|---|---|"]
@@ -152,7 +149,6 @@ def deviations_markdown(matrix: dict, prefix: str = "") -> list[str]:
             checks += f" and {len(c['checks']) - 6} more" if len(c["checks"]) > 6 else ""
             out.append(f"| {c['id']}: {_md(c['signature'])} | {c['level']} | {c['instances']} | {checks} | "
                        f"{c['category']} | [{_md(_one_line(e['message'], 140))}]({prefix}{evidence_page(e['evidence'])}) |")
-    failing = matrix.get("failing_checks", [])
     if failing:
         out += ["", "## Failing checks", "", "| check | level | failed | first failure |", "|---|---|---|---|"]
         for f in failing:
@@ -164,49 +160,52 @@ def deviations_markdown(matrix: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _md(text: str) -> str:
+def md(text: str) -> str:
+    """Text for a Markdown table cell: its pipes escaped."""
     return str(text).replace("|", "\\|")
 
 
-def render_markdown(matrix: dict, published: set[str] | None = None) -> str:
-    """The run's matrix in Markdown; `published`: the evidence a published folder keeps (None: all),
-    the other failed instances are listed without a link."""
-    run = matrix["run"]
-    models = run["models"]
+_md = md
+
+
+def render_markdown(report: "RunReport") -> str:
+    """The run's matrix in Markdown; a failed instance whose evidence a published folder does not keep
+    is listed without a link."""
+    matrix = report.matrix
+    run = report.run
+    models = report.models
     out = [f"# Compatibility matrix: {run['target']}", "",
            f"- Target: {run['description'] or run['target']} ({run['base_url']})",
            f"- Run: `{run['id']}`, {run['started']} to {run['finished']}",
            f"- Suite {run['suite_version']}, openai SDK {run['openai_sdk']}; outcomes as defined in {run['definitions']}",
            ""]
-    out += deviations_markdown(matrix)
-    out += ["", "## Summary", ""] + [f"- {line}" for line in render_summary_lines(matrix)]
+    out += deviations_markdown(report.headline, report.causes, report.failing_checks)
+    out += ["", "## Summary", ""] + [f"- {line}" for line in render_summary_lines(report)]
     out += ["", "## Parameter verdicts", "",
             "| endpoint | parameter | docs | " + " | ".join(models) + " |",
             "|---|---|---|" + "---|" * len(models)]
     for row in matrix["parameters"]:
         name = f"`{row['parameter']}`" + (" (extension)" if row["kind"] == "extension" else "")
-        cells = [_verdict_markdown(row["models"][m]) for m in models]
+        cells = [verdict_markdown(row["models"][m]) for m in models]
         out.append(f"| {row['endpoint']} | {name} | {docs_cell_markdown(row['declared'], row.get('docs'))} | "
                    + " | ".join(cells) + " |")
-    out += changes_markdown(matrix.get("changes"))
-    marks = change_marks(matrix.get("changes"))
+    out += changes_markdown(report.changes)
     out += ["", "## Checks", "", "| check | level | requests · tokens | " + " | ".join(models) + " |",
             "|---|---|---|" + "---|" * len(models)]
     for row in matrix["checks"]:
         cells = []
         for m in models:
-            cell = row["models"].get(m)
-            mark = f" {CHANGE_SYMBOL[marks[(row['id'], m)]]}" if (row["id"], m) in marks else ""
-            cells.append(f"[{_cell_counts(cell)}]({cell.get('page') or cell['evidence']}){mark}" if cell else "")
+            cell = report.cells.get((row["id"], m))
+            mark = f" {CHANGE_SYMBOL[cell.change]}" if cell and cell.change else ""
+            cells.append(f"[{cell_counts(cell)}]({cell.link}){mark}" if cell else "")
         level = row["level"] + (" ext" if row["extension"] else "")
         out.append(f"| [`{row['id']}`]({row['clause']}) | {level} | {_check_cost(row)} | " + " | ".join(cells) + " |")
-    deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
-    if deviations:
+    if report.failed_instances:
         out += ["", "## Every failed instance", ""]
-        for row, i in deviations:
-            link = (f" ([evidence]({evidence_page(i['evidence'])}))"
-                    if published is None or i["evidence"] in published else "")
-            out.append(f"- {OUTCOME_SYMBOL[i['outcome']]} `{row['id']}`{_instance(i)}: {_md(i['message'])}{link}")
+        for f in report.failed_instances:
+            i = f.instance
+            link = f" ([evidence]({evidence_page(f.evidence)}))" if f.linked else ""
+            out.append(f"- {OUTCOME_SYMBOL[i['outcome']]} `{f.check}`{_instance(i)}: {_md(i['message'])}{link}")
     return "\n".join(out) + "\n"
 
 
@@ -215,12 +214,13 @@ def _check_cost(row: dict) -> str:
     return f"{row.get('requests', 0)} · {row.get('tokens', 0)}"
 
 
-def check_cell_html(cell: dict, change: str | None) -> str:
+def check_cell_html(cell: "CheckCell") -> str:
     """One check's cell: the outcome (linked to the evidence), and the change since the previous run."""
+    change = cell.change
     mark = f"<span class='mark {change}'>{_e(CHANGE_SYMBOL[change])}</span>" if change else ""
     # The check's page lists every instance the cell stands for; a lone instance links to its evidence.
-    return (f"<td class='{cell['outcome']}'><a href='{_e(cell.get('page') or cell['evidence'])}' "
-            f"title='{_e(cell['message'] or '')}'>{_e(_cell_counts(cell, OUTCOME_LABEL))}</a>{mark}</td>")
+    return (f"<td class='{cell.outcome}'><a href='{_e(cell.link)}' "
+            f"title='{_e(cell.message)}'>{_e(cell_counts(cell, OUTCOME_LABEL))}</a>{mark}</td>")
 
 
 def changes_markdown(change: dict | None) -> list[str]:
@@ -262,13 +262,16 @@ th{background:#f1f4f8;position:sticky;top:0}td a{color:inherit;text-decoration:n
 """
 
 
-def _e(value) -> str:
+def escape(value) -> str:
+    """Text for HTML (an attribute or an element): escaped, C0 controls shown as control pictures."""
     return html.escape(str(value), quote=True).translate(CONTROL_PICTURES)
 
 
-def headline_html(matrix: dict) -> str:
-    bad = matrix["summary"]["outcomes"]["fail"] or matrix["summary"]["outcomes"]["error"]
-    return f"<p id='headline' class='headline {'bad' if bad else 'good'}'>{_e(headline(matrix))}</p>"
+_e = escape
+
+
+def headline_html(headline: "Headline") -> str:
+    return f"<p id='headline' class='headline {'bad' if headline.bad else 'good'}'>{_e(headline.text)}</p>"
 
 
 def _level_class(level: str) -> str:
@@ -276,11 +279,10 @@ def _level_class(level: str) -> str:
     return "fail" if level == "MUST" else "ignored"
 
 
-def deviations_html(matrix: dict, prefix: str = "", heading: str = "h2") -> str:
+def deviations_html(causes: list[dict], failing: list[dict], prefix: str = "", heading: str = "h2") -> str:
     """Root causes, then failing checks, each linked to its evidence; `prefix` places the links of a
     run copied into a merged report (runs/<run id>/), which puts them under a heading of its own."""
     parts = []
-    causes = matrix.get("causes", [])
     if causes:
         parts.append(f"<{heading} id='{_e(prefix)}causes'>Deviations by cause</{heading}><p class='msg'>A cause is one clause failing one way "
                      "(the message with its varying values masked); fix it once and every instance it counts goes."
@@ -296,7 +298,6 @@ def deviations_html(matrix: dict, prefix: str = "", heading: str = "h2") -> str:
                          f"<td>{_e(c['category'])}</td><td class='msg'><a href='{_e(prefix + evidence_page(e['evidence']))}'>"
                          f"{_e(e['check'])}{_e(_instance(e))}: {_e(_one_line(e['message'], 200))}</a></td></tr>")
         parts.append("</tbody></table>")
-    failing = matrix.get("failing_checks", [])
     if failing:
         parts.append(f"<{heading} id='{_e(prefix)}failing-checks'>Failing checks</{heading}><table class='failing'>"
                      "<thead><tr><th>check</th>"
@@ -355,21 +356,57 @@ LEGEND = ("<p class='legend'>Verdicts: <span class='honoured'>honoured</span><sp
           " (definitions: INTERPRETING.md). Every cell links to its evidence.</p>")
 
 
-def render_html(matrix: dict, published: set[str] | None = None) -> str:
-    """The run's matrix page; `published` as for render_markdown."""
-    run = matrix["run"]
-    models = run["models"]
+def trend_svg(points: "tuple[TrendPoint, ...]", target: str, width: int = 320, height: int = 90) -> str:
+    """An inline SVG of the MUST and SHOULD pass rates over the target's runs (no script, no network)."""
+    pad = 18
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' class='trend' width='{width}' height='{height}' "
+             f"viewBox='0 0 {width} {height}' role='img' aria-label='pass rate over {len(points)} runs of "
+             f"{html.escape(target, quote=True)}'>",
+             f"<rect x='{pad}' y='4' width='{width - 2 * pad}' height='{height - pad - 4}' fill='#f7f9fb' "
+             "stroke='#d6dbe3'/>",
+             "<text x='2' y='12' font-size='9' fill='#566074'>100%</text>",
+             f"<text x='2' y='{height - pad}' font-size='9' fill='#566074'>0%</text>"]
+    if not points:
+        parts.append(f"<text x='{pad + 6}' y='{height // 2}' font-size='11' fill='#566074'>no history yet</text>")
+    for level, colour in (("MUST", "#1f6feb"), ("SHOULD", "#9a6700")):
+        drawn = []
+        for i, point in enumerate(points):
+            share = point.shares.get(level)
+            if share is None:
+                continue
+            x = pad + (width - 2 * pad) * (i / max(1, len(points) - 1) if len(points) > 1 else 0.5)
+            y = 4 + (height - pad - 4) * (1 - share)
+            drawn.append((x, y, point.run, share))
+        if len(drawn) > 1:
+            parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='"
+                         + " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in drawn) + "'/>")
+        for x, y, run, share in drawn:
+            parts.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{colour}'><title>"
+                         f"{html.escape(run)}: {level} {share:.0%}</title></circle>")
+    parts.append(f"<text x='{pad}' y='{height - 4}' font-size='9' fill='#1f6feb'>MUST</text>"
+                 f"<text x='{pad + 40}' y='{height - 4}' font-size='9' fill='#9a6700'>SHOULD</text>"
+                 f"<text x='{width - pad}' y='{height - 4}' font-size='9' fill='#566074' text-anchor='end'>"
+                 f"{len(points)} run(s)</text></svg>")
+    return "".join(parts)
+
+
+def render_html(report: "RunReport") -> str:
+    """The run's matrix page; a failed instance whose evidence a published folder does not keep is
+    listed without a link."""
+    matrix = report.matrix
+    run = report.run
+    models = report.models
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
              f"<title>Compatibility matrix: {_e(run['target'])}</title><style>{CSS}</style></head><body>",
              f"<h1>Compatibility matrix: {_e(run['target'])}</h1>",
              f"<p class='meta'>{_e(run['description'])} · {_e(run['base_url'])} · run <code>{_e(run['id'])}</code>"
              f" · {_e(run['started'])} to {_e(run['finished'])} · suite {_e(run['suite_version'])}, "
              f"openai SDK {_e(run['openai_sdk'])}</p>",
-             headline_html(matrix),
-             deviations_html(matrix),
+             headline_html(report.headline),
+             deviations_html(report.causes, report.failing_checks),
              "<h2 id='summary'>Summary</h2><ul class='summary'>"
-             + "".join(f"<li>{_e(l)}</li>" for l in render_summary_lines(matrix)) + "</ul>",
-             trend_svg(matrix["trend"], run["target"]) if matrix.get("trend") else "",
+             + "".join(f"<li>{_e(l)}</li>" for l in render_summary_lines(report)) + "</ul>",
+             trend_svg(report.trend, run["target"]) if report.trend is not None else "",
              LEGEND,
              "<h2 id='parameters'>Parameter verdicts</h2><table id='parameter-verdicts'><thead><tr><th>endpoint</th>"
              f"<th>parameter</th><th title='{_e(DOCS_TITLE)}'>docs</th>" + "".join(f"<th>{_e(m)}</th>" for m in models) + "</tr></thead><tbody>"]
@@ -381,35 +418,33 @@ def render_html(matrix: dict, published: set[str] | None = None) -> str:
         parts.append(f"<tr><td>{_e(row['endpoint'])}</td><td>{name}</td>{docs_cell_html(row['declared'], row.get('docs'))}"
                      + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
-    parts.append(changes_html(matrix.get("changes")))
-    marks = change_marks(matrix.get("changes"))
+    parts.append(changes_html(report.changes))
     parts.append("<h2 id='checks'>Checks</h2><table id='checks-table'><thead><tr><th>check</th><th>level</th>"
                  "<th>statement</th><th>requests · tokens</th>" + "".join(f"<th>{_e(m)}</th>" for m in models)
                  + "</tr></thead><tbody>")
     for row in matrix["checks"]:
         cells = []
         for m in models:
-            cell = row["models"].get(m)
+            cell = report.cells.get((row["id"], m))
             if not cell:
                 cells.append("<td></td>")
                 continue
-            cells.append(check_cell_html(cell, marks.get((row["id"], m))))
+            cells.append(check_cell_html(cell))
         level = row["level"] + (" · extension" if row["extension"] else "")
         parts.append(f"<tr><td><a href='{_e(row['clause'])}'><code>{_e(row['id'])}</code></a></td><td>{_e(level)}</td>"
                      f"<td class='msg'>{_e(row['statement'])}</td><td>{_e(_check_cost(row))}</td>" + "".join(cells)
                      + "</tr>")
     parts.append("</tbody></table>")
-    deviations = [(row, i) for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error")]
-    if deviations:
+    if report.failed_instances:
         parts.append("<h2 id='deviations'>Every failed instance</h2><table><thead><tr><th>outcome</th><th>check</th>"
                      "<th>instance</th><th>message</th></tr></thead><tbody>")
-        for row, i in deviations:
+        for f in report.failed_instances:
+            i = f.instance
             variant = f" {i['variant']}" if i.get("variant") else ""
-            parts.append(f"<tr><td class='{i['outcome']}'>{_e(i['outcome'])}</td><td><code>{_e(row['id'])}</code>"
+            parts.append(f"<tr><td class='{i['outcome']}'>{_e(i['outcome'])}</td><td><code>{_e(f.check)}</code>"
                          f"{_e(variant)}</td><td>{_e(i['model'])} · {_e(i['mode'])} · {_e(i['path'])}</td>"
-                         + (f"<td class='msg'><a href='{_e(evidence_page(i['evidence']))}'>{_e(i['message'])}</a></td></tr>"
-                            if published is None or i["evidence"] in published else
-                            f"<td class='msg'>{_e(i['message'])}</td></tr>"))
+                         + (f"<td class='msg'><a href='{_e(evidence_page(f.evidence))}'>{_e(i['message'])}</a></td></tr>"
+                            if f.linked else f"<td class='msg'>{_e(i['message'])}</td></tr>"))
         parts.append("</tbody></table>")
     parts.append("</body></html>\n")
     return "".join(parts)
