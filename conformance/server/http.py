@@ -1,4 +1,8 @@
-"""The HTTP side of the reference server: routing, the Bearer key check, JSON and SSE framing."""
+"""The HTTP side of the reference server: routing, the Bearer key check, JSON and SSE framing.
+
+Here the server is composed: the plain reference (validate, generate, render) with the quirk
+layer (server/quirks/) called at each seam, a no-op when the server has no quirks.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,11 @@ from typing import Iterable
 from urllib.parse import unquote
 
 from .faults import STATUS_KINDS, Faults
+from .generate import Generator
 from .model import ToyModel
-from .protocol import ApiError, Generator, Responses, model_object, models_list, shape_error
-from .quirks import check_names
+from .quirks import Layer
+from .render import Responses, error_response, model_object, models_list, sse_frames
+from .validate import ApiError, Validator
 
 MAX_BODY = 8 * 1024 * 1024
 DEFAULT_MODELS = ("ref-small", "ref-large")
@@ -44,50 +50,36 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_body(status, json.dumps(body).encode(), "application/json")
 
     def _send_error(self, err: ApiError) -> None:
-        status, body = shape_error(err, self.server.quirks)
-        if isinstance(body, bytes):
+        status, body = error_response(err)
+        if isinstance(body, bytes):  # a crash: plain text, no envelope
             self._send_body(status, body, "text/plain; charset=utf-8")
         else:
-            self._send_json(status, body)
+            self._send_json(*self.server.layer.error_out(status, body))
 
-    def _frames(self, events: Iterable[str], event_name: str | None = None) -> Iterable[bytes]:
-        q = self.server.quirks
-        newline = "\r\n" if "crlf" in q else "\r" if "cr" in q else "\n"
-        events = list(events)
-        for number, data in enumerate(events):
-            named = f"event: {event_name}{newline}" if event_name else ""
-            last = number == len(events) - 1
-            end = newline if last and "stream-unterminated" in q else newline * 2
-            frame = f"{named}data: {data}{end}"
-            if "keep-alive-comments" in q:
-                frame = f": keep-alive{newline}{newline}" + frame
-            yield frame.encode()
-
-    def _send_stream(self, events: Iterable[str], status: int = 200, event_name: str | None = None) -> None:
-        q = self.server.quirks
+    def _send_stream(self, payloads: Iterable[str], status: int = 200, event_name: str | None = None) -> None:
+        layer = self.server.layer
         pace = self.server.token_latency  # one event a token, as a model server streams them
         self.send_response(status)
-        content_type = "application/json" if "stream-content-type-json" in q else "text/event-stream; charset=utf-8"
-        self.send_header("Content-Type", content_type)
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
+        headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+                   "Transfer-Encoding": "chunked"}
+        for name, value in layer.stream_headers(headers).items():
+            self.send_header(name, value)
         self.end_headers()
-        for number, frame in enumerate(self._frames(events, event_name)):
+        frames = [f.encode() for f in layer.frames_out(sse_frames(list(payloads), event_name))]
+        for number, frame in enumerate(frames):
             if number == 2 and getattr(self, "_fault", None) == "stall":  # stop answering mid-stream
                 time.sleep(self.server.faults.stall_seconds)
                 self._drop_connection()
                 return
             if pace and number:
                 time.sleep(pace)
-            # split-reads: each frame leaves in pieces of 7 bytes, so events straddle reads.
-            parts = [frame[i:i + 7] for i in range(0, len(frame), 7)] if "split-reads" in q else [frame]
-            for part in parts:
+            for part in layer.writes(frame):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                 self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
     def _authorise(self) -> None:
-        if "any-key" in self.server.quirks:
+        if not self.server.behaviour.keys_checked:
             return
         header = self.headers.get("Authorization", "")
         if not header:
@@ -95,8 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
                                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not any(hmac.compare_digest(key.strip(), k) for k in self.server.api_keys):
-            status = 403 if "wrong-key-403" in self.server.quirks else 401
-            raise ApiError(status, "Incorrect API key provided. You can find your API key in your account settings.",
+            raise ApiError(401, "Incorrect API key provided. You can find your API key in your account settings.",
                            code="invalid_api_key")
 
     def _read_body(self) -> bytes:
@@ -109,8 +100,6 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            if "malformed-json-500" in self.server.quirks:
-                raise ApiError(500, "Internal Server Error", raw=True) from None
             raise ApiError(400, "We could not parse the JSON body of your request. (HINT: This likely means you "
                                 "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
                                 "but what was sent was not valid JSON.)") from None
@@ -183,15 +172,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._fault = faults.draw() if faults is not None else None
             if self._fault and self._inject(self._fault, streaming=_asks_for_stream(raw)):
                 return
-            if "seed-drops-connection" in self.server.quirks and b'"seed"' in raw:
+            if self.server.layer.drops(raw):
                 self._drop_connection()
                 return
             if method == "POST" and path in ENDPOINTS:
                 self._complete(ENDPOINTS[path], raw)
             elif method == "GET" and path == "/v1/models":
                 self._authorise()
-                self._send_json(200, models_list(list(self.server.models), self.server.created, self.server.quirks))
-            elif method == "GET" and path.startswith("/v1/models/") and "models-no-retrieve" not in self.server.quirks:
+                body = models_list(list(self.server.models), self.server.created)
+                self._send_json(200, self.server.layer.body_out("models", body))
+            elif (method == "GET" and path.startswith("/v1/models/")
+                  and self.server.behaviour.models_retrieve_served):
                 self._authorise()
                 self._retrieve(unquote(path[len("/v1/models/"):]))
             else:
@@ -202,30 +193,42 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _retrieve(self, model_id: str) -> None:
-        if model_id not in self.server.models and "models-unknown-200" not in self.server.quirks:
+        if model_id not in self.server.models and not self.server.behaviour.unknown_models_retrieved:
             raise ApiError(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
-        self._send_json(200, model_object(model_id, self.server.created, self.server.quirks))
+        self._send_json(200, self.server.layer.body_out("model", model_object(model_id, self.server.created)))
 
     def _complete(self, endpoint: str, raw: bytes) -> None:
         self._authorise()  # a missing key is reported before a bad body, as OpenAI does
+        server, layer = self.server, self.server.layer
+        layer.raw_in(raw)
         body = self._parse_json(raw)
         streaming = isinstance(body, dict) and body.get("stream") is True
         try:  # a refusal found while generating (a prompt over the context) is a refusal too
-            request = self.server.generator.validate(endpoint, body)
-            choices, usage = self.server.generator.generate(endpoint, request)
+            models = tuple(server.models)
+            request = server.validator.validate(endpoint, layer.request_in(endpoint, body, models))
+            request = layer.request_valid(endpoint, request, models)
+            server.validator.check_model(request)
+            choices, usage = server.generator.generate(endpoint, request)
+            usage = layer.usage_out(usage)
         except ApiError as err:
-            if streaming and "stream-error-event" in self.server.quirks and err.status < 500:
-                self._send_stream([json.dumps(err.body)], event_name="error")
+            event = layer.error_event(err) if streaming else None
+            if event is not None:
+                self._send_stream([event], event_name="error")
                 return
             raise
-        responses = self.server.responses
-        if self.server.token_latency and not request.get("stream"):  # a stream is paced event by event
-            time.sleep(self.server.token_latency * usage.get("completion_tokens", 0))
+        responses = server.responses
+        if server.token_latency and not request.get("stream"):  # a stream is paced event by event
+            time.sleep(server.token_latency * usage.get("completion_tokens", 0))
         if request.get("stream"):
             include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-            self._send_stream(responses.stream(endpoint, request["model"], choices, usage, include_usage))
+            def payloads():  # rendered once the headers are out, so a rendering failure cuts the stream
+                stream = responses.stream(endpoint, request["model"], choices, usage, include_usage)
+                for chunk in layer.chunks_out(stream):
+                    yield chunk.payload()
+            self._send_stream(payloads())
         else:
-            self._send_json(200, responses.body(endpoint, request["model"], choices, usage))
+            body = responses.body(endpoint, request["model"], choices, usage)
+            self._send_json(200, layer.body_out(endpoint, body))
 
 
 def _asks_for_stream(raw: bytes) -> bool:
@@ -247,7 +250,7 @@ class _Server(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
-    def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], quirks: frozenset[str],
+    def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], layer: Layer,
                  verbose: bool, faults: Faults | None = None, request_log: str | None = None,
                  latency: float = 0.0, token_latency: float = 0.0, serial: bool = False):
         super().__init__(address, _Handler)
@@ -257,14 +260,15 @@ class _Server(ThreadingHTTPServer):
         self.request_log = open(request_log, "a", encoding="utf-8") if request_log else None
         self._log_lock = threading.Lock()
         self.api_keys = api_keys
-        self.quirks = quirks
+        self.layer = layer
+        self.behaviour = layer.behaviour
         self.faults = faults
         self.models = {name: ToyModel(name) for name in models}
-        self.generator = Generator(self.models, quirks)
-        self.responses = Responses(quirks)
+        self.validator = Validator(self.models, layer.behaviour)
+        self.generator = Generator(self.models, layer.behaviour)
+        self.responses = Responses()
         self.created = int(time.time())
         self.verbose = verbose
-
 
     def log_request_seen(self, method: str, path: str, authorization: str | None, raw: bytes,
                          user_agent: str) -> None:
@@ -302,9 +306,10 @@ class ReferenceServer:
                  faults: Faults | None = None, request_log: str | None = None, latency: float = 0.0,
                  token_latency: float = 0.0, serial: bool = False):
         self.api_key = api_key
-        self.quirks = check_names(quirks)
+        self.layer = Layer(quirks)  # an unknown quirk name: ValueError, before anything listens
+        self.quirks = self.layer.names
         self.faults = faults
-        self._server = _Server((host, port), (api_key,), tuple(models), self.quirks, verbose, faults, request_log,
+        self._server = _Server((host, port), (api_key,), tuple(models), self.layer, verbose, faults, request_log,
                                latency, token_latency, serial)
         self._thread: threading.Thread | None = None
 

@@ -49,7 +49,7 @@ VOCAB: tuple[str, ...] = tuple([EOS] + [f" {w}" for w in dict.fromkeys(WORDS)] +
 TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
 EOS_ID = 0
 
-_PIECE = re.compile(r"\s*[A-Za-z]+|\s*\d|\s*[^\sA-Za-z\d]|\s+$")
+PIECE = re.compile(r"\s*[A-Za-z]+|\s*\d|\s*[^\sA-Za-z\d]|\s+$")
 
 
 def _digest(*parts: object) -> int:
@@ -60,7 +60,7 @@ def _digest(*parts: object) -> int:
 def tokenize(text: str) -> list[int]:
     """Split text into word pieces; known pieces get their vocabulary id, others a stable one."""
     ids = []
-    for piece in _PIECE.findall(text):
+    for piece in PIECE.findall(text):
         tid = TOKEN_ID.get(piece)
         if tid is None:
             tid = 1 + _digest("unk", piece) % (len(VOCAB) - 1)
