@@ -1,4 +1,6 @@
-"""`conformance run | serve | targets`: the command-line entry point.
+"""`conformance run | serve | targets | migrate | report | expectations | export | manifest | selftest`:
+the command-line entry point. Each command is one `cmd_*` function, chosen with `set_defaults(func=)`;
+the options a run shares with the pytest plugin are declared once, in options.py.
 
 Exit codes of `run`: 0 nothing deviates, 1 deviations found, 2 usage error (bad target file,
 missing key, bad option), 3 no deviation but the run was incomplete (infrastructure errors:
