@@ -221,6 +221,9 @@ def cmd_selftest(args) -> int:
     out = Path(args.out)
     matrix = run_all(out, names, workers=args.jobs)
     print(f"{len(matrix.checks)} checks x {len(matrix.runs)} quirks; kill matrix: {out / 'kill-matrix.md'}")
+    if names:  # a few quirks: say what each one killed (the full matrix says which check nothing kills)
+        for name in names:
+            print(f"{name}: caught by {', '.join(matrix.caught_by(name)) or 'nothing'}")
     for problem in matrix.problems():
         print(f"problem: {problem}")
     return EXIT_DEVIATIONS if matrix.problems() else EXIT_OK

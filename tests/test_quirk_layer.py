@@ -58,3 +58,18 @@ def test_the_plain_reference_knows_no_quirk(module):
     names = set(registry())
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert strings & names == set()
+
+
+def test_a_run_of_a_few_quirks_does_not_call_the_other_checks_unkillable():
+    from conformance.selftest import KillMatrix, QuirkRun
+
+    features = {"chat.stop.excluded-from-output": "chat.stop", "models.list.shape": "models.list"}
+    baseline = QuirkRun("(none)", dict.fromkeys(features, "pass"), features, {}, 0, "")
+    stop_kept = QuirkRun("stop-kept", {"chat.stop.excluded-from-output": "fail", "models.list.shape": "pass"},
+                         features, {"chat.stop": "deviates", "completions.stop": "deviates"}, 1, "")
+    few = KillMatrix(baseline, {"stop-kept": stop_kept}, registry())
+    assert few.problems() == []
+    assert few.caught_by("stop-kept") == ["chat.stop.excluded-from-output"]
+    # Every quirk run: (a) names the check that none of them makes fail, and only that one.
+    everything = KillMatrix(baseline, {name: stop_kept for name in registry()}, registry())
+    assert [p for p in everything.problems() if p.startswith("(a)")] == ["(a) no quirk makes models.list.shape fail"]

@@ -70,7 +70,7 @@ def category_of(record: dict) -> str | None:
     check, feature = record["check"], record["feature"]
     if ".stream." in check or feature.endswith(".stream"):
         return "stream framing"
-    if feature.endswith(".errors") or feature == "auth":
+    if feature.endswith(".errors") or feature.startswith("auth."):  # auth.key: refusals in the envelope
         return "error envelope"
     if "schema" in check or "shape" in check:
         return "schema mismatch"
