@@ -411,7 +411,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                                                "seed": state.faults.seed,
                                                                "injected": state.faults.injected}, indent=2))
     results_dir = state.run_dir / "results"
-    if results_dir.is_dir():
+    if results_dir.is_dir() or state.shard is not None:  # a shard may hold none of a narrow selection
         from ..report.finish import finish_run
 
         state.end = finish_run(state.run_dir, state.target, state.base_url or "", state.started,
