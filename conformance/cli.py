@@ -86,9 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
                                            "and the Allure HTML report")
     report.set_defaults(func=cmd_report)
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (reports/<run id>)")
-    report.add_argument("--out", default="reports/merged", help="where to write it (default: reports/merged)")
-    report.add_argument("--history", help="the run history for trends (default: history.jsonl beside the first run)")
+    report.add_argument("--out", help="where to write it (default: reports/merged; with --combine-shards, "
+                                      "reports/<run id> beside the first shard)")
+    report.add_argument("--combine-shards", action="store_true",
+                        help="the RUN_DIRs are the shards of one run (`conformance run --shard I/N`): make them one "
+                             "run folder, compared with the target's expectations and appended to the history, "
+                             "with `conformance run`'s exit code")
+    report.add_argument("--history", help="the run history for trends (default: history.jsonl beside the first run); "
+                                          "with --combine-shards, the combined run is appended to it")
     report.add_argument("--no-allure", action="store_true", help="do not render the Allure HTML report")
+    options.add_to_argparse(report, tuple(o for o in options.RUN if o.name in ("expectations", "no_expectations")))
     report.add_argument("--publish", action="store_true",
                         help="a folder to commit or host: of each run's evidence only what its pages link to and one "
                              "instance per outcome of each check; no Allure report and no local history")
@@ -165,12 +172,52 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_combine_shards(args) -> int:
+    """`conformance report --combine-shards SHARD_DIR...`: the shards of one run as one run folder."""
+    from .config import expectations
+    from .report.finish import exit_code, terminal_lines
+    from .report.merge import ReportError, load_run
+    from .report.shards import SHARD_SUFFIX, combine_shards
+
+    if args.publish:
+        return _fail_usage("--combine-shards writes a run folder: publish it with `conformance report DIR --publish`")
+    run_dirs = [Path(d) for d in args.run_dirs]
+    try:
+        head = load_run(run_dirs[0])["run"]
+    except ReportError as exc:
+        return _fail_usage(str(exc))
+    out = Path(args.out) if args.out else run_dirs[0].parent / SHARD_SUFFIX.sub("", head["id"])
+    history_path = Path(args.history) if args.history else run_dirs[0].parent / "history.jsonl"
+    known, expectations_path = None, None
+    chosen = Path(args.expectations) if args.expectations else expectations.default_path(head["target"])
+    if not args.no_expectations and (args.expectations or chosen.is_file()):
+        try:
+            known, expectations_path = expectations.load(chosen), chosen
+        except expectations.ExpectationsError as exc:
+            return _fail_usage(str(exc))
+    try:
+        combined = combine_shards(run_dirs, out, history_path, known, expectations_path)
+    except ReportError as exc:
+        return _fail_usage(str(exc))
+    for line in terminal_lines(combined.end, 0.0)[:-1]:
+        print(line)
+    shards = ", ".join(map(str, combined.combined))
+    print(f"combined shard(s) {shards} of {combined.count} into run {combined.run_id}: {out / 'matrix.html'} "
+          f"({out / 'matrix.md'}, {out / 'matrix.json'})")
+    for problem in combined.problems:
+        print(f"conformance: {problem}", file=sys.stderr)
+    code = exit_code(out)
+    return EXIT_INCOMPLETE if code == EXIT_OK and not combined.complete else code
+
+
 def cmd_report(args) -> int:
     from .report import allure, history
     from .report.merge import ReportError, merge
 
+    if args.combine_shards:
+        return cmd_combine_shards(args)
     run_dirs = [Path(d) for d in args.run_dirs]
-    out = Path(args.out)
+    out = Path(args.out or "reports/merged")
     entries: list[dict] = []
     if not args.publish:  # a published report stands on its own: no trend from this machine's history
         history_path = Path(args.history) if args.history else run_dirs[0].parent / "history.jsonl"
@@ -376,9 +423,13 @@ def _reachable_target(args, name: str | None = None):
 def cmd_run(args) -> int:
     import pytest
 
-    from .pytest_plugin.session import new_run_id, run_dir_for
+    from .pytest_plugin.session import new_run_id, run_dir_for, sharded_run_id
     from .report.finish import exit_code
 
+    try:
+        shard = options.Shard.parse(args.shard) if args.shard is not None else None
+    except ValueError as exc:
+        return _fail_usage(str(exc))
     target = _reachable_target(args)
     if isinstance(target, int):
         return target
@@ -392,7 +443,7 @@ def cmd_run(args) -> int:
         except expectations.ExpectationsError as exc:
             return _fail_usage(str(exc))
     # A folder of its own is named after the run; a given folder (reused nightly) gets a new id inside.
-    run_id = None if args.report_dir else new_run_id(target)
+    run_id = None if args.report_dir else sharded_run_id(new_run_id(target), shard)
     run_dir = Path(args.report_dir) if args.report_dir else run_dir_for(target, run_id)
     workers = _workers(args.workers, target)
     extra = ["-k", args.keyword] if args.keyword else []

@@ -3,6 +3,7 @@ against the embedded reference target, with a local folder served over HTTP as t
 
 import functools
 import http.server
+import itertools
 import json
 import os
 import re
@@ -120,7 +121,7 @@ class Night:
     def value(self, expression: str, matrix: dict, outputs: dict) -> str:
         scope, _, name = expression.partition(".")
         if scope == "matrix":
-            return matrix[name]
+            return str(matrix[name])
         if scope == "secrets":
             return ""  # no secrets here: netmind's key is missing, as on a fork
         if scope == "vars":
@@ -155,7 +156,7 @@ class Night:
         """Run one job in a fresh workspace; True when it succeeded."""
         matrix = matrix or {}
         job = self.flow["jobs"][name]
-        workspace = self.tmp / f"night{self.number}-{name}-{'-'.join(matrix.values()) or 'job'}"
+        workspace = self.tmp / f"night{self.number}-{name}-{'-'.join(map(str, matrix.values())) or 'job'}"
         workspace.mkdir()
         outputs: dict = {}
         failed = False
@@ -219,8 +220,11 @@ class Night:
         return result.returncode == 0
 
     def all_jobs(self) -> dict[str, bool]:
-        done = {f"run-{t}": self.job("run", {"target": t}) for t in self.flow["jobs"]["run"]["strategy"]["matrix"]
-                ["target"]}
+        axes = self.flow["jobs"]["run"]["strategy"]["matrix"]
+        done = {}
+        for values in itertools.product(*axes.values()):  # every combination, as GitHub expands a matrix
+            matrix = dict(zip(axes, values))
+            done["-".join(["run", *map(str, values)])] = self.job("run", matrix)
         done["publish"] = self.job("publish")
         return done
 
@@ -229,16 +233,37 @@ def published_history(site: Site, target: str) -> list[dict]:
     return [json.loads(line) for line in (site.root / "history" / f"{target}.jsonl").read_text().splitlines()]
 
 
-def test_two_nights_keep_the_history_on_the_published_site(tmp_path, site):
+def test_the_workflow_runs_each_target_in_shards():
+    run = workflow()["jobs"]["run"]
+    matrix = run["strategy"]["matrix"]
+    assert matrix["shard"] == list(range(1, matrix["shards"][0] + 1)) and len(matrix["shards"]) == 1
+    (step,) = [s for s in run["steps"] if s.get("id") == "run"]
+    assert '--shard "${{ matrix.shard }}/${{ matrix.shards }}"' in step["run"]
+    (upload,) = steps_using(run, "actions/upload-artifact")
+    assert "matrix.shard" in upload["with"]["name"]  # one artifact per shard job
+
+
+@pytest.mark.parametrize("shards", [2, 1])
+def test_two_nights_keep_the_history_on_the_published_site(tmp_path, site, shards):
     variables = {"CONFORMANCE_SITE_URL": site.url, "CONFORMANCE_RUN_ARGS": "-k list_shape -n 1",
                  "CONFORMANCE_REPORT_ARGS": "--no-allure"}
-    first = Night(tmp_path, 1, site, variables)
+
+    def night(number):
+        tonight = Night(tmp_path, number, site, variables)
+        tonight.flow["jobs"]["run"]["strategy"]["matrix"].update(shard=list(range(1, shards + 1)), shards=[shards])
+        return tonight
+
+    first = night(1)
     jobs = first.all_jobs()
-    # the first night: no site yet, so no history; netmind has no key (exit 2, its job fails); published
-    assert jobs == {"run-reference": True, "run-netmind": False, "publish": True}, "\n".join(first.log)
+    # the first night: no site yet, so no history; netmind has no key (exit 2, its jobs fail); published
+    assert jobs == {**{f"run-reference-{i}-{shards}": True for i in range(1, shards + 1)},
+                    **{f"run-netmind-{i}-{shards}": False for i in range(1, shards + 1)}, "publish": True}, \
+        "\n".join(first.log)
+    # one history line a night for the target: the combined run when it ran in shards
     (night_one,) = published_history(site, "reference")
+    assert "shard" not in night_one
     assert json.loads((site.root / "history" / "index.json").read_text()) == ["netmind", "reference"]
-    second = Night(tmp_path, 2, site, variables)
+    second = night(2)
     assert second.all_jobs() == jobs, "\n".join(second.log)
     # the second night fetched the first night's history back, compared with it, and published both
     one, two = published_history(site, "reference")
@@ -249,6 +274,11 @@ def test_two_nights_keep_the_history_on_the_published_site(tmp_path, site):
         [one["run"], two["run"]]
     index = (site.root / "index.html").read_text()
     assert "2 run(s)" in index and f"since {one['run']}" in index
+    if shards > 1:  # the published run is the shards combined: every instance of the whole run
+        assert tonight["run"]["shards"]["combined"] == list(range(1, shards + 1))
+        assert tonight["summary"]["instances"] == sum(
+            json.loads((tmp_path / f"night2-run-reference-{i}-{shards}" / "reports" / "reference" / f"shard-{i}" /
+                        "matrix.json").read_text())["summary"]["instances"] for i in range(1, shards + 1))
 
 
 def nightly(*args, cwd, env=None):

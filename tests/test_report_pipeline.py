@@ -22,6 +22,7 @@ ALLOWED = {
     "matrix": {"evidence", "model", "render", "results"},
     "merge": {"evidence", "matrix", "model", "render_merged"},
     "finish": {"history", "allure", "matrix", "model", "render"},
+    "shards": {"finish", "history", "merge", "model", "results"},  # a run's shards -> one run, by finish's path
 }
 
 

@@ -8,7 +8,13 @@ that could not be read is never replaced by one that forgot its history.
 
     python tools/nightly.py fetch-history --target T --into history
     python tools/nightly.py run --target T --history history        # writes code=N to $GITHUB_OUTPUT
-    python tools/nightly.py publish --history history --reports reports --out site
+    python tools/nightly.py run --target T --shard 2/3 --history history     # one of three parallel jobs
+    python tools/nightly.py publish --history history --reports reports --out site   # code=N too
+
+A target's checks can be cut into shards run by parallel jobs (`--shard I/N`, I of N): each writes
+reports/<target>/shard-<I>/, and `publish` combines them into reports/<target>/ (`conformance report
+--combine-shards`), which is then the night's run of that target: compared with its history and its
+expectations, appended to its history, published. With one shard (1/1) a job runs the whole target.
     python tools/nightly.py check-site --deployed URL
 
 The site's URL is --site, else $SITE_URL, else GitHub Pages' default for $GITHUB_REPOSITORY.
@@ -104,24 +110,64 @@ def fetch_history(site: str, target: str, into: Path) -> Path:
     return path
 
 
-def run(target: str, history: Path, extra: list[str]) -> int:
-    """`conformance run` for one target; its exit code goes to $GITHUB_OUTPUT as `code` (a later step
-    decides what it means), and this step itself succeeds."""
-    command = [sys.executable, "-m", "conformance", "run", "--target", checked_name(target),
-               "--report-dir", f"reports/{target}", "--history", str(history / f"{target}.jsonl"),
-               *shlex.split(os.environ.get("CONFORMANCE_RUN_ARGS", "")), *extra]
+def output(name: str, value: object) -> None:
+    """A step output ($GITHUB_OUTPUT), for a later step's condition."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{name}={value}\n")
+
+
+def shard_parts(shard: str) -> tuple[int, int]:
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise NightlyError(f"--shard takes I/N with 1 <= I <= N, not {shard!r}")
+    return int(index), int(count)
+
+
+def run(target: str, history: Path, extra: list[str], shard: str = "1/1") -> int:
+    """`conformance run` for one target (or one shard of it); its exit code goes to $GITHUB_OUTPUT as
+    `code` (a later step decides what it means), and this step itself succeeds. A shard's deviations
+    are judged once the shards are combined (an expectation is a check's worst over all its
+    instances): a shard's `code` is 0 then, unless it could not run (2) or was incomplete (3)."""
+    index, count = shard_parts(shard)
+    command = [sys.executable, "-m", "conformance", "run", "--target", checked_name(target)]
+    if count == 1:
+        command += ["--report-dir", f"reports/{target}", "--history", str(history / f"{target}.jsonl")]
+    else:  # the combined run is the night's history line, not each shard
+        command += ["--report-dir", f"reports/{target}/shard-{index}", "--shard", f"{index}/{count}", "--no-history"]
+    command += [*shlex.split(os.environ.get("CONFORMANCE_RUN_ARGS", "")), *extra]
     code = subprocess.call(command)
-    output = os.environ.get("GITHUB_OUTPUT")
-    if output:
-        with open(output, "a", encoding="utf-8") as f:
-            f.write(f"code={code}\n")
-    print(f"conformance run exited {code} for {target}")
+    what = target if count == 1 else f"{target}, shard {index} of {count}"
+    print(f"conformance run exited {code} for {what}")
+    if count > 1 and code == 1:
+        print("deviations are judged when the shards are combined, in the publish job")
+        code = 0
+    output("code", code)
     return 0
+
+
+def combine(reports: Path, history: Path) -> int:
+    """Each target run in shards (reports/<target>/shard-<I>/) combined into reports/<target>/; the worst
+    exit code of the combined runs (0 when none was sharded)."""
+    worst = 0
+    for folder in sorted(d for d in reports.glob("*") if d.is_dir()) if reports.is_dir() else []:
+        shards = sorted(d for d in folder.glob("shard-*") if (d / "matrix.json").is_file())
+        if not shards:
+            continue
+        target = checked_name(folder.name)
+        code = subprocess.call([sys.executable, "-m", "conformance", "report", "--combine-shards", *map(str, shards),
+                                "--out", str(folder), "--history", str(history / f"{target}.jsonl")])
+        print(f"conformance report --combine-shards exited {code} for {target} ({len(shards)} shard(s))")
+        worst = max(worst, code)
+    return worst
 
 
 def publish(site: str, history: Path, reports: Path, out: Path, extra: list[str]) -> int:
     """The site to deploy: the merged report of tonight's runs and every target's history (the one
-    published before, plus tonight's lines), including targets that did not run tonight."""
+    published before, plus tonight's lines), including targets that did not run tonight. A target run
+    in shards is combined first; the combined runs' worst exit code goes to $GITHUB_OUTPUT as `code`."""
+    output("code", combine(reports, history))
     run_dirs = sorted(d for d in reports.glob("*") if (d / "matrix.json").is_file()) if reports.is_dir() else []
     if not run_dirs:
         raise NightlyError(f"no run in {reports} wrote a matrix: nothing is published, the site stays as it was")
@@ -165,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     run_step = sub.add_parser("run", help="conformance run, its exit code to $GITHUB_OUTPUT")
     run_step.add_argument("--target", required=True)
     run_step.add_argument("--history", type=Path, default=Path("history"))
+    run_step.add_argument("--shard", default="1/1", help="run shard I of N of the target's checks (default 1/1: all)")
     publish_step = sub.add_parser("publish", help="the merged report and every target's history, to deploy")
     publish_step.add_argument("--history", type=Path, default=Path("history"))
     publish_step.add_argument("--reports", type=Path, default=Path("reports"))
@@ -179,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             fetch_history(site, args.target, args.into)
             return 0
         if args.step == "run":
-            return run(args.target, args.history, extra)
+            return run(args.target, args.history, extra, args.shard)
         if args.step == "publish":
             return publish(site, args.history, args.reports, args.out, extra)
         return check_site(site, args.deployed)

@@ -22,7 +22,7 @@ import pytest
 
 from ..config.targets import Target, TargetError, load_target
 from ..harness.checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
-from ..options import given
+from ..options import Shard, given, instance_identity
 from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
                              without_fixture_containers)
 from ..report.results import ResultWriter, record_for, variant_of
@@ -58,11 +58,30 @@ class RunState:
     known: dict | None = None  # the target's expectations (known deviations), when compared
     expectations_path: Path | None = None
     end: object | None = None  # conformance.report.finish.RunEnd, for the terminal summary
+    shard: Shard | None = None  # --shard: only this shard's instances run
 
 
 def new_run_id(target: Target) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return f"{stamp}-{target.name}-{secrets.token_hex(3)}"
+
+
+def shard_of_run(config: pytest.Config) -> Shard | None:
+    text = config.getoption("conformance_shard")
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def sharded_run_id(run_id: str, shard: Shard | None) -> str:
+    """A shard's run id: the run's, with the shard (`...-shard2of3`); the combined run takes the run's."""
+    if shard is None or shard.count == 1:
+        return run_id
+    suffix = f"-shard{shard.index}of{shard.count}"
+    return run_id if run_id.endswith(suffix) else run_id + suffix
 
 
 def target_of(config: pytest.Config) -> Target:
@@ -80,6 +99,7 @@ def configure(config: pytest.Config) -> None:
     allure-pytest has configured itself."""
     config.addinivalue_line("markers", "conformance_check(meta): a conformance check (set by @check)")
     workerinput = getattr(config, "workerinput", None)
+    shard = shard_of_run(config)
     try:
         target = target_of(config)
     except TargetError as exc:
@@ -103,7 +123,7 @@ def configure(config: pytest.Config) -> None:
                          api_key=workerinput["conformance_api_key"])
     else:
         # The id is the run's own, not its folder's: a nightly job reuses one folder every night.
-        run_id = config.getoption("conformance_run_id") or new_run_id(target)
+        run_id = sharded_run_id(config.getoption("conformance_run_id") or new_run_id(target), shard)
         run_dir = Path(config.getoption("conformance_report_dir") or run_dir_for(target, run_id))
         for stale in ("results", "evidence", "shared", "not-run"):  # a reused report directory starts clean
             if (run_dir / stale).is_dir():
@@ -114,6 +134,7 @@ def configure(config: pytest.Config) -> None:
                          latency=config.getoption("conformance_server_latency_ms") / 1000,
                          token_latency=config.getoption("conformance_server_token_latency_ms") / 1000,
                          serial=config.getoption("conformance_server_serial"))
+    state.shard = shard if shard is not None and shard.count > 1 else None  # 1/1 is the whole run
     config.stash[STATE] = state
     if workerinput is None:
         _settle_run_end(config, state)
@@ -131,6 +152,10 @@ def _settle_run_end(config: pytest.Config, state: RunState) -> None:
     if not config.getoption("conformance_no_history"):
         chosen = config.getoption("conformance_history")
         state.history_path = Path(chosen) if chosen else state.run_dir.parent / "history.jsonl"
+    if state.shard is not None:
+        # An expectation is a check's worst outcome over all its instances, which a shard may hold
+        # only some of: the shards are compared once combined (`conformance report --combine-shards`).
+        return
     chosen = config.getoption("conformance_expectations")
     path = Path(chosen) if chosen else expectations.default_path(state.target.name)
     if not config.getoption("conformance_no_expectations") and (chosen or path.is_file()):
@@ -153,7 +178,12 @@ def aim_allure_dir(config: pytest.Config) -> None:
             target = target_of(config)
         except TargetError:
             return  # configure() says why, once
-        config.option.conformance_run_id = config.getoption("conformance_run_id") or new_run_id(target)
+        try:
+            shard = shard_of_run(config)
+        except pytest.UsageError:
+            return  # configure() says why, once
+        config.option.conformance_run_id = sharded_run_id(config.getoption("conformance_run_id") or new_run_id(target),
+                                                          shard)
         report_dir = config.option.conformance_report_dir = str(run_dir_for(target, config.option.conformance_run_id))
     config.option.allure_report_dir = str(Path(report_dir) / "allure-results")
     config.option.clean_alluredir = True
@@ -230,8 +260,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the instances `--check` leaves out, and those of other shards (`--shard`)."""
     patterns = config.getoption("conformance_checks")
-    if not patterns:
+    shard: Shard | None = config.stash[STATE].shard
+    if not patterns and shard is None:
         return
     keep, drop = [], []
     for item in items:
@@ -241,11 +273,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         callspec = getattr(item, "callspec", None)
         endpoint = callspec.params.get("endpoint", meta.endpoints[0]) if callspec else meta.endpoints[0]
-        chosen = selected(patterns, meta.resolve(endpoint).id, endpoint, variant_of(callspec))
+        check_id, variant = meta.resolve(endpoint).id, variant_of(callspec)
+        chosen = not patterns or selected(patterns, check_id, endpoint, variant)
+        if chosen and shard is not None:
+            chosen = shard.holds(_identity(item, check_id, variant))
         (keep if chosen else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _identity(item: pytest.Item, check_id: str, variant: str | None) -> str:
+    """The instance's identity for sharding: its record's check, variant and dimensions (the nodeid
+    would move with the rootdir, the file a check lives in and pytest's id formatting)."""
+    dims = getattr(item, "callspec", None) and item.callspec.params.get("conformance_api")
+    if not isinstance(dims, Dimensions):
+        return instance_identity(check_id, variant, "", "", item.nodeid)
+    return instance_identity(check_id, variant, dims.model, dims.mode, dims.path)
 
 
 def _worker_count(config: pytest.Config) -> int:
@@ -342,7 +386,8 @@ def _configuration(config: pytest.Config, state: RunState) -> dict:
                           "keyword": config.getoption("keyword") or None,
                           "markers": config.getoption("markexpr") or None},
             "quirks": sorted(state.quirks),
-            "faults": {"rates": dict(faults.rates), "seed": faults.seed} if faults is not None else None}
+            "faults": {"rates": dict(faults.rates), "seed": faults.seed} if faults is not None else None,
+            **({"shard": str(state.shard)} if state.shard is not None else {})}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -366,7 +411,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                                                "seed": state.faults.seed,
                                                                "injected": state.faults.injected}, indent=2))
     results_dir = state.run_dir / "results"
-    if results_dir.is_dir():
+    if results_dir.is_dir() or state.shard is not None:  # a shard may hold none of a narrow selection
         from ..report.finish import finish_run
 
         state.end = finish_run(state.run_dir, state.target, state.base_url or "", state.started,

@@ -41,7 +41,7 @@ class RunEnd:
 
 def finish_run(run_dir: Path, target, base_url: str, started: float, configuration: dict | None,
                history_path: Path | None, known: dict | None, expectations_path: Path | None,
-               alluredir: Path | str | None = None) -> RunEnd:
+               alluredir: Path | str | None = None, finished: float | None = None) -> RunEnd:
     """Build the run's report (changes and trend from its history), write its files and the Allure
     metadata, append the run to its history and compare it with its expectations."""
     from . import history
@@ -50,7 +50,7 @@ def finish_run(run_dir: Path, target, base_url: str, started: float, configurati
     from .model import history_entry
 
     entries, damaged = history.read(history_path) if history_path is not None else (None, 0)
-    report = build_report(run_dir, target, base_url, started, configuration, entries)
+    report = build_report(run_dir, target, base_url, started, configuration, entries, finished)
     write_run(run_dir, report)
     if alluredir:
         write_metadata(Path(alluredir), report)

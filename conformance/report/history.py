@@ -5,8 +5,8 @@ parameter verdict) and what the trend chart plots (the scores).  A line that can
 skipped and counted, so one damaged line never loses the rest.
 
 Only like runs are compared and plotted together: the same target identity (name and base URL), the
-same selection (`--check` patterns, `-k` and `-m` expressions), the same server quirks and the same
-injected faults.  A run of `chat.stop.*` against a quirked server is never the "previous run" of a
+same selection (`--check` patterns, `-k` and `-m` expressions), the same server quirks, the same
+injected faults and the same shard (`--shard 2/3`; the shards combined are a whole run).  A run of `chat.stop.*` against a quirked server is never the "previous run" of a
 full clean run, nor a point on its trend.
 
 In the pipeline this is a store, an input of the model: it reads and appends entries and tells
@@ -36,6 +36,7 @@ def configuration(run: dict) -> dict | None:
                       "markers": selection.get("markers") or None},
         "quirks": sorted(run.get("quirks") or []),
         "faults": {"rates": faults.get("rates") or {}, "seed": faults.get("seed")} if faults else None,
+        "shard": run.get("shard"),  # a shard is like the same shard only; a combined run is a whole run
     }
 
 

@@ -26,7 +26,7 @@ def not_run(run_dir: Path) -> list[str]:
 
 
 def build_report(run_dir: Path, target: Target, base_url: str, started: float, configuration: dict | None = None,
-                 history_entries: list[dict] | None = None) -> RunReport:
+                 history_entries: list[dict] | None = None, finished: float | None = None) -> RunReport:
     """The report of the run in `run_dir`, from its records (and the history, when given); the
     instances left out are listed in not-run.json."""
     left_out = not_run(run_dir)
@@ -34,7 +34,7 @@ def build_report(run_dir: Path, target: Target, base_url: str, started: float, c
         (run_dir / "not-run.json").write_text(json.dumps(left_out, indent=2), encoding="utf-8")
     # the folder's name, unless the configuration names the run (a reused folder gets a new id inside)
     return report_of(build_matrix(read_results(run_dir), target, base_url, started, run_dir.name, left_out,
-                                  configuration, history_entries))
+                                  configuration, history_entries, finished))
 
 
 def write_run(run_dir: Path, report: RunReport) -> None:

@@ -31,7 +31,7 @@ from typing import Mapping
 from ..config.catalogue import load_catalogue
 from ..vocabulary import LEVELS as LEVEL_ORDER
 from ..vocabulary import OUTCOME_ORDER, OUTCOMES, VERDICT_ORDER
-from ..config.targets import Target
+from ..config.targets import Declared, Docs, Target
 from . import history
 from .causes import failing_checks, root_causes
 from .terms import check_page, instance_sort_key, target_identity
@@ -41,8 +41,10 @@ MERGED_FORMAT = 1
 LEVELS = ("MUST", "SHOULD", "extension")  # what a score is given for
 ENDPOINTS = ("chat", "completions")
 NOT_WORKING = ("broken", "rejected", "ignored", "deviates")
+EMBEDDED = "embedded reference server"  # a run's base_url when the target is the embedded server
 
 __all__ = ["FORMAT", "MERGED_FORMAT", "OUTCOME_ORDER", "VERDICT_ORDER", "build_matrix", "report_of", "merged_report",
+           "target_of_matrix",
            "RunReport", "MergedReport", "Headline", "CheckCell", "FailingParameter", "FailedInstance", "LevelShare",
            "TrendPoint", "TargetSummary", "Column"]
 
@@ -218,6 +220,7 @@ def history_entry(matrix: dict) -> dict:
         "selection": run.get("selection"),
         "quirks": run.get("quirks", []),
         "faults": run.get("faults"),
+        **({"shard": run["shard"]} if run.get("shard") else {}),
         "models": run["models"],
         "finished": run["finished"],
         "outcomes": matrix["summary"]["outcomes"],
@@ -257,9 +260,10 @@ def change_marks(change: dict | None) -> dict[tuple[str, str], str]:
 
 def build_matrix(records: list[dict], target: Target, base_url: str, started: float, run_id: str,
                  not_run: list[str] | None = None, configuration: dict | None = None,
-                 history_entries: list[dict] | None = None) -> dict:
+                 history_entries: list[dict] | None = None, finished: float | None = None) -> dict:
     """Everything about one run, as matrix.json holds it. `history_entries`: the run history (None:
-    no history, so no changes and no trend); the run is compared with the latest like run in it."""
+    no history, so no changes and no trend); the run is compared with the latest like run in it.
+    `finished`: when the run ended (default: now; the last shard's end for combined shards)."""
     checks = check_rows(records, target.models)
     matrix = {
         "format": FORMAT,
@@ -267,10 +271,10 @@ def build_matrix(records: list[dict], target: Target, base_url: str, started: fl
             "id": run_id,
             "target": target.name,
             "description": target.description,
-            "base_url": "embedded reference server" if target.embedded else base_url,
+            "base_url": EMBEDDED if target.embedded else base_url,
             "models": list(target.models),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
             "suite_version": _version("openai-conformance"),
             "openai_sdk": _version("openai"),
             "python": platform.python_version(),
@@ -291,6 +295,23 @@ def build_matrix(records: list[dict], target: Target, base_url: str, started: fl
                             "scores": e.get("scores", {})}
                            for e in [*history_entries, entry] if history.is_like(e, entry)]
     return matrix
+
+
+def target_of_matrix(matrix: dict) -> Target:
+    """The target as a run's matrix recorded it: what build_matrix reads of a target (name, description,
+    models, whether embedded, the declarations and the documentation's claims behind the parameter
+    rows), so that the records of a run's shards make the same matrix the whole run would have."""
+    run, rows = matrix["run"], matrix["parameters"]
+    declared = tuple(sorted({r["parameter"] for r in rows if r["declared"] == "declared"}))
+    docs = next((r["docs"] for r in rows if r.get("docs")), None)
+    claims = tuple(sorted({(r["parameter"], r["docs"]["claim"]) for r in rows if r.get("docs") and r["docs"]["claim"]}))
+    return Target(name=run["target"], models=tuple(run["models"]), description=run.get("description", ""),
+                  embedded=run["base_url"] == EMBEDDED, base_url=None if run["base_url"] == EMBEDDED else run["base_url"],
+                  # a declared name is looked up among the parameters or the extensions, as its kind says
+                  declared=Declared(parameters=declared, extensions=declared,
+                                    unsupported=tuple(sorted({r["parameter"] for r in rows
+                                                              if r["declared"] == "declared unsupported"}))),
+                  docs=Docs(url=docs["url"], claims=claims) if docs else Docs())
 
 
 # --- the views: matrix.json -> what the renderers draw ------------------------------------------------

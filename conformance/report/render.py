@@ -119,6 +119,11 @@ def terminal_summary(report: "RunReport", run_dir: "Path", seconds: float, compa
                      f"{len(change['fixed'])} fixed, {len(change['new'])} new (check x model)")
     if comparison_lines:
         lines += [f"compared with {expectations_path}:", *comparison_lines]
+    shard = report.run.get("shard")
+    if shard:
+        index, _, count = shard.partition("/")
+        lines.append(f"shard {index} of {count}: this run holds only the shard's instances; "
+                     "`conformance report --combine-shards` makes the shards' folders one run")
     lines.append(f"finished in {seconds:.1f}s; matrix: {run_dir / 'matrix.html'} ({run_dir / 'matrix.md'}, "
                  f"{run_dir / 'matrix.json'}); allure results: {run_dir / 'allure-results'}")
     return lines
