@@ -8,6 +8,12 @@ from conformance.harness import (
 
 LIMIT = 5
 
+LENGTH_REASON = "`length` if the maximum number of tokens specified in the request was reached"
+MAX_TOKENS_INFO = {  # OpenAI's words for max_tokens, and for finish_reason 'length'
+    "chat": ("The maximum number of [tokens](/tokenizer) that can be generated in the chat completion.", LENGTH_REASON),
+    "completions": ("The maximum number of [tokens](/tokenizer) that can be generated in the completion.", LENGTH_REASON),
+}
+
 
 def _limits_length(api, endpoint, parameter):
     require_endpoint(api, endpoint)
@@ -38,16 +44,7 @@ def _limits_length(api, endpoint, parameter):
 
 @check(id="{endpoint}.max_tokens.limits-length", level=Level.MUST, feature="{endpoint}.max_tokens",
        parameter="max_tokens",
-       since="0.1.0", info={
-           "chat": (
-               "The maximum number of [tokens](/tokenizer) that can be generated in the chat completion.",
-               "`length` if the maximum number of tokens specified in the request was reached",
-           ),
-           "completions": (
-               "The maximum number of [tokens](/tokenizer) that can be generated in the completion.",
-               "`length` if the maximum number of tokens specified in the request was reached",
-           ),
-       })
+       since="0.1.0", info=MAX_TOKENS_INFO)
 def test_max_tokens_limits_length(api, endpoint):
     """With max_tokens=5, a greedy output that was longer stops at 5 tokens with finish_reason 'length'."""
     _limits_length(api, endpoint, "max_tokens")
@@ -58,7 +55,7 @@ def test_max_tokens_limits_length(api, endpoint):
        since="0.1.0", info=(
            "An upper bound for the number of tokens that can be generated for a completion, including visible output "
            "tokens and [reasoning tokens](/docs/guides/reasoning).",
-           "`length` if the maximum number of tokens specified in the request was reached",
+           LENGTH_REASON,
        ))
 def test_max_completion_tokens(api):
     """With max_completion_tokens=5, a greedy output that was longer stops at 5 tokens with finish_reason 'length'."""
@@ -66,16 +63,7 @@ def test_max_completion_tokens(api):
 
 
 @check(id="{endpoint}.max_tokens.one-token", level=Level.MUST, feature="{endpoint}.max_tokens", parameter="max_tokens",
-       since="0.1.0", info={
-           "chat": (
-               "The maximum number of [tokens](/tokenizer) that can be generated in the chat completion.",
-               "`length` if the maximum number of tokens specified in the request was reached",
-           ),
-           "completions": (
-               "The maximum number of [tokens](/tokenizer) that can be generated in the completion.",
-               "`length` if the maximum number of tokens specified in the request was reached",
-           ),
-       })
+       since="0.1.0", info=MAX_TOKENS_INFO)
 def test_max_tokens_one(api, endpoint):
     """max_tokens=1 yields exactly one token (usage.completion_tokens == 1; streamed: the same text)."""
     require_endpoint(api, endpoint)

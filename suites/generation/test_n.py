@@ -5,6 +5,12 @@ from conformance.harness import (
 )
 
 N = 3
+N_INFO = {  # OpenAI's words for n, and for a choice's index
+    "chat": ("How many chat completion choices to generate for each input message.",
+             "The index of the choice in the list of choices."),
+    "completions": ("How many completions to generate for each prompt.",
+                    "The index of the choice in the list of choices."),
+}
 
 
 def _n_reply(api, endpoint):
@@ -17,16 +23,7 @@ def _n_reply(api, endpoint):
 
 
 @check(id="{endpoint}.n.choices", level=Level.MUST, feature="{endpoint}.n", parameter="n",
-       since="0.1.0", info={
-           "chat": (
-               "How many chat completion choices to generate for each input message.",
-               "The index of the choice in the list of choices.",
-           ),
-           "completions": (
-               "How many completions to generate for each prompt.",
-               "The index of the choice in the list of choices.",
-           ),
-       })
+       since="0.1.0", info=N_INFO)
 def test_n_choices(api, endpoint):
     """n=3 returns three choices with indices 0, 1 and 2."""
     require_endpoint(api, endpoint)
@@ -54,16 +51,7 @@ def test_n_finish_reason_each(api, endpoint):
 
 
 @check(id="{endpoint}.n.greedy-choices", level=Level.MUST, feature="{endpoint}.n", parameter="n",
-       since="0.1.0", info={
-           "chat": (
-               "How many chat completion choices to generate for each input message.",
-               "The index of the choice in the list of choices.",
-           ),
-           "completions": (
-               "How many completions to generate for each prompt.",
-               "The index of the choice in the list of choices.",
-           ),
-       })
+       since="0.1.0", info=N_INFO)
 def test_n_greedy_choices(api, endpoint):
     """n=3 at temperature 0 is accepted and returns three choices (they may be identical)."""
     require_endpoint(api, endpoint)
