@@ -177,7 +177,8 @@ def cmd_combine_shards(args) -> int:
     from .config import expectations
     from .report.finish import exit_code, terminal_lines
     from .report.merge import ReportError, load_run
-    from .report.shards import SHARD_SUFFIX, combine_shards
+    from .config.shards import whole_run_id
+    from .report.shards import combine_shards
 
     if args.publish:
         return _fail_usage("--combine-shards writes a run folder: publish it with `conformance report DIR --publish`")
@@ -186,13 +187,13 @@ def cmd_combine_shards(args) -> int:
         head = load_run(run_dirs[0])["run"]
     except ReportError as exc:
         return _fail_usage(str(exc))
-    out = Path(args.out) if args.out else run_dirs[0].parent / SHARD_SUFFIX.sub("", head["id"])
+    out = Path(args.out) if args.out else run_dirs[0].parent / whole_run_id(head["id"])
     history_path = Path(args.history) if args.history else run_dirs[0].parent / "history.jsonl"
-    known, expectations_path = None, None
-    chosen = Path(args.expectations) if args.expectations else expectations.default_path(head["target"])
-    if not args.no_expectations and (args.expectations or chosen.is_file()):
+    known = None
+    expectations_path = expectations.chosen_path(args.expectations, args.no_expectations, head["target"])
+    if expectations_path is not None:
         try:
-            known, expectations_path = expectations.load(chosen), chosen
+            known = expectations.load(expectations_path)
         except expectations.ExpectationsError as exc:
             return _fail_usage(str(exc))
     try:
@@ -423,11 +424,12 @@ def _reachable_target(args, name: str | None = None):
 def cmd_run(args) -> int:
     import pytest
 
+    from .config.shards import Shard
     from .pytest_plugin.session import new_run_id, run_dir_for, sharded_run_id
     from .report.finish import exit_code
 
     try:
-        shard = options.Shard.parse(args.shard) if args.shard is not None else None
+        shard = Shard.parse(args.shard) if args.shard is not None else None
     except ValueError as exc:
         return _fail_usage(str(exc))
     target = _reachable_target(args)
@@ -436,8 +438,8 @@ def cmd_run(args) -> int:
     from .config import expectations
 
     # Read here only to refuse a broken file in one line before anything runs; the plugin compares.
-    expectations_path = Path(args.expectations) if args.expectations else expectations.default_path(target.name)
-    if not args.no_expectations and (args.expectations or expectations_path.is_file()):
+    expectations_path = expectations.chosen_path(args.expectations, args.no_expectations, target.name)
+    if expectations_path is not None:
         try:
             expectations.load(expectations_path)
         except expectations.ExpectationsError as exc:

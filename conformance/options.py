@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 from typing import Any
 
 
@@ -85,47 +84,6 @@ SERVER = (
 PLUGIN = TARGET + RUN + SERVER
 # Given on the command line, these aim a pytest session at a target: the plugin wakes up.
 AIMING_FLAGS = ("--target", "--base-url", "--report-dir")
-
-
-@dataclasses.dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count` (1-based): the check instances whose identity hashes to it.
-
-    The identity is the instance's data, not its place in pytest: the check id (stable forever), its
-    variant, and the model, mode and path (`instance_identity`). The hash is sha256 (Python's `hash`
-    is salted per process), so the assignment is the same on every machine and in every run, whatever
-    the collection order, the xdist workers, the `--check` or `-k` selection or the other models: an
-    instance is in the same shard whenever it runs."""
-
-    index: int
-    count: int
-
-    USAGE = "--shard takes I/N, shard I of N with 1 <= I <= N (e.g. 2/3)"
-
-    @classmethod
-    def parse(cls, text: str) -> "Shard":
-        """The shard `text` names; ValueError (one line, the usage) when it names none."""
-        index, slash, count = str(text).strip().partition("/")
-        if slash and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
-            return cls(int(index), int(count))
-        raise ValueError(f"{cls.USAGE}, not {text!r}")
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
-    def holds(self, identity: str) -> bool:
-        return shard_of(identity, self.count) == self.index
-
-
-def instance_identity(check_id: str, variant: str | None, model: str, mode: str, path: str) -> str:
-    """What names a check instance wherever it runs (the fields of its record, joined by a separator no
-    id holds)."""
-    return "\x1f".join((check_id, variant or "", model, mode, path))
-
-
-def shard_of(identity: str, count: int) -> int:
-    """The shard (1 to `count`) an instance identity belongs to."""
-    return 1 + int.from_bytes(hashlib.sha256(identity.encode("utf-8")).digest()[:8], "big") % count
 
 
 def add_to_argparse(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:

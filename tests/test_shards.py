@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.options import Shard, instance_identity, shard_of
+from conformance.config.shards import Shard, instance_identity, shard_of
 from conformance.report import history
 
 # Templates on both endpoints, data-driven variants, two models, both modes and paths; the quirk makes

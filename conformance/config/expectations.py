@@ -63,6 +63,17 @@ def default_path(target_name: str) -> Path:
     return Path("expectations") / f"{target_name}.toml"
 
 
+def chosen_path(given: str | None, ignored: bool, target_name: str) -> Path | None:
+    """The file a run is compared with: the one given, else expectations/<target>.toml when it exists;
+    None with --no-expectations or when there is none."""
+    if ignored:
+        return None
+    if given:
+        return Path(given)
+    default = default_path(target_name)
+    return default if default.is_file() else None
+
+
 def load(path: Path) -> dict[str, Expectation]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -22,7 +22,8 @@ import pytest
 
 from ..config.targets import Target, TargetError, load_target
 from ..harness.checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
-from ..options import Shard, given, instance_identity
+from ..config.shards import Shard, instance_identity
+from ..options import given
 from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
                              without_fixture_containers)
 from ..report.results import ResultWriter, record_for, variant_of
@@ -31,7 +32,6 @@ from ..server.connect import connect
 if TYPE_CHECKING:  # pragma: no cover
     from ..wire.client import Api, Runtime
 
-TARGET = pytest.StashKey["Target"]()
 STATE = pytest.StashKey["RunState"]()
 
 
@@ -71,17 +71,15 @@ def shard_of_run(config: pytest.Config) -> Shard | None:
     if text is None:
         return None
     try:
-        return Shard.parse(text)
+        shard = Shard.parse(text)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    return shard if shard.count > 1 else None  # 1/1 is the whole run
 
 
 def sharded_run_id(run_id: str, shard: Shard | None) -> str:
     """A shard's run id: the run's, with the shard (`...-shard2of3`); the combined run takes the run's."""
-    if shard is None or shard.count == 1:
-        return run_id
-    suffix = f"-shard{shard.index}of{shard.count}"
-    return run_id if run_id.endswith(suffix) else run_id + suffix
+    return shard.run_id(run_id) if shard is not None else run_id
 
 
 def target_of(config: pytest.Config) -> Target:
@@ -134,7 +132,7 @@ def configure(config: pytest.Config) -> None:
                          latency=config.getoption("conformance_server_latency_ms") / 1000,
                          token_latency=config.getoption("conformance_server_token_latency_ms") / 1000,
                          serial=config.getoption("conformance_server_serial"))
-    state.shard = shard if shard is not None and shard.count > 1 else None  # 1/1 is the whole run
+    state.shard = shard
     config.stash[STATE] = state
     if workerinput is None:
         _settle_run_end(config, state)
@@ -156,9 +154,9 @@ def _settle_run_end(config: pytest.Config, state: RunState) -> None:
         # An expectation is a check's worst outcome over all its instances, which a shard may hold
         # only some of: the shards are compared once combined (`conformance report --combine-shards`).
         return
-    chosen = config.getoption("conformance_expectations")
-    path = Path(chosen) if chosen else expectations.default_path(state.target.name)
-    if not config.getoption("conformance_no_expectations") and (chosen or path.is_file()):
+    path = expectations.chosen_path(config.getoption("conformance_expectations"),
+                                    config.getoption("conformance_no_expectations"), state.target.name)
+    if path is not None:
         try:
             state.known, state.expectations_path = expectations.load(path), path
         except expectations.ExpectationsError as exc:

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
-import re
 import shutil
 import time
 from pathlib import Path
 
+from ..config.shards import Shard, whole_run_id
 from .finish import RunEnd, finish_run
 from .history import configuration
 from .merge import ReportError, load_run
 from .model import target_of_matrix
 from .results import read_results
 
-SHARD_SUFFIX = re.compile(r"-shard\d+of\d+$")  # the plugin's: a shard's run id is the run's, with the shard
 # What a run folder holds that the combined run writes afresh (a reused folder starts clean).
 WRITTEN = ("results", "evidence", "checks", "not-run", "allure-results")
 WRITTEN_FILES = ("matrix.json", "matrix.md", "matrix.html", "not-run.json", "expectations.json")
@@ -46,12 +45,6 @@ class Combined:
         return not self.problems
 
 
-def shard_of(run: dict) -> tuple[int, int] | None:
-    """(I, N) of a shard's matrix `run` section; None for a whole run."""
-    index, slash, count = str(run.get("shard") or "").partition("/")
-    return (int(index), int(count)) if slash and index.isdigit() and count.isdigit() else None
-
-
 def _epoch(stamp: str) -> float:
     return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
 
@@ -69,24 +62,24 @@ def combine_shards(shard_dirs: list[Path], out: Path, history_path: Path | None,
     first = None
     for run_dir, matrix in zip(shard_dirs, matrices):
         run = matrix["run"]
-        shard = shard_of(run)
+        shard = Shard.of_run(run)
         if shard is None:
             raise ReportError(f"{run_dir}: not a shard (a run with --shard I/N); give only the shards of one run")
         if out.resolve() == run_dir.resolve():
             raise ReportError(f"{run_dir}: the combined run cannot be written over one of its shards; choose --out")
         if first is None:
-            first = (run_dir, matrix, shard[1])
+            first = (run_dir, matrix, shard.count)
         _, head, count = first
         if _like(run) != _like(head["run"]):
             problems.append(f"{run_dir} is not a shard of the same run as {first[0]} (target, base URL, selection, "
                             "quirks or faults differ): left out")
-        elif shard[1] != count:
-            problems.append(f"{run_dir} is shard {shard[0]} of {shard[1]}, the others are of {count}: left out")
-        elif shard[0] in kept:
-            problems.append(f"shard {shard[0]} of {count} given twice ({kept[shard[0]][0]} and {run_dir}): "
+        elif shard.count != count:
+            problems.append(f"{run_dir} is shard {shard.index} of {shard.count}, the others are of {count}: left out")
+        elif shard.index in kept:
+            problems.append(f"shard {shard.index} of {count} given twice ({kept[shard.index][0]} and {run_dir}): "
                             f"{run_dir} left out")
         else:
-            kept[shard[0]] = (run_dir, matrix)
+            kept[shard.index] = (run_dir, matrix)
     _, head, count = first
     versions = sorted({m["run"].get("suite_version") for _, m in kept.values()} - {None})
     if len(versions) > 1:
@@ -121,7 +114,7 @@ def combine_shards(shard_dirs: list[Path], out: Path, history_path: Path | None,
 
     runs = [m["run"] for _, m in kept.values()]
     head_run = kept[min(kept)][1]["run"]
-    run_id = SHARD_SUFFIX.sub("", head_run["id"])
+    run_id = whole_run_id(head_run["id"])
     config = {"id": run_id, **{k: head_run.get(k) for k in ("selection", "quirks", "faults")},
               # what ran the shards, not this machine
               **{k: head_run[k] for k in ("suite_version", "openai_sdk", "python") if k in head_run},
