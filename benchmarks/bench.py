@@ -11,8 +11,9 @@ It measures, and prints with the machine it ran on:
       per second, suite / floor, the xdist speed-up, peak memory of the whole process tree;
   (c) the reference server alone: regular and streamed requests per second under concurrent load;
   (d) the suite's run time and peak memory with 1, 2 and 4 models (it should grow linearly or better);
-  (e) (a) and (b) again with a model server's latency added to every request (--latency-ms, default
-      20), where the suite's own work per check instance weighs what it weighs against a real server;
+  (e) the suite at -n 1, 4 and 8 with a model server's latency (--ttft-ms to the first token, --token-ms
+      a token, streamed events paced), against the floor of the very requests each run sent; then a
+      serial target (one request at a time), run with the workers the suite chooses by itself;
   (f) where the -n 1 run's time goes: the floor, the same requests sent through the openai SDK and
       httpx2 as the checks send them, start-up and collection, and the rest (pytest, records, files);
   (g) what this machine and pytest-xdist allow whatever the checks do: two CPU-bound Python
@@ -47,6 +48,10 @@ SERVE_KEY = "bench-key"
 WRONG_KEY = "sk-wrong-key-for-the-benchmark"
 MODELS = ("ref-small", "ref-large", "ref-medium", "ref-tiny")
 SPEEDUP_GOAL = 1.7  # -n 2 over -n 1 on two cores (the issue's goal)
+# A hosted model's pace: 200 ms to the first token, then 50 tokens a second.
+TTFT_MS, TOKEN_MS = 200.0, 20.0
+LATENCY_GOAL, SERIAL_GOAL = 1.10, 1.20  # suite / floor
+SECTIONS = ("economy", "throughput", "server", "models", "latency", "serial")  # --only
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -113,11 +118,14 @@ def _free_port() -> int:
 class Server:
     """`conformance serve` in a process of its own, as the suite's embedded server is beside its workers."""
 
-    def __init__(self, models: tuple[str, ...], latency_ms: float = 0.0):
+    def __init__(self, models: tuple[str, ...], latency_ms: float = 0.0, token_ms: float = 0.0, serial: bool = False,
+                 request_log: Path | None = None):
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         args = [sys.executable, "-m", "conformance", "serve", "--port", str(self.port), "--api-key-env", "BENCH_KEY",
-                "--latency-ms", str(latency_ms)]
+                "--latency-ms", str(latency_ms), "--token-latency-ms", str(token_ms)]
+        args += ["--serial"] if serial else []
+        args += ["--request-log", str(request_log)] if request_log else []
         for m in models:
             args += ["--model", m]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -137,12 +145,39 @@ class Server:
 
 
 # --- (a) the floor -----------------------------------------------------------------------------
-def capture(work: Path, workers: int) -> list[dict]:
+def capture(work: Path, workers: int, options: tuple[str, ...] = ()) -> list[dict]:
     """The requests of one full run, in the order the server received them."""
     work.mkdir(parents=True, exist_ok=True)
     log = work / "requests.jsonl"
-    run_suite(work / "capture", workers, MODELS[:2], extra=["--", "--server-request-log", str(log)])
+    run_suite(work / "capture", workers, MODELS[:2], extra=[*options, "--", "--server-request-log", str(log)])
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+def _question(request: dict) -> tuple:
+    """What makes two requests the same question: method, path, key and JSON body (key order aside)."""
+    try:
+        body = json.dumps(json.loads(request["body"]), sort_keys=True)
+    except ValueError:
+        body = request["body"]
+    return request["method"], request["path"], request["auth"], body
+
+
+def economy(work: Path, reused: list[dict], instances: int, per_minute: int = 60) -> dict:
+    """(h) requests per check instance, with every answer judged by each instance that asks the same
+    question (the default) and with `--no-reuse`, and what each costs a rate-limited target."""
+    every = capture(work / "capture-every", 1, ("--no-reuse",))
+    distinct = len({_question(r) for r in every})
+    figures = {"instances": instances, "requests": len(reused), "requests_no_reuse": len(every),
+               "distinct_questions": distinct, "per_minute": per_minute}
+    print(f"\nrequests, -n 1, {instances} check instances ({distinct} distinct questions: method, path, key, body):")
+    for name, count in (("answers reused (default)", len(reused)), ("--no-reuse", len(every))):
+        print(f"  {name:25} {count:5} requests, {count / instances:.2f} per instance"
+              f"{' (goal <= 0.50)' if name.startswith('answers') else ''}; at {per_minute} requests a minute "
+              f"{count / per_minute:5.1f} min of rate-limit wall time")
+    print(f"  reuse sends {len(reused) / len(every):.2f}x the requests of --no-reuse; {len(reused) - distinct} of its "
+          "requests repeat a question on purpose: a clause that asks twice (repeatability, tries until two agree), "
+          "or the other path's first request of an endpoint and mode")
+    return figures
 
 
 def _headers(request: dict) -> dict:
@@ -180,8 +215,9 @@ async def _replay(requests: list[dict], base: str, concurrency: int) -> tuple[fl
         return time.perf_counter() - started, failures
 
 
-def floor(requests: list[dict], concurrency: int, models: tuple[str, ...], latency_ms: float = 0.0) -> float:
-    server = Server(models, latency_ms)
+def floor(requests: list[dict], concurrency: int, models: tuple[str, ...], latency_ms: float = 0.0,
+          token_ms: float = 0.0, serial: bool = False) -> float:
+    server = Server(models, latency_ms, token_ms, serial)
     try:
         seconds, failures = asyncio.run(_replay(requests, f"http://127.0.0.1:{server.port}", concurrency))
     finally:
@@ -279,6 +315,68 @@ def run_suite(report_dir: Path, workers: int | str, models: tuple[str, ...], ext
     return {"seconds": seconds, "cpu_seconds": cpu, "instances": summary["instances"], "requests": summary["requests"],
             "peak_mib": memory.peak / 2 ** 20, "main_peak_mib": memory.root_peak / 2 ** 20,
             "worker_peak_mib": memory.child_peak / 2 ** 20}
+
+
+# --- (e) latency-bound runs, and a serial target ------------------------------------------------
+def _read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def latency_bound(work: Path, ttft_ms: float, token_ms: float, models: tuple[str, ...],
+                  workers: tuple[int, ...] = (1, 4, 8)) -> dict:
+    """The suite against the embedded server with a model server's latency, against the floor: the
+    very requests that run sent, replayed by a bare asyncio loop at the same concurrency."""
+    print(f"\nlatency-bound: {ttft_ms:g} ms to the first token, then {token_ms:g} ms a token (streamed events paced "
+          f"by it), models {', '.join(models)}:")
+    print(f"{'run':6} {'requests':>8} {'wall s':>8} {'floor s':>8} {'suite/floor':>12} {'goal':>6}")
+    runs = {}
+    for count in workers:
+        log = work / f"latency-{count}.jsonl"
+        run = run_suite(work / f"run-latency-{count}", count, models,
+                        extra=["--", "--server-request-log", str(log), "--server-latency-ms", str(ttft_ms),
+                               "--server-token-latency-ms", str(token_ms)])
+        sent = _read_log(log)
+        run["floor_seconds"] = floor(sent, count, models, ttft_ms, token_ms)
+        run["suite_over_floor"] = run["seconds"] / run["floor_seconds"]
+        print(f"-n {count:<3} {len(sent):8} {run['seconds']:8.2f} {run['floor_seconds']:8.2f} "
+              f"{run['suite_over_floor']:12.2f} {LATENCY_GOAL:6.2f}")
+        runs[count] = run
+    return {"ttft_ms": ttft_ms, "token_ms": token_ms, "runs": runs}
+
+
+def serial_target(work: Path, ttft_ms: float, token_ms: float, models: tuple[str, ...]) -> dict:
+    """A live target that answers one request at a time (the reference server told to), run as a user
+    runs one, `conformance run -n auto`: the suite measures the target and chooses its workers. The
+    floor: the requests it received, replayed one at a time against the same kind of server."""
+    log = work / "serial.jsonl"
+    server = Server(models, ttft_ms, token_ms, serial=True, request_log=log)
+    target = work / "serial-target.toml"
+    reference = (Path(__file__).resolve().parent.parent / "targets" / "reference.toml").read_text(encoding="utf-8")
+    declared = reference[reference.index("[declared]"):]
+    target.write_text(f'name = "serial"\nbase_url = "{server.base_url}"\napi_key_env = "BENCH_KEY"\n'
+                      f"models = {json.dumps(list(models))}\n[limits]\ncontext_tokens = 4096\n\n{declared}",
+                      encoding="utf-8")
+    report = work / "run-serial"
+    args = [sys.executable, "-m", "conformance", "run", "--target", str(target), "--no-history", "--no-expectations",
+            "--report-dir", str(report)]
+    try:
+        started = time.perf_counter()
+        done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "BENCH_KEY": SERVE_KEY})
+        seconds = time.perf_counter() - started
+    finally:
+        server.close()
+    chosen = next((line for line in done.stdout.splitlines() if "at a time" in line or "worker(s)" in line), "")
+    summary = json.loads((report / "matrix.json").read_text())["summary"]
+    sent = _read_log(log)
+    replay = floor(sent, 1, models, ttft_ms, token_ms, serial=True)
+    errors = summary["outcomes"].get("error", 0)
+    print(f"\nserial target (one request at a time, {ttft_ms:g} + {token_ms:g} ms a token), `conformance run` choosing "
+          f"its workers:\n  {chosen.strip()}")
+    print(f"  {len(sent)} requests (the probe's included) in {seconds:.2f} s; floor {replay:.2f} s one at a time: "
+          f"suite/floor {seconds / replay:.2f} (goal <= {SERIAL_GOAL:.2f}); {errors} error outcome(s) "
+          f"of {summary['instances']} (goal 0)")
+    return {"seconds": seconds, "floor_seconds": replay, "suite_over_floor": seconds / replay, "errors": errors,
+            "instances": summary["instances"], "requests": len(sent), "chosen": chosen.strip()}
 
 
 # --- (c) the server alone ----------------------------------------------------------------------
@@ -409,91 +507,92 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one repetition of each measurement")
     parser.add_argument("--out", default="reports/benchmark", help="where to write benchmark.json")
-    parser.add_argument("--latency-ms", type=float, default=20.0,
-                        help="the model server latency of measurement (e), per request (default 20)")
+    parser.add_argument("--ttft-ms", type=float, default=TTFT_MS,
+                        help=f"(e) the model server's time to the first token (default {TTFT_MS:g})")
+    parser.add_argument("--token-ms", type=float, default=TOKEN_MS,
+                        help=f"(e) the model server's time per generated token; streamed events are paced by it "
+                             f"(default {TOKEN_MS:g})")
+    parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
+                        help=f"run only this section (repeatable): {', '.join(SECTIONS)}")
     args = parser.parse_args(argv)
+    wanted = set(args.only or SECTIONS)
     repeat = 1 if args.quick else 3
     auto = os.cpu_count() or 1
     results: dict = {"machine": machine(), "repeat": repeat}
     print(f"machine: {results['machine']}; best of {repeat}")
     with tempfile.TemporaryDirectory(prefix="conformance-bench-") as tmp:
         work = Path(tmp)
-        captured = {1: capture(work / "capture-1", 1), 2: capture(work / "capture-2", 2)}
-        print(f"captured the requests of a full run (2 models): {len(captured[1])} at -n 1, {len(captured[2])} at -n 2 "
-              "(replies shared among a process's checks are sent once per process)")
+        captured = {1: capture(work / "capture-1", 1)} if wanted & {"economy", "throughput"} else {}
+        if "economy" in wanted:
+            instances = json.loads((work / "capture-1" / "capture" / "matrix.json").read_text())["summary"]["instances"]
+            results["economy"] = economy(work, captured[1], instances)
 
         counter = iter(range(10 ** 6))
 
         def suite(workers, models=MODELS[:2]):
             return lambda: run_suite(work / f"run-{next(counter)}", workers, models)
 
-        runs = {f"-n {w}": best(suite(w), repeat) for w in (1, 2, "auto")}
-        floors = {c: best(lambda c=c: {"seconds": floor(captured[min(c, 2)], c, MODELS[:2])}, repeat)["seconds"]
-                  for c in sorted({1, 2, auto})}
-        print()
-        print(f"{'run':10} {'wall s':>8} {'CPU s':>7} {'inst/s':>8} {'floor s':>8} {'suite/floor':>12} {'peak MiB':>9}")
-        for name, r in runs.items():
-            workers = {"-n 1": 1, "-n 2": 2, "-n auto": auto}[name]
-            r["floor_seconds"] = floors[workers]
-            r["suite_over_floor"] = r["seconds"] / floors[workers]
-            print(f"{name:10} {r['seconds']:8.2f} {r['cpu_seconds']:7.2f} {r['instances'] / r['seconds']:8.1f} "
-                  f"{floors[workers]:8.2f} {r['suite_over_floor']:12.2f} {r['peak_mib']:9.0f}")
-        speedup = runs["-n 1"]["seconds"] / runs["-n 2"]["seconds"]
-        print(f"xdist speed-up, -n 2 over -n 1: {speedup:.2f}x (goal >= {SPEEDUP_GOAL}x on 2 cores); "
-              f"suite/floor at -n 2: {runs['-n 2']['suite_over_floor']:.2f} (goal <= 1.5)")
-        results.update(runs=runs, floors=floors, speedup_n2=speedup)
+        if "throughput" in wanted:
+            captured[2] = capture(work / "capture-2", 2)
+            print(f"captured the requests of a full run (2 models): {len(captured[1])} at -n 1, {len(captured[2])} "
+                  "at -n 2 (an answer is judged by every instance that asks the same question, across workers)")
+            runs = {f"-n {w}": best(suite(w), repeat) for w in (1, 2, "auto")}
+            floors = {c: best(lambda c=c: {"seconds": floor(captured[min(c, 2)], c, MODELS[:2])}, repeat)["seconds"]
+                      for c in sorted({1, 2, auto})}
+            print()
+            print(f"{'run':10} {'wall s':>8} {'CPU s':>7} {'inst/s':>8} {'floor s':>8} {'suite/floor':>12} {'peak MiB':>9}")
+            for name, r in runs.items():
+                workers = {"-n 1": 1, "-n 2": 2, "-n auto": auto}[name]
+                r["floor_seconds"] = floors[workers]
+                r["suite_over_floor"] = r["seconds"] / floors[workers]
+                print(f"{name:10} {r['seconds']:8.2f} {r['cpu_seconds']:7.2f} {r['instances'] / r['seconds']:8.1f} "
+                      f"{floors[workers]:8.2f} {r['suite_over_floor']:12.2f} {r['peak_mib']:9.0f}")
+            speedup = runs["-n 1"]["seconds"] / runs["-n 2"]["seconds"]
+            print(f"xdist speed-up, -n 2 over -n 1: {speedup:.2f}x; suite/floor at -n 2: "
+                  f"{runs['-n 2']['suite_over_floor']:.2f} (on a 1.4 ms server the suite's own CPU is the bound: "
+                  "see (g) and the latency-bound runs below)")
+            results.update(runs=runs, floors=floors, speedup_n2=speedup)
 
-        one = runs["-n 1"]
-        clients = best(lambda: {"seconds": client_floor(captured[1], MODELS[:2])}, repeat)["seconds"]
-        started = best(lambda: {"seconds": start_up(MODELS[:2])}, repeat)["seconds"]
-        own = one["seconds"] - clients - started
-        print(f"\nwhere the -n 1 run's {one['seconds']:.2f} s go ({one['instances']} check instances, "
-              f"{len(captured[1])} requests):")
-        print(f"  {floors[1]:6.2f} s  the floor: the requests alone")
-        print(f"  {clients - floors[1]:6.2f} s  sending them through the openai SDK and httpx2 as the checks do "
-              f"({clients:.2f} s in all, {clients / floors[1]:.2f}x the floor)")
-        print(f"  {started:6.2f} s  start-up: interpreter, imports, plugins, collecting the instances")
-        print(f"  {own:6.2f} s  the rest: pytest's protocol, the checks, records, evidence and Allure files "
-              f"({own / one['instances'] * 1000:.2f} ms per instance)")
-        results["decomposition_n1"] = {"floor": floors[1], "through_clients": clients, "start_up": started,
-                                       "rest": own, "rest_ms_per_instance": own / one["instances"] * 1000}
+            one = runs["-n 1"]
+            clients = best(lambda: {"seconds": client_floor(captured[1], MODELS[:2])}, repeat)["seconds"]
+            started = best(lambda: {"seconds": start_up(MODELS[:2])}, repeat)["seconds"]
+            own = one["seconds"] - clients - started
+            print(f"\nwhere the -n 1 run's {one['seconds']:.2f} s go ({one['instances']} check instances, "
+                  f"{len(captured[1])} requests):")
+            print(f"  {floors[1]:6.2f} s  the floor: the requests alone")
+            print(f"  {clients - floors[1]:6.2f} s  sending them through the openai SDK and httpx2 as the checks do "
+                  f"({clients:.2f} s in all, {clients / floors[1]:.2f}x the floor)")
+            print(f"  {started:6.2f} s  start-up: interpreter, imports, plugins, collecting the instances")
+            print(f"  {own:6.2f} s  the rest: pytest's protocol, the checks, records, evidence and Allure files "
+                  f"({own / one['instances'] * 1000:.2f} ms per instance)")
+            results["decomposition_n1"] = {"floor": floors[1], "through_clients": clients, "start_up": started,
+                                           "rest": own, "rest_ms_per_instance": own / one["instances"] * 1000}
 
-        ceilings(runs, work, repeat, results)
-
-        rps = server_alone(2, 2.0 if args.quick else 5.0)
-        print(f"reference server alone, 2 concurrent clients: {rps['regular']:.0f} regular and "
-              f"{rps['stream']:.0f} streamed requests/s")
-        results["server_rps"] = rps
-
-        scaling = {}
-        for count in (1, 2, 4):
-            scaling[count] = best(suite(2, MODELS[:count]), repeat)
-        base = scaling[1]
-        print()
-        print(f"{'models':7} {'instances':>9} {'wall s':>8} {'time x':>7} {'work x':>7} {'peak MiB':>9} "
-              f"{'main MiB':>9} {'worker MiB':>10}")
-        for count, r in scaling.items():
-            print(f"{count:7} {r['instances']:9} {r['seconds']:8.2f} {r['seconds'] / base['seconds']:7.2f} "
-                  f"{r['instances'] / base['instances']:7.2f} {r['peak_mib']:9.0f} {r['main_peak_mib']:9.0f} "
-                  f"{r['worker_peak_mib']:10.0f}")
-        print("(main: the xdist controller; worker: the largest other process, an xdist worker or the embedded "
-              "server, which runs in a process of its own beside xdist workers)")
-        results["models"] = scaling
-
-        latency = args.latency_ms
-        print(f"\nwith {latency:g} ms of server latency per request:")
-        print(f"{'run':6} {'wall s':>8} {'floor s':>8} {'suite/floor':>12} {'speed-up':>9}")
-        slow = {}
-        for workers in (1, 2, 4):
-            slow_floor = floor(captured[min(workers, 2)], workers, MODELS[:2], latency)
-            slow[workers] = run_suite(work / f"run-latency-{workers}", workers, MODELS[:2],
-                                      extra=["--", "--server-latency-ms", str(latency)])
-            r = slow[workers]
-            r["floor_seconds"], r["suite_over_floor"] = slow_floor, r["seconds"] / slow_floor
-            r["speedup"] = slow[1]["seconds"] / r["seconds"]
-            print(f"-n {workers:<3} {r['seconds']:8.2f} {slow_floor:8.2f} {r['suite_over_floor']:12.2f} "
-                  f"{r['speedup']:8.2f}x")
-        results["latency"] = {"ms": latency, "runs": slow}
+            ceilings(runs, work, repeat, results)
+        if "server" in wanted:
+            rps = server_alone(2, 2.0 if args.quick else 5.0)
+            print(f"reference server alone, 2 concurrent clients: {rps['regular']:.0f} regular and "
+                  f"{rps['stream']:.0f} streamed requests/s")
+            results["server_rps"] = rps
+        if "models" in wanted:
+            scaling = {}
+            for count in (1, 2, 4):
+                scaling[count] = best(suite(2, MODELS[:count]), repeat)
+            base = scaling[1]
+            print()
+            print(f"{'models':7} {'instances':>9} {'wall s':>8} {'time x':>7} {'work x':>7} {'peak MiB':>9} "
+                  f"{'main MiB':>9} {'worker MiB':>10}")
+            for count, r in scaling.items():
+                print(f"{count:7} {r['instances']:9} {r['seconds']:8.2f} {r['seconds'] / base['seconds']:7.2f} "
+                      f"{r['instances'] / base['instances']:7.2f} {r['peak_mib']:9.0f} {r['main_peak_mib']:9.0f} "
+                      f"{r['worker_peak_mib']:10.0f}")
+            print("(main: the xdist controller; worker: the largest other process, an xdist worker or the embedded "
+                  "server, which runs in a process of its own beside xdist workers)")
+            results["models"] = scaling
+        if "latency" in wanted:
+            results["latency"] = latency_bound(work, args.ttft_ms, args.token_ms, MODELS[:2])
+        if "serial" in wanted:
+            results["serial"] = serial_target(work, args.ttft_ms, args.token_ms, MODELS[:2])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

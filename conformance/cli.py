@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--serial", action="store_true",
                        help="answer one request at a time, as Ollama's default or a one-slot llama-server does")
     serve.add_argument("--verbose", action="store_true", help="log every request")
+    serve.add_argument("--request-log", metavar="FILE", help="write every request received to FILE (JSON Lines, "
+                                                             "keys redacted; the benchmark replays it)")
 
     sub.add_parser("targets", help="list the known targets").set_defaults(func=cmd_targets)
 
@@ -317,7 +319,7 @@ def cmd_serve(args) -> int:
         server = ReferenceServer(api_key=key, host=args.host, port=args.port, quirks=args.quirks,
                                  models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose, faults=faults,
                                  latency=args.latency_ms / 1000, token_latency=args.token_latency_ms / 1000,
-                                 serial=args.serial)
+                                 serial=args.serial, request_log=args.request_log)
     except OSError as exc:
         return _fail_usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     except (ValueError, FaultSpecError) as exc:
@@ -389,7 +391,10 @@ def _run_pytest(args, target, run_dir: Path, workers: int, checks: list[str], ex
 
     pytest_args = [str(_suites_dir()), "--target", args.target, "--report-dir", str(run_dir),
                    "--alluredir", str(run_dir / "allure-results"), "--clean-alluredir", "-p", "no:cacheprovider", "-q",
-                   "--no-header", "-rN", "--tb=no", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+                   "--no-header", "-rN", "--tb=no", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                   # The checks judge with expect(), never a bare assert: rewriting 130 modules in each
+                   # worker is start-up time for nothing.
+                   "--assert=plain"]
     pytest_args += options.as_pytest_args(args, options.TARGET[1:])  # --target is given above
     if workers > 1:
         pytest_args += ["-n", str(workers)]

@@ -54,6 +54,9 @@ RUN = (
                                              "(default: expectations/<target>.toml when it exists)",
            {"metavar": "FILE"}),
     Option("--no-expectations", "no_expectations", "ignore any expectations file", {"action": "store_true"}),
+    Option("--no-reuse", "no_reuse", "send every completion request a check makes, even one another check already "
+                                     "sent identically (by default that answer is judged again: fewer requests, "
+                                     "the same verdicts)", {"action": "store_true"}),
 )
 
 QUIRK = Option("--server-quirk", "server_quirks", "self-test: start the embedded reference server with this quirk "

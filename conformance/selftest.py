@@ -60,7 +60,7 @@ def run_one(quirk: str | None, out_dir: Path, model: str = SELFTEST_MODEL) -> Qu
     cmd = [sys.executable, "-m", "pytest", _suites_dir(), "--target", str(target), "--model", model,
            "--report-dir", str(run_dir), "-q", "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=no",
            # The kill matrix reads the matrices only: no history, no comparison, no Allure files.
-           "--no-history", "--no-expectations", "-p", "no:allure_pytest",
+           "--no-history", "--no-expectations", "-p", "no:allure_pytest", "--assert=plain",
            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if quirk:
         cmd += ["--server-quirk", quirk]

@@ -24,6 +24,7 @@ from ..config.targets import Target, TargetError, load_target
 from ..harness.checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
 from ..config.shards import Shard, instance_identity
 from ..options import given
+from ..vocabulary import CallPath
 from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
                              without_fixture_containers)
 from ..report.results import ResultWriter, record_for, variant_of
@@ -252,8 +253,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     elif meta.is_template:
         metafunc.parametrize("endpoint", list(meta.endpoints))
     if "conformance_api" in metafunc.fixturenames:
+        # Raw HTTP first: it reads a stream to its end, so the SDK instance after it can be answered
+        # from the same answer (wire/reuse.py); the SDK stops reading at `data: [DONE]`.
+        paths = sorted(meta.paths, key=lambda p: p != CallPath.HTTP)
         instances = [Dimensions(model, mode, path)
-                     for model in target.models for mode in meta.modes for path in meta.paths]
+                     for model in target.models for mode in meta.modes for path in paths]
         metafunc.parametrize("conformance_api", instances, indirect=True, ids=[d.id for d in instances])
 
 
@@ -307,7 +311,7 @@ def conformance_runtime(pytestconfig: pytest.Config):
     except TargetError as exc:
         pytest.exit(str(exc), returncode=2)
     runtime = Runtime(state.target, state.base_url, state.api_key, share=_worker_count(pytestconfig),
-                      shared_dir=state.run_dir / "shared")
+                      shared_dir=state.run_dir / "shared", reuse=not pytestconfig.getoption("conformance_no_reuse"))
     yield runtime
     runtime.close()
 

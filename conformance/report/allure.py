@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..wire.reuse import REUSED_NOTE
 from .causes import signature
 from .terms import target_identity
 
@@ -216,6 +217,8 @@ def transcript(exchange: dict) -> str:
              body if isinstance(body, str) else pretty_json(body), ""]
     if response["status"] is None:
         return "\n".join(lines + [f"no response: {exchange.get('transport_error')}"])
+    if exchange.get("reused"):
+        lines.append(f"[not sent again: {REUSED_NOTE}]")
     lines += [f"HTTP {response['status']} ({exchange.get('elapsed_ms')} ms)",
               *(f"{k}: {v}" for k, v in (response.get("headers") or {}).items()), "",
               pretty_body(response["body"], content_type(response.get("headers")))]

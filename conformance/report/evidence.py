@@ -22,6 +22,7 @@ import re
 import shutil
 from pathlib import Path
 
+from ..wire.reuse import REUSED_NOTE
 from ..wire.transport import MAX_RECORDED_BODY
 from .terms import (CONTROL_PICTURES, check_file_name, check_page, evidence_page, instance_sort_key, model_anchor,
                     outcome_rank)
@@ -325,6 +326,8 @@ def _exchange_html(number: int, total: int, exchange: dict) -> str:
              f"<div class='line'>{_e(request.get('method', ''))} {_e(request.get('url', ''))}</div>",
              _headers_html(request.get("headers")), _request_body_html(request.get("body"))]
     parts.append("<h3>Response</h3>")
+    if exchange.get("reused"):
+        parts.append(f"<p class='note reused'>Not sent again: {_e(REUSED_NOTE)}.</p>")
     if exchange.get("transport_error"):
         parts.append(f"<p class='mark transport-error'>Transport error: {_e(exchange['transport_error'])}</p>")
     if status is None:

@@ -90,6 +90,8 @@ def tokens_of(exchanges) -> dict:
     include_usage), whose cost is unknown."""
     prompt = completion = unmetered = 0
     for exchange in exchanges:
+        if exchange.reused:  # another instance's request, counted there
+            continue
         if not (exchange.url.split("?")[0].endswith(COMPLETION_PATHS) and exchange.status
                 and 200 <= exchange.status < 300):
             continue

@@ -35,6 +35,7 @@ from .transport import (
 )
 
 from .reply import Reply, read_stream
+from .reuse import AnswerStore
 from .shared import SharedReplies
 
 ENDPOINT_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
@@ -52,15 +53,17 @@ class Runtime:
     """Per-process connection to one target: shared clients, redaction, retry policy, caches."""
 
     def __init__(self, target: Target, base_url: str, api_key: str, timeout: float | None = None, share: int = 1,
-                 shared_dir=None):
+                 shared_dir=None, reuse: bool = True):
         """`share`: how many processes share the target's rate limit (pytest-xdist workers);
-        `shared_dir`: where replies shared among those processes are kept (None: not shared)."""
+        `shared_dir`: where replies shared among those processes are kept (None: not shared);
+        `reuse`: answer a completion request another instance already sent from its answer (reuse.py)."""
         self.target = target
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.redactor = Redactor([api_key])
         per_minute = target.limits.requests_per_minute
-        self.transport = CapturingTransport(self.redactor,
+        store = AnswerStore(shared_dir / "answers" if shared_dir is not None else None, enabled=reuse)
+        self.transport = CapturingTransport(self.redactor, store=store,
                                             limiter=RateLimiter(per_minute / max(1, share) if per_minute else None))
         self.timeout = httpx2.Timeout(timeout or target.limits.timeout_seconds, connect=15.0)
         headers = {"Accept-Encoding": "identity", **dict(target.headers)}
@@ -132,10 +135,12 @@ class Api:
 
     # --- requests -------------------------------------------------------------------------
     def create(self, endpoint: str, body: dict, *, mode: str | None = None, path: str | None = None,
-               model: str | None = None, api_key: str | None = None) -> Reply:
+               model: str | None = None, api_key: str | None = None, fresh: bool = False) -> Reply:
         """Send a chat or completions request; `model` and `stream` are filled in unless given.
 
         `api_key` replaces the target's key (for authentication checks); it is redacted too.
+        The answer may be one another instance's identical request got (reuse.py), unless `fresh`:
+        the clause needs the target to answer now.
         """
         mode = mode or self.mode
         path = path or self.path
@@ -145,9 +150,12 @@ class Api:
         self._recording()
         if api_key:
             self.runtime.redactor.add(api_key)
-        if path == "sdk":
-            return self._retrying(lambda: self._create_sdk(endpoint, full, mode, api_key))
-        return self._retrying(lambda: self._create_http(endpoint, full, mode, api_key))
+        send = self._create_sdk if path == "sdk" else self._create_http
+        self.runtime.transport.asking = "fresh" if fresh else "completion"
+        try:
+            return self._retrying(lambda: send(endpoint, full, mode, api_key))
+        finally:
+            self.runtime.transport.asking = None
 
     def send_raw(self, method: str, url_path: str, *, content: bytes | None = None,
                  api_key: str | None = None, authorise: bool = True) -> Reply:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import json
 import threading
 import time
@@ -16,6 +17,8 @@ from typing import Any, Callable, Iterator
 
 import httpx2
 import tenacity
+
+from .reuse import Answer, AnswerStore, ReplayStream, question
 
 TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
 MAX_RECORDED_BODY = 512 * 1024
@@ -75,14 +78,17 @@ class Redactor:
             value = value.replace(secret, REDACTED)
         return value
 
+    def header(self, key: str, value: str) -> str:
+        if key.lower() in SENSITIVE_HEADERS:
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            value = f"{scheme} {REDACTED}".strip()
+        return self.text(value)
+
     def headers(self, headers: httpx2.Headers | dict) -> dict[str, str]:
-        out = {}
-        for key, value in headers.items():
-            if key.lower() in SENSITIVE_HEADERS:
-                scheme = value.split(" ", 1)[0] if " " in value else ""
-                value = f"{scheme} {REDACTED}".strip()
-            out[key] = self.text(value)
-        return out
+        return {key: self.header(key, value) for key, value in headers.items()}
+
+    def holds_secret(self, data: bytes) -> bool:
+        return any(secret.encode() in data for secret in self.secrets)
 
 
 @dataclasses.dataclass
@@ -99,6 +105,7 @@ class Exchange:
     transport_error: str | None = None
     elapsed_ms: float = 0.0
     body_truncated: bool = False
+    reused: bool = False  # the answer another instance's identical request got (reuse.py)
 
     @property
     def body(self) -> bytes:
@@ -121,6 +128,7 @@ class Exchange:
                          "reads": len(self.reads)},
             "transport_error": self.transport_error,
             "elapsed_ms": round(self.elapsed_ms, 1),
+            **({"reused": True} if self.reused else {}),
         }
 
 
@@ -138,6 +146,7 @@ class Evidence:
     exchanges: list[Exchange] = dataclasses.field(default_factory=list)
     retries: list[str] = dataclasses.field(default_factory=list)
     adopted: int = 0  # exchanges another check (or worker) sent, shown here as evidence
+    answers_seen: set[str] = dataclasses.field(default_factory=set)  # ids of kept answers judged here
 
     @property
     def sent(self) -> int:
@@ -145,16 +154,28 @@ class Evidence:
 
 
 class _RecordingStream(httpx2.SyncByteStream):
-    def __init__(self, inner: httpx2.SyncByteStream, exchange: Exchange):
+    """Records each read; `on_end(whole)` is told once how the body ended: read to its end (True), or
+    closed by its reader before (False; not called when the connection broke)."""
+
+    def __init__(self, inner: httpx2.SyncByteStream, exchange: Exchange,
+                 on_end: Callable[[bool], None] | None = None):
         self._inner = inner
         self._exchange = exchange
+        self._on_end = on_end
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._inner:
             self._exchange.record_read(chunk)
             yield chunk
+        self._ended(True)
+
+    def _ended(self, whole: bool) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end(whole)
 
     def close(self) -> None:
+        self._ended(False)
         self._inner.close()
 
 
@@ -181,16 +202,25 @@ class RateLimiter:
 
 class CapturingTransport(httpx2.BaseTransport):
     """Wraps the real transport; records each exchange on `self.evidence` after redaction, and keeps
-    to the rate limit (every attempt counts, retries included)."""
+    to the rate limit (every attempt counts, retries included). A completion request (`asking` is
+    None, or "fresh" when the clause needs the target to answer now) another instance already sent
+    is answered from `store`, and its answer kept there (reuse.py)."""
 
     def __init__(self, redactor: Redactor, inner: httpx2.BaseTransport | None = None,
-                 limiter: RateLimiter | None = None):
+                 limiter: RateLimiter | None = None, store: AnswerStore | None = None):
         self._inner = inner or httpx2.HTTPTransport(retries=0)
         self.redactor = redactor
         self.limiter = limiter or RateLimiter(None)
+        self.store = store or AnswerStore(enabled=False)
         self.evidence: Evidence = Evidence()
+        self.asking: str | None = None  # "completion" or "fresh" while Api.create sends
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        asked = question(request) if self.asking and self.store.enabled else None
+        if asked is not None and self.asking != "fresh" and asked[1] in self.store.kinds_sent:
+            found = self.store.unseen(asked[0], self.evidence.answers_seen, sdk=asked[1].endswith(" sdk"))
+            if found is not None:
+                return self._replay(request, *found)
         self.limiter.wait()
         body = request.content.decode("utf-8", errors="replace") if request.content else ""
         exchange = Exchange(
@@ -210,8 +240,40 @@ class CapturingTransport(httpx2.BaseTransport):
             exchange.elapsed_ms = (time.monotonic() - started) * 1000
         exchange.status = response.status_code
         exchange.response_headers = self.redactor.headers(response.headers)
-        response.stream = _RecordingStream(response.stream, exchange)
+        on_end = None
+        if asked is not None:
+            headers = tuple((k, self.redactor.header(k, v)) for k, v in response.headers.multi_items())
+            on_end = functools.partial(self._keep, self.evidence, *asked, exchange, headers)
+        response.stream = _RecordingStream(response.stream, exchange, on_end)
         return response
+
+    def _replay(self, request: httpx2.Request, answer_id: str, answer: Answer) -> httpx2.Response:
+        body = request.content.decode("utf-8", errors="replace") if request.content else ""
+        exchange = Exchange(method=request.method, url=self.redactor.text(str(request.url)),
+                            request_headers=self.redactor.headers(request.headers), request_body=self.redactor.text(body),
+                            status=answer.status, response_headers=dict(answer.headers), elapsed_ms=answer.elapsed_ms,
+                            reused=True)
+        self.evidence.exchanges.append(exchange)
+        self.evidence.adopted += 1
+        self.evidence.answers_seen.add(answer_id)
+        # Recorded as it is read, as over the wire: a reader that stops early (the SDK at an event it
+        # cannot parse) leaves the same evidence as it would have live.
+        return httpx2.Response(answer.status, headers=list(answer.headers), request=request,
+                               stream=_RecordingStream(ReplayStream(answer.reads), exchange))
+
+    def _keep(self, evidence: Evidence, digest: str, kind: str, exchange: Exchange,
+              headers: tuple[tuple[str, str], ...], whole: bool) -> None:
+        """Keep an answer for the instances that ask the same: not a 5xx, a retried status or a cut body.
+        The openai SDK stops reading a stream at `data: [DONE]`: what it read is kept for SDK requests."""
+        self.store.kinds_sent.add(kind)  # this path has sent this endpoint and mode over the wire
+        status, body = exchange.status, exchange.body
+        if status is None or status >= 500 or status in TRANSIENT_STATUS or body_never_came(status, dict(headers), body):
+            return
+        sdk_only = not whole
+        if sdk_only and not (kind.endswith(" sdk") and body.rstrip().endswith(b"data: [DONE]")):
+            return
+        answer = Answer(status, headers, tuple(exchange.reads), exchange.elapsed_ms, sdk_only)
+        evidence.answers_seen.add(self.store.keep(digest, answer, private=self.redactor.holds_secret(body)))
 
     def close(self) -> None:
         self._inner.close()
