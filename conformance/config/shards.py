@@ -15,7 +15,8 @@ class Shard:
     """Shard `index` of `count` (1-based): the check instances whose identity hashes to it.
 
     The identity is the instance's data, not its place in pytest: the check id (stable forever), its
-    variant, and the model, mode and path (`instance_identity`). The hash is sha256 (Python's `hash`
+    variant, and the model, mode and path (`instance_identity`; the path is left out of the hash, see
+    `shard_of`). The hash is sha256 (Python's `hash`
     is salted per process), so the assignment is the same on every machine and in every run, whatever
     the collection order, the xdist workers, the `--check` or `-k` selection or the other models: an
     instance is in the same shard whenever it runs."""
@@ -67,5 +68,8 @@ def instance_identity(check_id: str, variant: str | None, model: str, mode: str,
 
 
 def shard_of(identity: str, count: int) -> int:
-    """The shard (1 to `count`) an instance identity belongs to."""
-    return 1 + int.from_bytes(hashlib.sha256(identity.encode("utf-8")).digest()[:8], "big") % count
+    """The shard (1 to `count`) an instance identity belongs to: the hash of all of it but the path,
+    so an instance's SDK and raw HTTP twins run in one shard, where they ask the target the same
+    questions once (wire/reuse.py)."""
+    kept = identity.rsplit("\x1f", 1)[0]
+    return 1 + int.from_bytes(hashlib.sha256(kept.encode("utf-8")).digest()[:8], "big") % count
