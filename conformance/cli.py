@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--serial", action="store_true",
                        help="answer one request at a time, as Ollama's default or a one-slot llama-server does")
     serve.add_argument("--verbose", action="store_true", help="log every request")
+    serve.add_argument("--request-log", metavar="FILE",
+                       help="benchmark: write every request received to FILE, one JSON line each (no key)")
 
     sub.add_parser("targets", help="list the known targets").set_defaults(func=cmd_targets)
 
@@ -317,7 +319,7 @@ def cmd_serve(args) -> int:
         server = ReferenceServer(api_key=key, host=args.host, port=args.port, quirks=args.quirks,
                                  models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose, faults=faults,
                                  latency=args.latency_ms / 1000, token_latency=args.token_latency_ms / 1000,
-                                 serial=args.serial)
+                                 serial=args.serial, request_log=args.request_log)
     except OSError as exc:
         return _fail_usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     except (ValueError, FaultSpecError) as exc:
