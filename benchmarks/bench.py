@@ -379,9 +379,10 @@ def _own_target(work: Path, base_url: str) -> Path:
     return path
 
 
-def _child_usage(args: list[str], env: dict | None = None) -> tuple[int, float, float, int, str]:
+def _child_usage(args: list[str], env: dict | None = None) -> tuple[int, float, float, int, str, float]:
     """Run a command; its exit code, CPU seconds, wall seconds and peak resident KiB (its own
-    rusage from wait4: no other child of this process counts) and the end of its stderr."""
+    rusage from wait4: no other child of this process counts), the end of its stderr and the
+    system part of its CPU seconds."""
     with tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env=env)
@@ -389,7 +390,8 @@ def _child_usage(args: list[str], env: dict | None = None) -> tuple[int, float, 
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        return process.returncode, usage.ru_utime + usage.ru_stime, seconds, usage.ru_maxrss, err.read()[-500:]
+        return (process.returncode, usage.ru_utime + usage.ru_stime, seconds, usage.ru_maxrss, err.read()[-500:],
+                usage.ru_stime)
 
 
 def client_run(work: Path, models: tuple[str, ...]) -> dict:
@@ -404,7 +406,7 @@ def client_run(work: Path, models: tuple[str, ...]) -> dict:
         common = ["--target", str(target), "--report-dir", str(work / "run")]
         for m in models:
             common += ["--model", m]
-        code, cpu, seconds, peak_kib, err = _child_usage(
+        code, cpu, seconds, peak_kib, err, system = _child_usage(
             [sys.executable, "-m", "conformance", "run", "-n", "1", "--no-history", *common], env)
         if code not in (0, 1):
             raise SystemExit(f"bench: conformance run failed (exit {code}): {err}")
@@ -414,13 +416,14 @@ def client_run(work: Path, models: tuple[str, ...]) -> dict:
                  str(Path(__file__).resolve().parent.parent / "suites"), "--collect-only", "-q", "-p", "no:cacheprovider",
                  "--alluredir", str(work / "collect" / "allure-results"), *common[:2],
                  "--report-dir", str(work / "collect"), *common[4:]]
-        code, start_cpu, _, _, err = _child_usage(start, env)
+        code, start_cpu, _, _, err, _ = _child_usage(start, env)
         if code != 0:
             raise SystemExit(f"bench: pytest --collect-only failed (exit {code}): {err}")
     finally:
         server.close()
     requests = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
-    return {"seconds": seconds, "cpu_seconds": cpu, "start_up_cpu_seconds": start_cpu, "peak_mib": peak_kib / 1024,
+    return {"seconds": seconds, "cpu_seconds": cpu, "system_cpu_seconds": system, "start_up_cpu_seconds": start_cpu,
+            "peak_mib": peak_kib / 1024,
             "instances": summary["instances"], "requests": len(requests), "captured": requests,
             "cpu_ms_per_instance": cpu / summary["instances"] * 1000}
 
@@ -449,7 +452,8 @@ def client_cpu(work: Path, repeat: int, counts: tuple[int, ...], results: dict) 
     per = own / run["instances"] * 1000
     print(f"\nthe client's CPU in a -n 1 run, the server in a process of its own ({run['instances']} check instances, "
           f"{run['requests']} requests, {run['seconds']:.2f} s):")
-    print(f"  {run['cpu_seconds']:6.2f} s  in all ({run['cpu_ms_per_instance']:.2f} ms per instance)")
+    print(f"  {run['cpu_seconds']:6.2f} s  in all ({run['cpu_ms_per_instance']:.2f} ms per instance; "
+          f"{run['system_cpu_seconds']:.2f} s of it in the kernel: sockets, files)")
     print(f"  {run['start_up_cpu_seconds']:6.2f} s  start-up: interpreter, imports, plugins, collecting the instances")
     print(f"  {sdk:6.2f} s  sending the same requests through the openai SDK and httpx2 as the checks do")
     print(f"  {own:6.2f} s  the rest, the suite's own: pytest's protocol, the checks, records, evidence, Allure files, "

@@ -208,12 +208,12 @@ def transcript(exchange: dict) -> str:
     """A redacted exchange as a reader expects it (like `curl -v`): the request line, headers and
     body, then the status, headers and the body: JSON indented as on the evidence pages (when that
     hides nothing), an event stream as it came."""
-    from .evidence import content_type, pretty_body, pretty_json
+    from .evidence import content_type, pretty_body, pretty_request
 
     request, response = exchange["request"], exchange["response"]
     body = request["body"]
     lines = [f"{request['method']} {request['url']}", *(f"{k}: {v}" for k, v in request["headers"].items()), "",
-             body if isinstance(body, str) else pretty_json(body), ""]
+             body if isinstance(body, str) else pretty_request(body), ""]
     if response["status"] is None:
         return "\n".join(lines + [f"no response: {exchange.get('transport_error')}"])
     lines += [f"HTTP {response['status']} ({exchange.get('elapsed_ms')} ms)",
