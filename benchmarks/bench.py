@@ -412,10 +412,10 @@ def client_run(work: Path, models: tuple[str, ...]) -> dict:
             raise SystemExit(f"bench: conformance run failed (exit {code}): {err}")
         summary = json.loads((work / "run" / "matrix.json").read_text())["summary"]
         # Start-up as the run has it: interpreter, imports (the openai SDK's too), plugins, collection.
-        start = [sys.executable, "-c", "import sys, pytest, conformance.wire.client; sys.exit(pytest.main(sys.argv[1:]))",
-                 str(Path(__file__).resolve().parent.parent / "suites"), "--collect-only", "-q", "-p", "no:cacheprovider",
-                 "--alluredir", str(work / "collect" / "allure-results"), *common[:2],
-                 "--report-dir", str(work / "collect"), *common[4:]]
+        collect = "import sys, pytest, conformance.wire.client; sys.exit(pytest.main(sys.argv[1:]))"
+        start = [sys.executable, "-c", collect, str(Path(__file__).resolve().parent.parent / "suites"),
+                 "--collect-only", "-q", "-p", "no:cacheprovider", "--alluredir", str(work / "collect" / "allure"),
+                 *common[:2], "--report-dir", str(work / "collect"), *common[4:]]
         code, start_cpu, _, _, err, _ = _child_usage(start, env)
         if code != 0:
             raise SystemExit(f"bench: pytest --collect-only failed (exit {code}): {err}")

@@ -308,8 +308,9 @@ _FIELDS: dict[type, tuple[str, ...] | None] = {}  # an attrs class's field names
 def _plain(value):
     """`attr.asdict(value, filter=lambda _, v: v or v is False)`, as allure-commons writes a result:
     an attrs instance as a dict of its fields in order, those empty (but False) left out; lists,
-    tuples and sets as lists; dicts as dicts (their keys as they are); the rest as it is. With each class's fields looked up
-    once, where asdict looks them up again for every instance (a result has dozens)."""
+    tuples and sets as lists; dicts as dicts (their keys as they are); the rest as it is. With each
+    class's fields looked up once, where asdict looks them up again for every instance (a result
+    has dozens)."""
     kind = type(value)
     try:
         fields = _FIELDS[kind]
