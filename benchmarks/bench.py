@@ -18,7 +18,15 @@ It measures, and prints with the machine it ran on:
       httpx2 as the checks send them, start-up and collection, and the rest (pytest, records, files);
   (g) what this machine and pytest-xdist allow whatever the checks do: two CPU-bound Python
       processes at once against one alone; pytest with as many empty test items, without xdist and
-      with -n 2; the CPU time each suite run used, and the speed-up that CPU time leaves possible.
+      with -n 2; the CPU time each suite run used, and the speed-up that CPU time leaves possible;
+  (h) the suite's own client CPU per check instance: `conformance run -n 1` against `conformance
+      serve` started in a process of its own, so that the run's CPU (its own rusage) is the client's
+      alone, less its start-up and the CPU of sending the same requests through the openai SDK and
+      httpx2; and the run's CPU and peak memory with 1, 2, 4 and 8 models (`--only cpu`);
+  (i) requests per check instance with answers reused (the default) and with --no-reuse, the
+      distinct questions among them, and the rate-limit wall time each means at 60 requests a minute.
+`--only SECTION` (repeatable) runs some: economy (i), throughput (a, b, f, g), server (c), models (d),
+latency and serial (e), cpu (h).
 Figures go to reports/benchmark/benchmark.json as well. Nothing here asserts a time.
 """
 
@@ -46,12 +54,12 @@ from conformance.wire.client import split_sdk_kwargs  # how the checks split a b
 
 SERVE_KEY = "bench-key"
 WRONG_KEY = "sk-wrong-key-for-the-benchmark"
-MODELS = ("ref-small", "ref-large", "ref-medium", "ref-tiny")
+MODELS = ("ref-small", "ref-large", "ref-medium", "ref-tiny", "ref-a", "ref-b", "ref-c", "ref-d")
 SPEEDUP_GOAL = 1.7  # -n 2 over -n 1 on two cores (the issue's goal)
 # A hosted model's pace: 200 ms to the first token, then 50 tokens a second.
 TTFT_MS, TOKEN_MS = 200.0, 20.0
 LATENCY_GOAL, SERIAL_GOAL = 1.10, 1.20  # suite / floor
-SECTIONS = ("economy", "throughput", "server", "models", "latency", "serial")  # --only
+SECTIONS = ("economy", "throughput", "server", "models", "latency", "serial", "cpu")  # --only
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -128,6 +136,8 @@ class Server:
         args += ["--request-log", str(request_log)] if request_log else []
         for m in models:
             args += ["--model", m]
+        if request_log is not None:
+            args += ["--request-log", str(request_log)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         env={**os.environ, "BENCH_KEY": SERVE_KEY})
         deadline = time.monotonic() + 30
@@ -163,7 +173,7 @@ def _question(request: dict) -> tuple:
 
 
 def economy(work: Path, reused: list[dict], instances: int, per_minute: int = 60) -> dict:
-    """(h) requests per check instance, with every answer judged by each instance that asks the same
+    """(i) requests per check instance, with every answer judged by each instance that asks the same
     question (the default) and with `--no-reuse`, and what each costs a rate-limited target."""
     every = capture(work / "capture-every", 1, ("--no-reuse",))
     distinct = len({_question(r) for r in every})
@@ -453,6 +463,124 @@ def empty_items(count: int, work: Path) -> dict:
     return runs
 
 
+# --- (h) the suite's own client CPU, the server in a process of its own ------------------------
+CLIENT_CPU_GOAL_MS = 1.5  # the suite's own CPU per check instance (the issue's goal)
+REFERENCE_TARGET = Path(__file__).resolve().parent.parent / "targets" / "reference.toml"
+
+
+def _own_target(work: Path, base_url: str) -> Path:
+    """targets/reference.toml aimed at a server started outside the run: the same name, limits and
+    declarations (so the same checks judge the same way), a base URL and a key variable instead of
+    `embedded = true`."""
+    text = REFERENCE_TARGET.read_text(encoding="utf-8")
+    if "embedded = true" not in text:
+        raise SystemExit(f"bench: {REFERENCE_TARGET} no longer says 'embedded = true'")
+    path = work / "reference-outside.toml"
+    path.write_text(text.replace("embedded = true", f'base_url = "{base_url}"\napi_key_env = "BENCH_KEY"'),
+                    encoding="utf-8")
+    return path
+
+
+def _child_usage(args: list[str], env: dict | None = None) -> tuple[int, float, float, int, str, float]:
+    """Run a command; its exit code, CPU seconds, wall seconds and peak resident KiB (its own
+    rusage from wait4: no other child of this process counts), the end of its stderr and the
+    system part of its CPU seconds."""
+    with tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return (process.returncode, usage.ru_utime + usage.ru_stime, seconds, usage.ru_maxrss, err.read()[-500:],
+                usage.ru_stime)
+
+
+def client_run(work: Path, models: tuple[str, ...]) -> dict:
+    """`conformance run -n 1` against `conformance serve` started beforehand in a process of its own:
+    the run's CPU and peak memory are the client's alone. The server logs the requests it received."""
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "requests.jsonl"
+    server = Server(models, request_log=log)
+    try:
+        target = _own_target(work, server.base_url)
+        env = {**os.environ, "BENCH_KEY": SERVE_KEY}
+        common = ["--target", str(target), "--report-dir", str(work / "run")]
+        for m in models:
+            common += ["--model", m]
+        code, cpu, seconds, peak_kib, err, system = _child_usage(
+            [sys.executable, "-m", "conformance", "run", "-n", "1", "--no-history", *common], env)
+        if code not in (0, 1):
+            raise SystemExit(f"bench: conformance run failed (exit {code}): {err}")
+        summary = json.loads((work / "run" / "matrix.json").read_text())["summary"]
+        # Start-up as the run has it: interpreter, imports (the openai SDK's too), plugins, collection.
+        collect = "import sys, pytest, conformance.wire.client; sys.exit(pytest.main(sys.argv[1:]))"
+        start = [sys.executable, "-c", collect, str(Path(__file__).resolve().parent.parent / "suites"),
+                 "--collect-only", "-q", "-p", "no:cacheprovider", "--alluredir", str(work / "collect" / "allure"),
+                 *common[:2], "--report-dir", str(work / "collect"), *common[4:]]
+        code, start_cpu, _, _, err, _ = _child_usage(start, env)
+        if code != 0:
+            raise SystemExit(f"bench: pytest --collect-only failed (exit {code}): {err}")
+    finally:
+        server.close()
+    requests = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    return {"seconds": seconds, "cpu_seconds": cpu, "system_cpu_seconds": system, "start_up_cpu_seconds": start_cpu,
+            "peak_mib": peak_kib / 1024,
+            "instances": summary["instances"], "requests": len(requests), "captured": requests,
+            "cpu_ms_per_instance": cpu / summary["instances"] * 1000}
+
+
+def clients_cpu(requests: list[dict], models: tuple[str, ...]) -> float:
+    """CPU seconds this process spends sending `requests` through the openai SDK and httpx2 as the
+    checks do (the server is another process)."""
+    server = Server(models)
+    try:
+        started = time.process_time()
+        _, failures = _through_clients(requests, f"http://127.0.0.1:{server.port}")
+        cpu = time.process_time() - started
+    finally:
+        server.close()
+    if failures:
+        print(f"  (the replay through the clients saw {failures} transport failures)")
+    return cpu
+
+
+def client_cpu(work: Path, repeat: int, counts: tuple[int, ...], results: dict) -> None:
+    """(h): the suite's own client CPU per check instance at -n 1, and how CPU and memory grow with models."""
+    counter = iter(range(10 ** 6))
+    run = best(lambda: client_run(work / f"cpu-{next(counter)}", MODELS[:2]), repeat, key=lambda r: r["cpu_seconds"])
+    sdk = min(clients_cpu(run["captured"], MODELS[:2]) for _ in range(repeat))
+    own = run["cpu_seconds"] - run["start_up_cpu_seconds"] - sdk
+    per = own / run["instances"] * 1000
+    print(f"\nthe client's CPU in a -n 1 run, the server in a process of its own ({run['instances']} check instances, "
+          f"{run['requests']} requests, {run['seconds']:.2f} s):")
+    print(f"  {run['cpu_seconds']:6.2f} s  in all ({run['cpu_ms_per_instance']:.2f} ms per instance; "
+          f"{run['system_cpu_seconds']:.2f} s of it in the kernel: sockets, files)")
+    print(f"  {run['start_up_cpu_seconds']:6.2f} s  start-up: interpreter, imports, plugins, collecting the instances")
+    print(f"  {sdk:6.2f} s  sending the same requests through the openai SDK and httpx2 as the checks do")
+    print(f"  {own:6.2f} s  the rest, the suite's own: pytest's protocol, the checks, records, evidence, Allure files, "
+          "the report")
+    print(f"client CPU per check instance: {per:.2f} ms (goal <= {CLIENT_CPU_GOAL_MS})")
+    results["client_cpu"] = {"run": {k: v for k, v in run.items() if k != "captured"}, "through_clients_cpu": sdk,
+                             "own_cpu": own, "own_ms_per_instance": per, "goal_ms": CLIENT_CPU_GOAL_MS}
+    table = {}
+    for count in counts:
+        # One run each (CPU time varies less than wall time; 8 models take four times as long as 2).
+        r = run if count == 2 else client_run(work / f"cpu-{next(counter)}", MODELS[:count])
+        table[count] = {k: v for k, v in r.items() if k != "captured"}
+    base = table[counts[0]]
+    print(f"\n{'models':7} {'instances':>9} {'inst x':>7} {'CPU s':>7} {'CPU x':>7} {'ms/inst':>8} {'less start':>10} "
+          f"{'peak MiB':>9}")
+    for count, r in table.items():
+        rest = (r["cpu_seconds"] - r["start_up_cpu_seconds"]) / r["instances"] * 1000
+        print(f"{count:7} {r['instances']:9} {r['instances'] / base['instances']:7.2f} {r['cpu_seconds']:7.2f} "
+              f"{r['cpu_seconds'] / base['cpu_seconds']:7.2f} {r['cpu_ms_per_instance']:8.2f} {rest:10.2f} "
+              f"{r['peak_mib']:9.0f}")
+    print("(the suite's process alone, -n 1, the server elsewhere; ms/inst: all its CPU per instance; less start: "
+          "without start-up and collection; peak: its peak resident memory)")
+    results["client_cpu"]["models"] = table
+
+
 # --- the whole benchmark -----------------------------------------------------------------------
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -593,7 +721,12 @@ def main(argv: list[str] | None = None) -> int:
             results["latency"] = latency_bound(work, args.ttft_ms, args.token_ms, MODELS[:2])
         if "serial" in wanted:
             results["serial"] = serial_target(work, args.ttft_ms, args.token_ms, MODELS[:2])
-    out = Path(args.out)
+        if "cpu" in wanted:
+            client_cpu(work / "cpu", repeat, (1, 2, 4, 8), results)
+    return _write(results, Path(args.out))
+
+
+def _write(results: dict, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     print(f"\nwritten: {out / 'benchmark.json'}")

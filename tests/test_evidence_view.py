@@ -362,3 +362,60 @@ def test_control_characters_a_model_emits_are_shown_not_written_into_the_page():
     for escape in (_text, _e):
         shown = escape("a\x05b\x00c\td\ne\x7f")
         assert shown == "a\u2405b\u2400c\td\ne\u2421"
+
+
+def _pretty_by_definition(value, depth=0, width=88):
+    """pretty_json as its docstring defines it, each nested value encoded again at its level (the
+    oracle the one-walk implementation is held to)."""
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    compact = encode(value)
+    if not isinstance(value, (dict, list)) or not value or 2 * depth + len(compact) <= width:
+        return compact
+    inner, close = "  " * (depth + 1), "\n" + "  " * depth
+    if isinstance(value, dict):
+        return "{\n" + ",\n".join(f"{inner}{encode(str(k))}: {_pretty_by_definition(v, depth + 1)}"
+                                  for k, v in value.items()) + close + "}"
+    if not any(isinstance(item, (dict, list)) for item in value):
+        lines, line = [], ""
+        for piece in map(encode, value):
+            if line and len(inner) + len(line) + len(piece) + 2 > width:
+                lines.append(inner + line + ",")
+                line = ""
+            line = f"{line}, {piece}" if line else piece
+        return "[\n" + "\n".join([*lines, inner + line]) + close + "]"
+    return "[\n" + ",\n".join(inner + _pretty_by_definition(v, depth + 1) for v in value) + close + "]"
+
+
+def test_pretty_json_and_the_remembered_views_show_what_the_definition_shows():
+    import random
+
+    from conformance.report.allure import transcript
+    from conformance.report.evidence import pretty_json, pretty_request
+
+    rng = random.Random(19)
+    scalars = [0, -2.5, float("nan"), True, False, None, "", "s" * 40, 'é"\\\x01', 10 ** 20, (), (1, "a")]
+    keys = ["a", "bb", "c" * 40, "ключ", 1, True, None, 2.5]
+
+    def value(depth=0):
+        roll = rng.random()
+        if depth > 5 or roll < 0.3:
+            return rng.choice(scalars)
+        if roll < 0.6:
+            return {rng.choice(keys[:4] if rng.random() < 0.9 else keys): value(depth + 1)
+                    for _ in range(rng.randint(0, 5))}
+        return [value(depth + 1) for _ in range(rng.randint(0, 8))]
+
+    for _ in range(3000):
+        v = value()
+        for depth in (0, 2):
+            assert pretty_json(v, depth) == _pretty_by_definition(v, depth)
+    body = {"model": "m", "messages": [{"role": "user", "content": "x" * 90}], "stop": ["a", "b"]}
+    assert pretty_request(body) == pretty_request(json.loads(json.dumps(body))) == _pretty_by_definition(body)
+    # The same body shown twice (a reply several checks share) reads the same both times.
+    reply = json.dumps({"id": "x", "choices": [{"index": 0, "message": {"content": "y" * 100}}]})
+    exchange = {"request": {"method": "POST", "url": "u", "headers": {}, "body": body},
+                "response": {"status": 200, "headers": {"content-type": "application/json"}, "body": reply,
+                             "truncated": False}, "elapsed_ms": 1}
+    first = transcript(exchange)
+    assert transcript(json.loads(json.dumps(exchange))) == first
+    assert first.endswith(_pretty_by_definition(json.loads(reply)))

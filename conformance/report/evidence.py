@@ -28,7 +28,7 @@ from .terms import (CONTROL_PICTURES, check_file_name, check_page, evidence_page
                     outcome_rank)
 
 __all__ = ["CONTROL_PICTURES", "check_file_name", "check_page", "content_type", "evidence_page", "model_anchor",
-           "pretty_body", "pretty_json", "render_check_page", "render_evidence_page", "stream_items",
+           "pretty_body", "pretty_json", "pretty_request", "render_check_page", "render_evidence_page", "stream_items",
            "write_check_pages", "write_evidence_page", "write_evidence_pages"]
 
 STREAM_PREFIXES = ("data:", "event:", "id:", "retry:", ":")
@@ -53,8 +53,15 @@ CSS = (
 )
 
 
+# What _e changes: the characters html.escape escapes, and the control characters drawn as pictures.
+_ESCAPED = re.compile("[&<>\"'" + re.escape("".join(map(chr, CONTROL_PICTURES))) + "]")
+
+
 def _e(value) -> str:
-    return html.escape(str(value), quote=True).translate(CONTROL_PICTURES)
+    text = str(value)
+    if _ESCAPED.search(text) is None:  # most values (names, numbers, ids): nothing to escape
+        return text
+    return html.escape(text, quote=True).translate(CONTROL_PICTURES)
 
 
 def _text(value: str) -> str:
@@ -65,6 +72,35 @@ def _text(value: str) -> str:
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+class _Recent:
+    """The views of the last few bodies shown. A reply several checks share (a greedy baseline, say)
+    is in each one's evidence, and they are recorded one after another; an instance's page and its
+    Allure transcript show the same bodies too. Bounded: the most recent `size` bodies, none longer
+    than `longest` characters."""
+
+    def __init__(self, size: int = 32, longest: int = 64 * 1024):
+        self.size, self.longest = size, longest
+        self._views: dict = {}
+
+    def get(self, key, length: int, compute):
+        if length > self.longest:
+            return compute()
+        views = self._views
+        if key in views:
+            view = views.pop(key)  # and put back last: the most recent
+        else:
+            view = compute()
+            if len(views) >= self.size:
+                del views[next(iter(views))]
+        views[key] = view
+        return view
+
+
+_BODY_VIEWS = _Recent()  # a response body: its indented view (or None), for the page and the transcript
+_BODY_HTML = _Recent()  # a response body: its HTML on the page
+_REQUEST_VIEWS = _Recent()  # a request body (a JSON value): its pretty_json, by its compact JSON
 
 
 # --- bodies ---------------------------------------------------------------------------------------
@@ -104,19 +140,59 @@ def _is_json(text: str) -> bool:
 
 # One encoder for every compact piece (json.dumps with arguments builds a new one per call).
 _encode_compact = json.JSONEncoder(ensure_ascii=False).encode
+_encode_string = json.encoder.encode_basestring  # what that encoder does with a str (ensure_ascii=False)
+
+
+def _compact_views(value, views: dict) -> str:
+    """`_encode_compact(value)`, built from the pieces of its members (joined as the encoder joins
+    them, ', ' and ': '), and the view of every dict and list in it kept in `views` by id: one
+    walk, where encoding each nested value again would go over the deepest ones once per level."""
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:  # the encoder's own rules for other keys
+                break
+            parts.append(f"{_encode_string(key)}: {_compact_views(item, views)}")
+        else:
+            views[id(value)] = text = "{" + ", ".join(parts) + "}"
+            return text
+    elif kind is list:
+        if not value:
+            return "[]"
+        views[id(value)] = text = "[" + ", ".join([_compact_views(item, views) for item in value]) + "]"
+        return text
+    return _encode_compact(value)
 
 
 def pretty_json(value, depth: int = 0) -> str:
     """JSON indented by two spaces per level, where an object or array that fits on a line stays on
     one (a chunk of a stream reads in a few lines, not thirty) and an array of plain values flows
     over as few lines as it needs."""
-    compact = _encode_compact(value)
+    views: dict[int, str] = {}
+    compact = _compact_views(value, views)
+    return _pretty(value, depth, compact, views)
+
+
+def _pretty(value, depth: int, compact: str, views: dict) -> str:
+    # `views` is keyed by id: the values are members of the one pretty_json was given, alive meanwhile.
     if not isinstance(value, (dict, list)) or not value or 2 * depth + len(compact) <= PRETTY_WIDTH:
         return compact
     inner = "  " * (depth + 1)
     close = "\n" + "  " * depth
+
+    def member(item) -> str:
+        if isinstance(item, (dict, list)):
+            view = views.get(id(item))
+            return _pretty(item, depth + 1, _encode_compact(item) if view is None else view, views)
+        return _compact_views(item, views)
+
     if isinstance(value, dict):
-        items = [f"{inner}{_encode_compact(str(key))}: {pretty_json(item, depth + 1)}" for key, item in value.items()]
+        items = [f"{inner}{_encode_compact(str(key))}: {member(item)}" for key, item in value.items()]
         return "{\n" + ",\n".join(items) + close + "}"
     if not any(isinstance(item, (dict, list)) for item in value):
         lines, line = [], ""
@@ -126,7 +202,7 @@ def pretty_json(value, depth: int = 0) -> str:
                 line = ""
             line = f"{line}, {piece}" if line else piece
         return "[\n" + "\n".join([*lines, inner + line]) + close + "]"
-    return "[\n" + ",\n".join(inner + pretty_json(item, depth + 1) for item in value) + close + "]"
+    return "[\n" + ",\n".join(inner + member(item) for item in value) + close + "]"
 
 
 def pretty_body(body: str, sent_as: str = "") -> str:
@@ -134,8 +210,26 @@ def pretty_body(body: str, sent_as: str = "") -> str:
     stream (`sent_as`, its Content-Type), as it came."""
     if "text/event-stream" in sent_as.lower() or not body.lstrip().startswith(("{", "[")):
         return body
-    view = indented(body)
-    return view[1] if view else body
+    view = _body_view(body)
+    return body if view is None else view
+
+
+def _body_view(body: str) -> str | None:
+    """The indented view of a whole JSON body (indented's), or None; remembered for a while."""
+    def compute() -> str | None:
+        found = indented(body)
+        return found[1] if found else None
+
+    return _BODY_VIEWS.get(body, len(body), compute)
+
+
+def pretty_request(body) -> str:
+    """pretty_json of a recorded request body (a JSON value), remembered for a while by its JSON."""
+    try:
+        key = _encode_compact(body)
+    except (ValueError, TypeError, RecursionError):
+        return pretty_json(body)  # the same error, or a view of what JSON cannot write
+    return _REQUEST_VIEWS.get(key, len(key), lambda: pretty_json(body))
 
 
 def looks_like_event_stream(body: str) -> bool:
@@ -269,12 +363,16 @@ def _response_body_html(response: dict) -> str:
     sent_as = content_type(response.get("headers"))
     if not body:
         return "<p class='note'>(empty body)</p>"
+    return _BODY_HTML.get((body, reads, sent_as), len(body), lambda: _body_html(body, reads, sent_as))
+
+
+def _body_html(body: str, reads, sent_as: str) -> str:
     if "text/event-stream" in sent_as.lower():
         return _stream_html(body, reads)
     if body.lstrip().startswith(("{", "[")):
-        view = indented(body)
+        view = _body_view(body)
         if view is not None:
-            return f"<pre class='json'>{_text(view[1])}</pre>"  # as it came: in the JSON file
+            return f"<pre class='json'>{_text(view)}</pre>"  # as it came: in the JSON file
         if _is_json(body):
             return ("<p class='note'>JSON shown as it came: an indented view would hide part of it (a key given "
                     f"twice, or nesting too deep).</p>{_raw_pre(body)}")
@@ -289,7 +387,7 @@ def _response_body_html(response: dict) -> str:
 def _request_body_html(body) -> str:
     if isinstance(body, (dict, list)):
         try:
-            return f"<pre class='json'>{_text(pretty_json(body))}</pre>"
+            return f"<pre class='json'>{_text(pretty_request(body))}</pre>"
         except RecursionError:
             return "<p class='mark'>The body is nested too deeply to show here: see the raw JSON.</p>"
     if body in ("", None):

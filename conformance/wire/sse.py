@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import re
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class StreamSyntaxError(ValueError):
@@ -64,22 +67,15 @@ class EventStreamParser:
         events: list[Event] = []
         start = 0
         buf = self._buffer
-        i = 0
-        while i < len(buf):
-            ch = buf[i]
-            if ch == "\r" or ch == "\n":
-                line = buf[start:i]
-                if ch == "\r":
-                    if i + 1 < len(buf):
-                        if buf[i + 1] == "\n":
-                            i += 1
-                    else:
-                        self._pending_cr = True
-                event = self._process_line(line)
-                if event is not None:
-                    events.append(event)
-                start = i + 1
-            i += 1
+        # Each line end found by the regular expression, not by a walk over every character: CRLF is
+        # one line end, a CR or an LF alone another; a CR last in the buffer may be half a CRLF.
+        for end in _LINE_END.finditer(buf):
+            if end.group() == "\r" and end.end() == len(buf):
+                self._pending_cr = True
+            event = self._process_line(buf[start:end.start()])
+            if event is not None:
+                events.append(event)
+            start = end.end()
         self._buffer = buf[start:]
         return events
 
