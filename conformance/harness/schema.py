@@ -7,22 +7,24 @@ literal values (`object`, `finish_reason`, `role`) exact, integers not floats or
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pydantic
-from openai.types import Completion, CompletionUsage, Model
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from .checks import describe
 
-KINDS = {
-    "chat.completion": ChatCompletion,
-    "chat.completion.chunk": ChatCompletionChunk,
-    "text_completion": Completion,
-    "text_completion.chunk": Completion,
-    "model": Model,
-    "usage": CompletionUsage,
-}
+
+@functools.cache
+def kinds() -> dict[str, type[pydantic.BaseModel]]:
+    """The SDK's model of each kind of object; imported at the first validation, not at collection
+    (see wire/client.py on why the openai SDK is imported late)."""
+    from openai.types import Completion, CompletionUsage, Model
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    return {"chat.completion": ChatCompletion, "chat.completion.chunk": ChatCompletionChunk,
+            "text_completion": Completion, "text_completion.chunk": Completion, "model": Model,
+            "usage": CompletionUsage}
 
 
 def _format(error: pydantic.ValidationError) -> list[str]:
@@ -49,7 +51,7 @@ def validate(kind: str, data: Any) -> list[str]:
             for c in data.get("choices", [])
         ]} if isinstance(data.get("choices"), list) else data
     try:
-        KINDS[kind].model_validate(data, strict=True)
+        kinds()[kind].model_validate(data, strict=True)
     except pydantic.ValidationError as exc:
         return _format(exc)
     return []

@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import httpx2
-import openai
 
 from ..config.targets import Target
 from .transport import (
@@ -38,6 +37,19 @@ from .reply import Reply, read_stream
 from .reuse import AnswerStore
 from .shared import SharedReplies
 
+class _ImportedWhenUsed:
+    """The openai SDK, imported at its first use: importing it is 0.6 s of CPU, and pytest-xdist starts
+    no check until every worker has collected, so at -n 8 on two cores the import in each worker's
+    collection kept them all waiting about 2.5 s more; a worker now pays it at its first request."""
+
+    def __getattr__(self, name: str):
+        import openai as sdk
+
+        globals()["openai"] = sdk
+        return getattr(sdk, name)
+
+
+openai = _ImportedWhenUsed()
 ENDPOINT_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 READ_TIMEOUT_RETRIES = 1  # a request the server has not answered within the read timeout
 
