@@ -37,6 +37,7 @@ from .reply import Reply, read_stream
 from .reuse import AnswerStore
 from .shared import SharedReplies
 
+
 class _ImportedWhenUsed:
     """The openai SDK, imported at its first use: importing it is 0.6 s of CPU, and pytest-xdist starts
     no check until every worker has collected, so at -n 8 on two cores the import in each worker's

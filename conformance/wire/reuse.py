@@ -57,10 +57,19 @@ class Answer:
                    d["elapsed_ms"], d["sdk_only"])
 
 
-def question(request: httpx2.Request) -> tuple[str, str] | None:
-    """(digest of the request, its kind: endpoint, model, mode and client), or None when it is not one
-    whose answer is kept. The digest covers the method, URL, Authorization and the body's JSON (key
-    order aside); the kind says which endpoint and mode a path has sent over the wire."""
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """What a request asks: `digest` names the question (method, URL, Authorization and the body's
+    JSON, key order aside); `kind` is the endpoint, model, mode and client, whichever a path has sent
+    over the wire; `sdk`: the openai SDK sent it."""
+
+    digest: str
+    kind: tuple[str, ...]
+    sdk: bool
+
+
+def question(request: httpx2.Request) -> Question | None:
+    """The question a request asks, or None when it is not one whose answer is kept."""
     url = str(request.url)
     if request.method != "POST" or not url.split("?")[0].endswith(REUSED_PATHS):
         return None
@@ -73,9 +82,9 @@ def question(request: httpx2.Request) -> tuple[str, str] | None:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     authorization = request.headers.get("authorization", "")
     digest = hashlib.sha256("\n".join((request.method, url, authorization, canonical)).encode()).hexdigest()[:32]
-    client = "sdk" if request.headers.get("user-agent", "").startswith("OpenAI/") else "http"
+    sdk = request.headers.get("user-agent", "").startswith("OpenAI/")
     mode = "stream" if body.get("stream") is True else "regular"
-    return digest, f"{url.split('?')[0]} {body.get('model')} {mode} {client}"
+    return Question(digest, (url.split("?")[0], str(body.get("model")), mode, "sdk" if sdk else "http"), sdk)
 
 
 class AnswerStore:
@@ -86,7 +95,7 @@ class AnswerStore:
         self.enabled = enabled
         self.directory = directory
         self._memory: dict[str, list[Answer]] = {}
-        self.kinds_sent: set[str] = set()  # kinds this process has sent over the wire (see question)
+        self.kinds_sent: set[tuple[str, ...]] = set()  # kinds this process has sent over the wire (Question)
 
     def unseen(self, digest: str, seen: set[str], sdk: bool) -> tuple[str, Answer] | None:
         """The first answer kept for `digest` whose id is not in `seen` (and, unless `sdk`, that is whole)."""
@@ -97,15 +106,18 @@ class AnswerStore:
             return None
         number = 0
         while True:
-            path = self.directory / f"{digest}.{number}.json"
+            path, answer_id = self.directory / f"{digest}.{number}.json", f"{digest}.{number}"
+            number += 1
+            if answer_id in seen:  # judged here already: not read again
+                if path.is_file():
+                    continue
+                return None
             try:
-                text = path.read_text(encoding="utf-8")
+                answer = Answer.from_json(path.read_text(encoding="utf-8"))
             except FileNotFoundError:
                 return None
-            answer = Answer.from_json(text)
-            if f"{digest}.{number}" not in seen and (sdk or not answer.sdk_only):
-                return f"{digest}.{number}", answer
-            number += 1
+            if sdk or not answer.sdk_only:
+                return answer_id, answer
 
     def keep(self, digest: str, answer: Answer, private: bool) -> str:
         """Keep `answer`; `private`: it holds a secret, so it stays in this process's memory."""

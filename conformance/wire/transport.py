@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import httpx2
 import tenacity
 
-from .reuse import Answer, AnswerStore, ReplayStream, question
+from .reuse import Answer, AnswerStore, Question, ReplayStream, question
 
 TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
 MAX_RECORDED_BODY = 512 * 1024
@@ -217,8 +217,8 @@ class CapturingTransport(httpx2.BaseTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         asked = question(request) if self.asking and self.store.enabled else None
-        if asked is not None and self.asking != "fresh" and asked[1] in self.store.kinds_sent:
-            found = self.store.unseen(asked[0], self.evidence.answers_seen, sdk=asked[1].endswith(" sdk"))
+        if asked is not None and self.asking != "fresh" and asked.kind in self.store.kinds_sent:
+            found = self.store.unseen(asked.digest, self.evidence.answers_seen, sdk=asked.sdk)
             if found is not None:
                 return self._replay(request, *found)
         self.limiter.wait()
@@ -243,7 +243,7 @@ class CapturingTransport(httpx2.BaseTransport):
         on_end = None
         if asked is not None:
             headers = tuple((k, self.redactor.header(k, v)) for k, v in response.headers.multi_items())
-            on_end = functools.partial(self._keep, self.evidence, *asked, exchange, headers)
+            on_end = functools.partial(self._keep, self.evidence, asked, exchange, headers)
         response.stream = _RecordingStream(response.stream, exchange, on_end)
         return response
 
@@ -261,19 +261,19 @@ class CapturingTransport(httpx2.BaseTransport):
         return httpx2.Response(answer.status, headers=list(answer.headers), request=request,
                                stream=_RecordingStream(ReplayStream(answer.reads), exchange))
 
-    def _keep(self, evidence: Evidence, digest: str, kind: str, exchange: Exchange,
-              headers: tuple[tuple[str, str], ...], whole: bool) -> None:
+    def _keep(self, evidence: Evidence, asked: Question, exchange: Exchange, headers: tuple[tuple[str, str], ...],
+              whole: bool) -> None:
         """Keep an answer for the instances that ask the same: not a 5xx, a retried status or a cut body.
         The openai SDK stops reading a stream at `data: [DONE]`: what it read is kept for SDK requests."""
-        self.store.kinds_sent.add(kind)  # this path has sent this endpoint and mode over the wire
+        self.store.kinds_sent.add(asked.kind)  # this path has sent this endpoint and mode over the wire
         status, body = exchange.status, exchange.body
         if status is None or status >= 500 or status in TRANSIENT_STATUS or body_never_came(status, dict(headers), body):
             return
         sdk_only = not whole
-        if sdk_only and not (kind.endswith(" sdk") and body.rstrip().endswith(b"data: [DONE]")):
+        if sdk_only and not (asked.sdk and body.rstrip().endswith(b"data: [DONE]")):
             return
         answer = Answer(status, headers, tuple(exchange.reads), exchange.elapsed_ms, sdk_only)
-        evidence.answers_seen.add(self.store.keep(digest, answer, private=self.redactor.holds_secret(body)))
+        evidence.answers_seen.add(self.store.keep(asked.digest, answer, private=self.redactor.holds_secret(body)))
 
     def close(self) -> None:
         self._inner.close()
