@@ -22,7 +22,8 @@ It measures, and prints with the machine it ran on:
   (h) the suite's own client CPU per check instance: `conformance run -n 1` against `conformance
       serve` started in a process of its own, so that the run's CPU (its own rusage) is the client's
       alone, less its start-up and the CPU of sending the same requests through the openai SDK and
-      httpx2; and the run's CPU and peak memory with 1, 2, 4 and 8 models (`--only cpu`);
+      httpx2; beside it, what pytest and allure-pytest cost by themselves on as many empty items; and
+      the run's CPU and peak memory with 1, 2, 4 and 8 models (`--only cpu`);
   (i) requests per check instance with answers reused (the default) and with --no-reuse, the
       distinct questions among them, and the rate-limit wall time each means at 60 requests a minute.
 `--only SECTION` (repeatable) runs some: economy (i), throughput (a, b, f, g), server (c), models (d),
@@ -313,18 +314,31 @@ def run_suite(report_dir: Path, workers: int | str, models: tuple[str, ...], ext
     for m in models:
         args += ["--model", m]
     cpu = _children_cpu()
-    started = time.perf_counter()
+    started, began = time.perf_counter(), time.time()
     process = subprocess.Popen(args + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     with PeakMemory(process.pid) as memory:
         _, stderr = process.communicate()
-    seconds = time.perf_counter() - started
+    seconds, ended = time.perf_counter() - started, time.time()
     cpu = _children_cpu() - cpu  # the embedded server runs inside the run: its CPU is counted
     if process.returncode not in (0, 1):
         raise SystemExit(f"bench: conformance run failed (exit {process.returncode}): {stderr[-500:]}")
     summary = json.loads((report_dir / "matrix.json").read_text())["summary"]
+    first, last = _checks_span(report_dir / "allure-results")
     return {"seconds": seconds, "cpu_seconds": cpu, "instances": summary["instances"], "requests": summary["requests"],
             "peak_mib": memory.peak / 2 ** 20, "main_peak_mib": memory.root_peak / 2 ** 20,
-            "worker_peak_mib": memory.child_peak / 2 ** 20}
+            "worker_peak_mib": memory.child_peak / 2 ** 20,
+            "start_up_seconds": first - began, "checks_seconds": last - first, "wind_down_seconds": ended - last}
+
+
+def _checks_span(allure_results: Path) -> tuple[float, float]:
+    """When the run's first check instance started and its last one ended (epoch seconds), from
+    the start and stop times of its Allure results."""
+    starts, stops = [], []
+    for path in allure_results.glob("*-result.json"):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        starts.append(result["start"])
+        stops.append(result["stop"])
+    return min(starts) / 1000, max(stops) / 1000
 
 
 # --- (e) latency-bound runs, and a serial target ------------------------------------------------
@@ -338,7 +352,8 @@ def latency_bound(work: Path, ttft_ms: float, token_ms: float, models: tuple[str
     very requests that run sent, replayed by a bare asyncio loop at the same concurrency."""
     print(f"\nlatency-bound: {ttft_ms:g} ms to the first token, then {token_ms:g} ms a token (streamed events paced "
           f"by it), models {', '.join(models)}:")
-    print(f"{'run':6} {'requests':>8} {'wall s':>8} {'floor s':>8} {'suite/floor':>12} {'goal':>6}")
+    print(f"{'run':6} {'requests':>8} {'wall s':>8} {'floor s':>8} {'suite/floor':>12} {'goal':>6} {'start s':>8} "
+          f"{'checks s':>9} {'end s':>6} {'checks/floor':>13}")
     runs = {}
     for count in workers:
         log = work / f"latency-{count}.jsonl"
@@ -348,9 +363,14 @@ def latency_bound(work: Path, ttft_ms: float, token_ms: float, models: tuple[str
         sent = _read_log(log)
         run["floor_seconds"] = floor(sent, count, models, ttft_ms, token_ms)
         run["suite_over_floor"] = run["seconds"] / run["floor_seconds"]
+        run["checks_over_floor"] = run["checks_seconds"] / run["floor_seconds"]
         print(f"-n {count:<3} {len(sent):8} {run['seconds']:8.2f} {run['floor_seconds']:8.2f} "
-              f"{run['suite_over_floor']:12.2f} {LATENCY_GOAL:6.2f}")
+              f"{run['suite_over_floor']:12.2f} {LATENCY_GOAL:6.2f} {run['start_up_seconds']:8.2f} "
+              f"{run['checks_seconds']:9.2f} {run['wind_down_seconds']:6.2f} {run['checks_over_floor']:13.2f}")
         runs[count] = run
+    print("(start: from the command to the first check instance: interpreter, imports, the server, the workers "
+          "and their collection; checks: the first instance's start to the last one's end; end: from there to the "
+          "exit, the reports written)")
     return {"ttft_ms": ttft_ms, "token_ms": token_ms, "runs": runs}
 
 
@@ -448,11 +468,16 @@ def parallel_ceiling(repeat: int) -> dict:
     return {"one": min(ones), "two": min(twos), "speedup": 2 * min(ones) / min(twos)}
 
 
-def empty_items(count: int, work: Path) -> dict:
-    """pytest by itself: `count` test items that do nothing, without pytest-xdist and with -n 2."""
+def _empty_tests(work: Path, count: int) -> None:
+    """test_empty.py in `work`: `count` test items that do nothing."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "test_empty.py").write_text("import pytest\n\n\n@pytest.mark.parametrize('i', range("
                                         f"{count}))\ndef test_empty(i):\n    pass\n", encoding="utf-8")
+
+
+def empty_items(count: int, work: Path) -> dict:
+    """pytest by itself: `count` test items that do nothing, without pytest-xdist and with -n 2."""
+    _empty_tests(work, count)
     runs = {}
     for name, option in (("no xdist", ["-p", "no:xdist"]), ("-n 2", ["-n", "2"])):
         args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:conformance",
@@ -530,6 +555,28 @@ def client_run(work: Path, models: tuple[str, ...]) -> dict:
             "cpu_ms_per_instance": cpu / summary["instances"] * 1000}
 
 
+def frameworks_alone(count: int, work: Path) -> dict:
+    """What pytest and allure-pytest cost by themselves, as the suite runs them (its lean pytest
+    options, Allure files written with its writer): ms of CPU per empty test item, without and with
+    an Allure result per item, start-up and collection taken out (a --collect-only run)."""
+    from conformance.pytest_plugin import LEAN_PYTEST_ARGS
+
+    _empty_tests(work, count)
+    (work / "conftest.py").write_text("import pytest\n\n\n@pytest.hookimpl(trylast=True)\ndef pytest_configure(config):\n"
+                                      "    from conformance.report.allure import with_compiled_json_writer\n\n"
+                                      "    with_compiled_json_writer()\n", encoding="utf-8")
+    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:conformance", "-p", "no:xdist",
+            *LEAN_PYTEST_ARGS, str(work / "test_empty.py")]
+    allure = ["--alluredir", str(work / "allure"), "--clean-alluredir"]
+    cpu = {}
+    for name, extra in (("collect", ["--collect-only"]), ("pytest", ["-p", "no:allure_pytest"]), ("allure", allure)):
+        code, cpu[name], _, _, err, _ = _child_usage(base + extra)
+        if code != 0:
+            raise SystemExit(f"bench: pytest on empty items failed (exit {code}): {err}")
+    return {"items": count, "pytest_ms": (cpu["pytest"] - cpu["collect"]) / count * 1000,
+            "with_allure_ms": (cpu["allure"] - cpu["collect"]) / count * 1000}
+
+
 def clients_cpu(requests: list[dict], models: tuple[str, ...]) -> float:
     """CPU seconds this process spends sending `requests` through the openai SDK and httpx2 as the
     checks do (the server is another process)."""
@@ -561,8 +608,16 @@ def client_cpu(work: Path, repeat: int, counts: tuple[int, ...], results: dict) 
     print(f"  {own:6.2f} s  the rest, the suite's own: pytest's protocol, the checks, records, evidence, Allure files, "
           "the report")
     print(f"client CPU per check instance: {per:.2f} ms (goal <= {CLIENT_CPU_GOAL_MS})")
+    alone = min((frameworks_alone(run["instances"], work / f"empty-{next(counter)}") for _ in range(repeat)),
+                key=lambda r: r["with_allure_ms"])
+    print(f"  of which pytest and allure-pytest by themselves, {alone['items']} empty test items as the suite runs "
+          f"them: {alone['with_allure_ms']:.2f} ms an item ({alone['pytest_ms']:.2f} ms pytest alone, "
+          f"{alone['with_allure_ms'] - alone['pytest_ms']:.2f} ms an Allure result written); the goal leaves "
+          f"{CLIENT_CPU_GOAL_MS - alone['with_allure_ms']:.2f} ms for the checks, their records, evidence and "
+          "attachments")
     results["client_cpu"] = {"run": {k: v for k, v in run.items() if k != "captured"}, "through_clients_cpu": sdk,
-                             "own_cpu": own, "own_ms_per_instance": per, "goal_ms": CLIENT_CPU_GOAL_MS}
+                             "own_cpu": own, "own_ms_per_instance": per, "goal_ms": CLIENT_CPU_GOAL_MS,
+                             "frameworks_alone": alone}
     table = {}
     for count in counts:
         # One run each (CPU time varies less than wall time; 8 models take four times as long as 2).
@@ -594,7 +649,10 @@ def machine() -> str:
         memory = f", {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2 ** 30:.0f} GiB"
     except (ValueError, OSError):
         pass
-    return f"{os.cpu_count()} CPUs ({cpu}){memory}, Python {platform.python_version()}, {platform.system()}"
+    # Every process the suite starts compiles its modules again when bytecode is not written: about
+    # 0.3 s of CPU each here (`pytest --collect-only` 0.97 s against 0.67 s), nine processes at -n 8.
+    bytecode = ", bytecode not cached (PYTHONDONTWRITEBYTECODE)" if sys.dont_write_bytecode else ""
+    return f"{os.cpu_count()} CPUs ({cpu}){memory}, Python {platform.python_version()}, {platform.system()}{bytecode}"
 
 
 def best(measure, repeat: int, key=lambda r: r["seconds"]):

@@ -389,12 +389,11 @@ def _run_pytest(args, target, run_dir: Path, workers: int, checks: list[str], ex
     """Run the suites in this process against the target of `args` (--target, --base-url, ...)."""
     import pytest
 
+    from .pytest_plugin import LEAN_PYTEST_ARGS
+
     pytest_args = [str(_suites_dir()), "--target", args.target, "--report-dir", str(run_dir),
                    "--alluredir", str(run_dir / "allure-results"), "--clean-alluredir", "-p", "no:cacheprovider", "-q",
-                   "--no-header", "-rN", "--tb=no", "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                   # The checks judge with expect(), never a bare assert: rewriting 130 modules in each
-                   # worker is start-up time for nothing.
-                   "--assert=plain"]
+                   "--no-header", "-rN", "--tb=no", *LEAN_PYTEST_ARGS]
     pytest_args += options.as_pytest_args(args, options.TARGET[1:])  # --target is given above
     if workers > 1:
         pytest_args += ["-n", str(workers)]

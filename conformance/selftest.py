@@ -18,6 +18,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .pytest_plugin import LEAN_PYTEST_ARGS
 from .server.quirks import Quirk, registry
 
 BASELINE = "(none)"
@@ -60,8 +61,7 @@ def run_one(quirk: str | None, out_dir: Path, model: str = SELFTEST_MODEL) -> Qu
     cmd = [sys.executable, "-m", "pytest", _suites_dir(), "--target", str(target), "--model", model,
            "--report-dir", str(run_dir), "-q", "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=no",
            # The kill matrix reads the matrices only: no history, no comparison, no Allure files.
-           "--no-history", "--no-expectations", "-p", "no:allure_pytest", "--assert=plain",
-           "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+           "--no-history", "--no-expectations", "-p", "no:allure_pytest", *LEAN_PYTEST_ARGS]
     if quirk:
         cmd += ["--server-quirk", quirk]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=out_dir)

@@ -16,6 +16,14 @@ from .. import options
 
 SESSION_PLUGIN = "conformance-session"
 
+# How the runs the suite starts itself (`conformance run`, the self-test) call pytest. The checks
+# judge with expect(), never a bare assert, and nothing in them logs or warns for pytest to
+# collect: assertion rewriting (each module, in each worker) and the logging, warnings and
+# unraisable/thread-exception plugins (hooks around every phase of every instance, a full garbage
+# collection at the end) cost CPU for nothing (benchmarks/bench.py, part h).
+LEAN_PYTEST_ARGS = ("--assert=plain", "-p", "no:logging", "-p", "no:warnings", "-p", "no:unraisableexception",
+                    "-p", "no:threadexception")
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_to_pytest(parser.getgroup("conformance", "OpenAI-compatibility conformance"), options.PLUGIN)

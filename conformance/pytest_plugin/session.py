@@ -29,7 +29,6 @@ from ..vocabulary import CallPath
 from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
                              without_fixture_containers)
 from ..report.results import ResultWriter, record_for, variant_of
-from ..server.connect import connect
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..wire.client import Api, Runtime
@@ -216,6 +215,10 @@ def _ensure_endpoint(state: RunState, own_process: bool = False) -> None:
     """Resolve the base URL and key; start the embedded server once for the whole run."""
     if state.base_url is not None:
         return
+    # Imported here: an xdist worker is given the base URL and never starts a server (46 ms of each
+    # worker's start-up, which all eight of `-n 8` spend before the first check).
+    from ..server.connect import connect
+
     endpoint = connect(state.target, quirks=state.quirks, faults=state.faults, request_log=state.request_log,
                        latency=state.latency, own_process=own_process, token_latency=state.token_latency,
                        serial=state.serial)
