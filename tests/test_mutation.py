@@ -49,6 +49,22 @@ def test_legal_variation_is_never_flagged(kill_matrix, name):
     assert {c: o for c, o in run.outcomes.items() if o in ("fail", "error")} == {}
 
 
+# The checks that compare their tries with the greedy output of a short request, where a target whose
+# temperature 0 samples can repeat one greedy output by chance (a longer one it never repeats).
+GREEDY_COMPARED = ("{e}.max_tokens.one-token", "{e}.top_p.tiny-is-greedy", "{e}.stream.equivalent-to-regular")
+
+
+@pytest.mark.parametrize("name", ["greedy-not-repeatable", "ignore-temperature"])
+def test_temperature_zero_that_samples_fails_no_comparison_with_greedy_output(kill_matrix, name):
+    """Where temperature 0 samples, tries that miss the greedy output say nothing of the parameter
+    they judge: inconclusive (harness.require_repeatable_greedy), not failed. Before it, the one-token
+    checks failed on 4 of 12 such cells in three self-tests, pass or inconclusive on the others."""
+    run = kill_matrix.runs[name]
+    compared = [c.format(e=e) for c in GREEDY_COMPARED for e in ("chat", "completions")]
+    compared.append("completions.echo.prompt-prepended")
+    assert {c: run.outcomes[c] for c in compared if run.outcomes.get(c) in ("fail", "error")} == {}
+
+
 def test_quirks_cover_every_feature_row(kill_matrix):
     deviations = [q for q in QUIRKS.values() if not q.variation]
     assert len(deviations) >= 30

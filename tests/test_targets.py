@@ -23,6 +23,9 @@ def test_builtin_targets_load():
     assert set(netmind.declared.parameters) == {
         "model", "messages", "prompt", "max_tokens", "stream", "temperature", "top_p", "stop", "n",
         "presence_penalty", "frequency_penalty", "logit_bias"}
+    # The page the declarations come from, and its words where they promise something testable.
+    assert netmind.docs.url == "https://netmind-power.gitbook.io/inference-api-documentation/openai-api"
+    assert dict(netmind.docs.claims)["stop"] == '"Up to 4 sequences where the API will stop generating further tokens"'
     assert load_target("openai").api_key_env == "OPENAI_API_KEY"
 
 

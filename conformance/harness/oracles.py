@@ -278,6 +278,12 @@ def greedy_paths(api: Api, endpoint: str, body: dict, max_tokens: int) -> list[s
     near tie, so a reply that keeps the relation with another greedy output is as good. Asked for
     only once a relation with the baseline failed; one per run, shared like the baseline."""
     base = greedy_baseline(api, endpoint, body, max_tokens)
+    return list(dict.fromkeys([base.text, *(r.text for r in _greedy_tries(api, endpoint, body, max_tokens))]))
+
+
+def _greedy_tries(api: Api, endpoint: str, body: dict, max_tokens: int) -> list[Reply]:
+    """Every successful temperature-0 reply sent for `body`: the baseline's tries and RELATION_TRIES
+    more (sent once per run, shared like the baseline; the baseline must have been asked for)."""
     request = {**body, "temperature": 0, "max_tokens": max_tokens}
     seen = api.runtime.cache[("greedy", endpoint, api.model, json.dumps(request, sort_keys=True))]
     key = ("greedy-paths", endpoint, api.model, json.dumps(request, sort_keys=True))
@@ -288,7 +294,7 @@ def greedy_paths(api: Api, endpoint: str, body: dict, max_tokens: int) -> list[s
 
         cache[key] = tuple(api.runtime.shared.get(json.dumps(key), send))
     more = [api.adopt(r) for r in cache[key] if r is not None]
-    return list(dict.fromkeys([base.text, *(r.text for r in [*seen, *more] if r is not None and r.ok)]))
+    return [r for r in [*seen, *more] if r is not None and r.ok]
 
 
 def until_greedy_related(api: Api, endpoint: str, body: dict, max_tokens: int, send: Callable[[], Reply],
@@ -305,6 +311,20 @@ def until_greedy_related(api: Api, endpoint: str, body: dict, max_tokens: int, s
             if related(reply, text):
                 return [r for r in replies if r is not reply] + [reply], text
     return replies, base.text
+
+
+def require_repeatable_greedy(api: Api, endpoint: str, body: dict, max_tokens: int, tries: int) -> None:
+    """Inconclusive when greedy decoding of `body` does not repeat on this target, not even its
+    beginning (which drift leaves alone): where temperature 0 samples, as it may, `tries` that match
+    no greedy output seen show no deviation of the parameter judged. For a check whose tries kept no
+    relation with the greedy output (until_greedy_related): after the hard limits every try must keep,
+    before that relation is judged."""
+    regular = [r.text for r in _greedy_tries(api, endpoint, body, max_tokens)]
+    if not begins_alike(regular):
+        inconclusive(f"greedy decoding (temperature 0) is not repeatable on this target: of {len(regular)} regular "
+                     f"temperature-0 requests, no more than half begin alike "
+                     f"({', '.join(repr(t[:40]) for t in regular)}), so {tries} tries that match none of them "
+                     "show no deviation")
 
 
 def how_text_differs(text: str, reference: str, what: str = "the greedy output") -> str:

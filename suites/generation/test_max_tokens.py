@@ -3,7 +3,7 @@
 from conformance.harness import (
     Level, Mode, STORY_PROMPT, Verdict, check, clauses, describe, expect, greedy_baseline, how_text_differs,
     inconclusive, is_legible, not_in_openai, prompt_body, require_control, require_endpoint, send_judged,
-    until_greedy_related,
+    require_repeatable_greedy, until_greedy_related,
 )
 
 LIMIT = 5
@@ -90,6 +90,8 @@ def test_max_tokens_one(api, endpoint):
         for again in replies:
             expect(again.finish_reason == "length", "finish_reason 'length' in every try",
                    describe(again.finish_reason), "though max_tokens ended generation")
+        if replies[-1].text != greedy:
+            require_repeatable_greedy(api, endpoint, prompt_body(endpoint, STORY_PROMPT), 1, len(replies))
         expect(replies[-1].text == greedy,
                f"the same one-token text as the regular response {greedy!r} from some of {len(replies)} tries",
                describe(replies[-1].text), how_text_differs(replies[-1].text, greedy, "the regular text"))

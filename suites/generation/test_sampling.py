@@ -2,7 +2,8 @@
 
 from conformance.harness import (
     BEGINNING, CallPath, Level, Mode, STORY_PROMPT, Tries, Verdict, check, describe, expect, expect_reproducible,
-    greedy_baseline, inconclusive, prompt_body, require_endpoint, send_judged, until_agreement, until_greedy_related,
+    greedy_baseline, inconclusive, prompt_body, require_endpoint, require_repeatable_greedy, send_judged,
+    until_agreement, until_greedy_related,
 )
 
 SAMPLES = 4
@@ -71,6 +72,7 @@ def test_top_p_tiny_is_greedy(api, endpoint):
     if Tries(replies).agreed is not None:
         inconclusive(f"none of {len(replies)} tries gave the greedy output {base.text[:40]!r}, but they repeat one "
                      f"output ({Tries(replies).describe()}): a near tie resolved the other way, as drift does ({texts})")
+    require_repeatable_greedy(api, endpoint, body, 16, len(replies))
     api.observe(endpoint, "top_p", Verdict.IGNORED, f"none of {len(replies)} tries gave the greedy output")
     expect(False, f"the greedy output {base.text[:80]!r} from some of {len(replies)} tries",
            f"none of {len(replies)} tries, and some differ from its start: {texts}")

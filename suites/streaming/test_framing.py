@@ -3,7 +3,7 @@
 from conformance.harness import (
     ABSENT, CallPath, Level, Mode, STORY_PROMPT, Verdict, aggregate_chunks, check, clauses, describe, expect,
     greedy_baseline, how_text_differs, inconclusive, not_in_openai, prompt_body, read_stream, require_endpoint,
-    send_judged, until_greedy_related, validate,
+    require_repeatable_greedy, send_judged, until_greedy_related, validate,
 )
 
 STREAM = (Mode.STREAM,)
@@ -194,6 +194,8 @@ def test_equivalent_to_regular(api, endpoint):
     reply = replies[-1]
     if not reply.chunks:
         inconclusive("the stream held no chunks to compare")
+    if reply.text != greedy:
+        require_repeatable_greedy(api, endpoint, body, 24, len(replies))
     with clauses() as soft:
         soft.expect(reply.text == greedy, f"the regular text {greedy[:80]!r} from some of {len(replies)} tries",
                     describe(reply.text), how_text_differs(reply.text, greedy, "the regular text"))
