@@ -562,7 +562,8 @@ def frameworks_alone(count: int, work: Path) -> dict:
     from conformance.pytest_plugin import LEAN_PYTEST_ARGS
 
     _empty_tests(work, count)
-    (work / "conftest.py").write_text("import pytest\n\n\n@pytest.hookimpl(trylast=True)\ndef pytest_configure(config):\n"
+    (work / "conftest.py").write_text("import pytest\n\n\n@pytest.hookimpl(trylast=True)\n"
+                                      "def pytest_configure(config):\n"
                                       "    from conformance.report.allure import with_compiled_json_writer\n\n"
                                       "    with_compiled_json_writer()\n", encoding="utf-8")
     base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:conformance", "-p", "no:xdist",

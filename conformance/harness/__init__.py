@@ -19,7 +19,8 @@ from .checks import (ABSENT, NOT_IN_OPENAI, check, clauses, describe, docs, expe
 from .oracles import (BEGINNING, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Tries, expect_envelope,
                       expect_reproducible, greedy_baseline, greedy_paths, how_text_differs, is_legible, prompt_body,
                       raw_body, repetition, require_accepted, require_control, require_declared_extension,
-                      require_endpoint, require_repeatable_greedy, send_judged, until_agreement, until_greedy_related, until_related)
+                      require_endpoint, require_repeatable_greedy, send_judged, until_agreement, until_greedy_related,
+                      until_related)
 from .schema import validate, validate_error_envelope
 
 __all__ = [
@@ -31,7 +32,8 @@ __all__ = [
     "send_judged", "require_endpoint", "require_accepted", "require_control", "require_declared_extension",
     "prompt_body", "raw_body", "expect_envelope", "expect_reproducible", "greedy_baseline", "greedy_paths",
     "how_text_differs", "is_legible", "repetition", "Tries", "until_agreement", "until_greedy_related",
-    "until_related", "require_repeatable_greedy", "STORY_PROMPT", "OTHER_PROMPT", "REPEATING_PROMPT", "BEGINNING",
+    "until_related", "require_repeatable_greedy", "STORY_PROMPT", "OTHER_PROMPT", "REPEATING_PROMPT",
+    "BEGINNING",
     # function and tool calls
     "FUNCTIONS", "WEATHER", "TIME", "WEATHER_QUESTION", "ROOM", "tool", "named_tool", "call_problems",
     "function_call_problems", "json_problems", "expect_result_read", "expect_text_reply", "require_complete",

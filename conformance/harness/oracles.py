@@ -319,12 +319,11 @@ def require_repeatable_greedy(api: Api, endpoint: str, body: dict, max_tokens: i
     no greedy output seen show no deviation of the parameter judged. For a check whose tries kept no
     relation with the greedy output (until_greedy_related): after the hard limits every try must keep,
     before that relation is judged."""
-    regular = [r.text for r in _greedy_tries(api, endpoint, body, max_tokens)]
-    if not begins_alike(regular):
-        inconclusive(f"greedy decoding (temperature 0) is not repeatable on this target: of {len(regular)} regular "
-                     f"temperature-0 requests, no more than half begin alike "
-                     f"({', '.join(repr(t[:40]) for t in regular)}), so {tries} tries that match none of them "
-                     "show no deviation")
+    regular = Tries(_greedy_tries(api, endpoint, body, max_tokens))
+    if not regular.begin_alike:
+        inconclusive(f"greedy decoding (temperature 0) is not repeatable on this target: of {len(regular.replies)} "
+                     f"regular temperature-0 requests, no more than half begin alike ({regular.texts()}), so {tries} "
+                     "tries that match none of them show no deviation")
 
 
 def how_text_differs(text: str, reference: str, what: str = "the greedy output") -> str:

@@ -60,12 +60,16 @@ class Answer:
 @dataclasses.dataclass(frozen=True)
 class Question:
     """What a request asks: `digest` names the question (method, URL, Authorization and the body's
-    JSON, key order aside); `kind` is the endpoint, model, mode and client, whichever a path has sent
-    over the wire; `sdk`: the openai SDK sent it."""
+    JSON, key order aside); `kind` is the endpoint, model, mode and client ('sdk' or 'http'),
+    whichever a path has sent over the wire."""
 
     digest: str
-    kind: tuple[str, ...]
-    sdk: bool
+    kind: tuple[str, str, str, str]
+
+    @property
+    def sdk(self) -> bool:
+        """The openai SDK sent it."""
+        return self.kind[-1] == "sdk"
 
 
 def question(request: httpx2.Request) -> Question | None:
@@ -82,9 +86,9 @@ def question(request: httpx2.Request) -> Question | None:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     authorization = request.headers.get("authorization", "")
     digest = hashlib.sha256("\n".join((request.method, url, authorization, canonical)).encode()).hexdigest()[:32]
-    sdk = request.headers.get("user-agent", "").startswith("OpenAI/")
+    client = "sdk" if request.headers.get("user-agent", "").startswith("OpenAI/") else "http"
     mode = "stream" if body.get("stream") is True else "regular"
-    return Question(digest, (url.split("?")[0], str(body.get("model")), mode, "sdk" if sdk else "http"), sdk)
+    return Question(digest, (url.split("?")[0], str(body.get("model")), mode, client))
 
 
 class AnswerStore:
