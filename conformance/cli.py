@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--quirk", action="append", dest="quirks", metavar="NAME", help="only these quirks")
     selftest.add_argument("--out", default="reports/self-test", help="where to write the kill matrix")
     selftest.add_argument("-j", "--jobs", type=int, default=2, help="suite runs at a time (default 2)")
+    selftest.add_argument("--keep-evidence", action="store_true",
+                          help="keep the evidence of passing instances too (by default a run keeps only the "
+                               "evidence of what did not pass: a full self-test would write some 3.5 GB)")
     return parser
 
 
@@ -269,7 +272,7 @@ def cmd_selftest(args) -> int:
     except ValueError as exc:
         return _fail_usage(str(exc))
     out = Path(args.out)
-    matrix = run_all(out, names, workers=args.jobs)
+    matrix = run_all(out, names, workers=args.jobs, keep_evidence=args.keep_evidence)
     print(f"{len(matrix.checks)} checks x {len(matrix.runs)} quirks; kill matrix: {out / 'kill-matrix.md'}")
     if names:  # a few quirks: say what each one killed (the full matrix says which check nothing kills)
         for name in names:

@@ -5,6 +5,7 @@ instances; a few minutes on 2 cores) and writes the kill matrix to reports/self-
 $CONFORMANCE_SELFTEST_DIR), which CI keeps as an artifact.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -77,3 +78,13 @@ def test_the_kill_matrix_is_written(kill_matrix):
     out = Path(os.environ.get("CONFORMANCE_SELFTEST_DIR", ROOT / "reports" / "self-test"))
     text = (out / "kill-matrix.md").read_text()
     assert "# Kill matrix" in text and all(f"`{c}`" in text for c in kill_matrix.checks)
+
+
+def test_a_run_keeps_the_evidence_of_what_did_not_pass_only(kill_matrix):
+    out = Path(os.environ.get("CONFORMANCE_SELFTEST_DIR", ROOT / "reports" / "self-test"))
+    run_dir = out / "runs" / "ignore-stop"
+    records = [json.loads(line) for f in (run_dir / "results").glob("*.jsonl") for line in f.read_text().splitlines()]
+    kept = {r["outcome"] for r in records if (run_dir / r["evidence_file"]).is_file()}
+    gone = {r["outcome"] for r in records if not (run_dir / r["evidence_file"]).is_file()}
+    assert "fail" in kept and "pass" not in kept, (kept, gone)
+    assert gone == {"pass"}
