@@ -62,7 +62,8 @@ def test_temperature_zero_that_samples_fails_no_comparison_with_greedy_output(ki
     checks failed on 4 of 12 such cells in three self-tests, pass or inconclusive on the others."""
     run = kill_matrix.runs[name]
     compared = [c.format(e=e) for c in GREEDY_COMPARED for e in ("chat", "completions")]
-    compared.append("completions.echo.prompt-prepended")
+    # top_logprobs judges the alternatives against the chosen token's logprob, not against greedy output.
+    compared += ["completions.echo.prompt-prepended", "chat.top_logprobs.sorted-alternatives"]
     assert {c: run.outcomes[c] for c in compared if run.outcomes.get(c) in ("fail", "error")} == {}
 
 

@@ -1,4 +1,4 @@
-"""Run the suite against a real third-party server: `transformers serve`, vLLM or llama-server, with a tiny local model.
+"""Run the suite against a real third-party server: `transformers serve`, vLLM or llama-server with a tiny local model, or LiteLLM's proxy.
 
 Builds the model (tools/tiny_model.py), starts the engine on 127.0.0.1, runs
 `conformance run --target <engine's target>` (which compares the run with
@@ -8,6 +8,7 @@ expectations/<target>.toml), stops the server, and exits with the run's exit cod
     tox -e realserver            # or: python tools/realserver.py [extra conformance run args]
     tox -e vllm                  # or: python tools/realserver.py --engine vllm|vllm-tools [...]
     tox -e llama-server          # or: python tools/realserver.py --engine llama-server|llama-server-4 [...]
+    tox -e litellm               # or: python tools/realserver.py --engine litellm [...]
 
 Each engine is a row of ENGINES: how to start it, where it says it is ready, the target it is
 judged as and the model shape it accepts. The engine must be installed in this interpreter's
@@ -36,7 +37,7 @@ SERVED_MODEL = "tiny-model"  # the model id every engine serves (targets/*.toml 
 class Engine:
     title: str  # for messages
     command: tuple[str, ...]  # {python}, {bin}, {model}, {port}, {key} and {served} are filled in
-    model_dir: str  # folder under build/, built by tiny_model.build(..., shape)
+    model_dir: str  # folder under build/, built by tiny_model.build(..., shape); "" for none
     model_shape: str  # a tiny_model.SHAPES name
     ready_path: str  # polled (GET, no key) until it answers 200
     target: str  # targets/<target>.toml and expectations/<target>.toml
@@ -91,6 +92,15 @@ ENGINES = {
         model_dir="tiny-model", model_shape="default", ready_path="/health", target="llama-server-4",
         key_env="LLAMA_SERVER_API_KEY", default_key="conformance-llama-server-key", log="llama-server-4.log",
         startup_seconds=60, prepare="llama_server"),
+    # LiteLLM's proxy in front of the embedded reference server (tools/litellm_proxy.py starts that and
+    # writes the config): no model to build, and every deviation is the proxy's. No cost map download.
+    "litellm": Engine(
+        title="LiteLLM proxy", command=("{bin}/litellm", "--config", "{litellm_config}", "--host", "127.0.0.1",
+                                        "--port", "{port}", "--num_workers", "1"),
+        model_dir="", model_shape="", ready_path="/health/liveliness", target="litellm",
+        key_env="LITELLM_MASTER_KEY", default_key="sk-conformance-litellm-key", log="litellm.log",
+        startup_seconds=120, prepare="litellm_proxy",
+        env=(("LITELLM_LOCAL_MODEL_COST_MAP", "True"), ("LITELLM_LOG", "ERROR"))),
 }
 
 
@@ -142,14 +152,14 @@ def main(argv: list[str]) -> int:
     from tiny_model import build
 
     BUILD.mkdir(exist_ok=True)
-    model = BUILD / engine.model_dir
-    if not (model / "config.json").is_file():
+    model = BUILD / engine.model_dir if engine.model_dir else None  # None: the engine serves no model of ours
+    if model is not None and not (model / "config.json").is_file():
         build(model, engine.model_shape)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **dict(engine.env)}
     env[engine.key_env] = env.get(engine.key_env) or engine.default_key
-    fill = {"python": sys.executable, "bin": str(Path(sys.executable).parent), "model": str(model),
+    fill = {"python": sys.executable, "bin": str(Path(sys.executable).parent), "model": str(model or ""),
             "port": str(port), "key": env[engine.key_env], "served": SERVED_MODEL}
     if engine.prepare:
         fill.update(importlib.import_module(engine.prepare).prepare(model))

@@ -74,6 +74,20 @@ def _insert(d: dict, before: str, key: str, value) -> dict:
     return out
 
 
+def _chat_alternatives(o: dict, change: Callable[[int, list], list]) -> dict:
+    """Each chat logprobs.content entry's top_logprobs, changed: change(i, every entry's list) -> entry i's.
+    (A stream's chunks carry an entry each, so a change across positions sees one position there.)"""
+    def choice(ch: dict) -> dict:
+        content = (ch.get("logprobs") or {}).get("content")
+        if not content:
+            return ch
+        tops = [e.get("top_logprobs") or [] for e in content]
+        return {**ch, "logprobs": {**ch["logprobs"],
+                                   "content": [{**e, "top_logprobs": change(i, tops)} for i, e in enumerate(content)]}}
+
+    return _map_choices(o, choice)
+
+
 def _tool_entries(o: dict, change: Callable[[dict], dict]) -> dict:
     """Each entry of message.tool_calls / delta.tool_calls, changed."""
     def choice(ch: dict) -> dict:
@@ -488,6 +502,11 @@ NAMED = [
           request_valid=_refuse_roles("function")),
     Quirk("top-logprobs-capped", "top_logprobs is capped at 5 alternatives", ("chat.top_logprobs",),
           behaviour={"top_logprobs_cap": 5}),
+    Quirk("top-logprobs-ascending", "a token's alternatives (chat top_logprobs) are listed least likely first",
+          ("chat.top_logprobs",), **_responses(lambda o: _chat_alternatives(o, lambda i, tops: tops[i][::-1]))),
+    Quirk("top-logprobs-shifted", "each token's alternatives are those of the next position (off by one)",
+          ("chat.top_logprobs",),
+          **_responses(lambda o: _chat_alternatives(o, lambda i, tops: tops[min(i + 1, len(tops) - 1)]))),
     Quirk("logprobs-zero-falsy", "logprobs/top_logprobs 0 is taken as 'no logprobs' (a falsy test)",
           ("chat.top_logprobs", "completions.logprobs"), behaviour={"logprobs_zero_off": True}),
     Quirk("best-of-unchecked", "best_of below n, and best_of with stream, are accepted",
