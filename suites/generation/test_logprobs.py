@@ -99,10 +99,12 @@ def test_chat_top_logprobs(api):
             soft.expect(not _likelier(chosen, values[0]),
                         f"a first alternative at least as likely as the chosen token {entry.get('token')!r} "
                         f"(logprob {chosen})", top, key="likeliest first")
+            # Found by its logprob, not its text: a server may spell the chosen token with the bytes it
+            # held back before it (llama-server: '\ufffdyou' chosen, 'you' among the alternatives).
             if _likelier(chosen, listed):
-                soft.expect(any(t.get("token") == entry.get("token") and _close(t.get("logprob"), chosen) for t in top),
+                soft.expect(any(_close(t.get("logprob"), chosen) for t in top),
                             f"the chosen token {entry.get('token')!r} (logprob {chosen}, likelier than the last "
-                            f"alternative) among the alternatives with that logprob", top, key="chosen among them")
+                            f"alternative) among the alternatives, with that logprob", top, key="chosen among them")
 
 
 @check(id="completions.logprobs.legacy-shape", level=Level.MUST, feature="completions.logprobs", parameter="logprobs",
