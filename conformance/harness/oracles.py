@@ -14,7 +14,7 @@ import json
 from typing import Callable
 
 from ..config.catalogue import load_catalogue
-from .checks import Deviation, describe, expect, inconclusive, unsupported
+from .checks import ABSENT, Deviation, describe, expect, inconclusive, unsupported
 from ..vocabulary import CallPath, Mode, Verdict
 from ..wire.client import Api, Reply
 from .schema import validate_error_envelope
@@ -180,6 +180,17 @@ def expect_envelope(reply: Reply, status: int) -> None:
            "the request was served instead of refused" if served else None)
     problems = validate_error_envelope(reply.body, raw_body(reply))
     expect(not problems, "OpenAI's error envelope {error: {message, type, param, code}}", "; ".join(problems))
+
+
+def expect_refusal_naming(soft, reply: Reply, param: str, expected: str | None = None) -> None:
+    """A refusal that names a parameter, its two clauses reported each on its own (in `soft`, a
+    `clauses()` block): 400 in OpenAI's envelope, and error.param `param`; what came back instead is
+    quoted typed (absent is not null)."""
+    with soft.clause():
+        expect_envelope(reply, 400)
+    if reply.error is not None:
+        named = reply.error.get("param", ABSENT)
+        soft.expect(named == param, expected or f"error.param {param!r}", describe(named))
 
 
 # Legal nondeterminism (INTERPRETING.md, "Repetition"): OpenAI, and every GPU-served engine, is

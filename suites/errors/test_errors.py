@@ -7,8 +7,8 @@ ranges and limits are read from OpenAI's OpenAPI document.
 import json
 
 from conformance.harness import (
-    ABSENT, CallPath, Level, Mode, STORY_PROMPT, check, clauses, describe, expect, expect_envelope, load_catalogue,
-    not_in_openai, prompt_body, require_declared_extension, require_endpoint,
+    ABSENT, CallPath, Level, Mode, STORY_PROMPT, check, clauses, describe, expect_envelope, expect_refusal_naming,
+    load_catalogue, not_in_openai, prompt_body, require_declared_extension, require_endpoint,
 )
 
 ERRORS_INFO = not_in_openai(
@@ -65,17 +65,7 @@ def test_invalid_value_names_param(api, endpoint, case):
     reply = _invalid_reply(api, endpoint, case)
     _, bad = case
     with clauses() as soft:
-        with soft.clause():
-            expect_envelope(reply, 400)
-        if reply.error is not None:
-            with soft.clause():
-                _expect_param(reply, bad.param, f"error.param {bad.param!r} ({bad.why})")
-
-
-def _expect_param(reply, name, expected):
-    """error.param names `name`; what came back instead is quoted typed (absent is not null)."""
-    param = reply.error.get("param", ABSENT)
-    expect(param == name, expected, describe(param))
+        expect_refusal_naming(soft, reply, bad.param, f"error.param {bad.param!r} ({bad.why})")
 
 
 def _missing_reply(api, endpoint, name):
@@ -103,11 +93,7 @@ def test_missing_required_names_param(api, endpoint, case):
     require_endpoint(api, endpoint)
     reply = _missing_reply(api, endpoint, case)
     with clauses() as soft:
-        with soft.clause():
-            expect_envelope(reply, 400)
-        if reply.error is not None:
-            with soft.clause():
-                _expect_param(reply, case, f"error.param {case!r}")
+        expect_refusal_naming(soft, reply, case)
 
 
 @check(id="{endpoint}.errors.unknown-model", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
