@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .pytest_plugin import LEAN_PYTEST_ARGS
+from .report.results import read_results
 from .server.quirks import Quirk, registry
 
 BASELINE = "(none)"
@@ -59,16 +60,14 @@ def prune_passed_evidence(run_dir: Path) -> int:
     that nobody reads. What a reader of a kill-matrix cell opens is the evidence of a failure, an error or
     an inconclusive instance, and that is kept (as are every run's records and matrix)."""
     removed = 0
-    for records in sorted((run_dir / "results").glob("*.jsonl")):
-        for line in records.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if record.get("outcome") != "pass" or not record.get("evidence_file"):
-                continue
-            evidence = run_dir / record["evidence_file"]
-            for path in (evidence, evidence.with_suffix(".html")):
-                if path.is_file():
-                    path.unlink()
-                    removed += 1
+    for record in read_results(run_dir):
+        if record.get("outcome") != "pass" or not record.get("evidence_file"):
+            continue
+        evidence = run_dir / record["evidence_file"]
+        for path in (evidence, evidence.with_suffix(".html")):
+            if path.is_file():
+                path.unlink()
+                removed += 1
     return removed
 
 

@@ -5,12 +5,12 @@ instances; a few minutes on 2 cores) and writes the kill matrix to reports/self-
 $CONFORMANCE_SELFTEST_DIR), which CI keeps as an artifact.
 """
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
+from conformance.report.results import read_results
 from conformance.selftest import run_all
 from conformance.server.quirks import registry
 
@@ -18,10 +18,13 @@ QUIRKS = registry()
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def selftest_dir() -> Path:
+    return Path(os.environ.get("CONFORMANCE_SELFTEST_DIR", ROOT / "reports" / "self-test"))
+
+
 @pytest.fixture(scope="module")
 def kill_matrix():
-    out = Path(os.environ.get("CONFORMANCE_SELFTEST_DIR", ROOT / "reports" / "self-test"))
-    return run_all(out)
+    return run_all(selftest_dir())
 
 
 def test_the_unmutated_server_passes_every_check(kill_matrix):
@@ -76,15 +79,13 @@ def test_quirks_cover_every_feature_row(kill_matrix):
 
 
 def test_the_kill_matrix_is_written(kill_matrix):
-    out = Path(os.environ.get("CONFORMANCE_SELFTEST_DIR", ROOT / "reports" / "self-test"))
-    text = (out / "kill-matrix.md").read_text()
+    text = (selftest_dir() / "kill-matrix.md").read_text()
     assert "# Kill matrix" in text and all(f"`{c}`" in text for c in kill_matrix.checks)
 
 
 def test_a_run_keeps_the_evidence_of_what_did_not_pass_only(kill_matrix):
-    out = Path(os.environ.get("CONFORMANCE_SELFTEST_DIR", ROOT / "reports" / "self-test"))
-    run_dir = out / "runs" / "ignore-stop"
-    records = [json.loads(line) for f in (run_dir / "results").glob("*.jsonl") for line in f.read_text().splitlines()]
+    run_dir = selftest_dir() / "runs" / "ignore-stop"
+    records = read_results(run_dir)
     kept = {r["outcome"] for r in records if (run_dir / r["evidence_file"]).is_file()}
     gone = {r["outcome"] for r in records if not (run_dir / r["evidence_file"]).is_file()}
     assert "fail" in kept and "pass" not in kept, (kept, gone)

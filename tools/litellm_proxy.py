@@ -7,7 +7,7 @@ every deviation the suite finds is the proxy's own translation: no model or engi
 `prepare()` (called by tools/realserver.py --engine litellm) starts the reference server in a
 process of its own, for as long as this interpreter lives, and writes LiteLLM's config for it:
 
-    python tools/litellm_proxy.py      # print the config it would write, and the upstream's URL
+    python tools/litellm_proxy.py [UPSTREAM_URL]   # print the config it would write for that upstream
 """
 
 from __future__ import annotations

@@ -17,11 +17,10 @@ from .calls import (FUNCTIONS, ROOM, TIME, WEATHER, WEATHER_QUESTION, call_probl
 from .checks import (ABSENT, NOT_IN_OPENAI, check, clauses, describe, docs, expect, inconclusive, not_in_openai,
                      unsupported)
 from .oracles import (BEGINNING, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Tries, expect_envelope,
-                      expect_refusal_naming,
-                      expect_reproducible, greedy_baseline, greedy_paths, how_text_differs, is_legible, prompt_body,
-                      raw_body, repetition, require_accepted, require_control, require_declared_extension,
-                      require_endpoint, require_repeatable_greedy, send_judged, until_agreement, until_greedy_related,
-                      until_related)
+                      expect_refusal_naming, expect_reproducible, greedy_baseline, greedy_paths, how_text_differs,
+                      is_legible, prompt_body, raw_body, repetition, require_accepted, require_control,
+                      require_declared_extension, require_endpoint, require_repeatable_greedy, send_judged,
+                      until_agreement, until_greedy_related, until_related)
 from .schema import validate, validate_error_envelope
 
 __all__ = [
@@ -31,7 +30,8 @@ __all__ = [
     "Level", "Mode", "CallPath", "Outcome", "Verdict",
     # oracles: requests judged against a control, repetition for nondeterminism
     "send_judged", "require_endpoint", "require_accepted", "require_control", "require_declared_extension",
-    "prompt_body", "raw_body", "expect_envelope", "expect_refusal_naming", "expect_reproducible", "greedy_baseline", "greedy_paths",
+    "prompt_body", "raw_body", "expect_envelope", "expect_refusal_naming", "expect_reproducible", "greedy_baseline",
+    "greedy_paths",
     "how_text_differs", "is_legible", "repetition", "Tries", "until_agreement", "until_greedy_related",
     "until_related", "require_repeatable_greedy", "STORY_PROMPT", "OTHER_PROMPT", "REPEATING_PROMPT",
     "BEGINNING",
