@@ -67,8 +67,9 @@ def test_n_greedy_choices(api, endpoint):
     if not reply.ok:
         reply = send_judged(api, endpoint, body, "n")  # a 5xx: n `broken` when the control succeeds
     count = len(reply.choices)
-    api.observe(endpoint, "n", Verdict.HONOURED if count == N else Verdict.IGNORED if count == 1 else Verdict.BROKEN,
-                f"{count} choices for n={N} at temperature 0")
+    # An edge case: fewer choices here fail this check (n `deviates`); n.choices judges whether n is ignored.
+    if count == N:
+        api.observe(endpoint, "n", Verdict.HONOURED, f"{count} choices for n={N} at temperature 0")
     indices = sorted(c.index for c in reply.choices)
     expect(indices == list(range(N)), f"{N} choices with indices {list(range(N))} at temperature 0",
            f"{count} choices, indices {describe(indices)}")

@@ -141,6 +141,10 @@ def _stop_string_ignored(endpoint: str, request: dict, models) -> dict:
     return _without(request, "stop") if isinstance(request.get("stop"), str) else request
 
 
+def _n_collapsed_at_greedy(endpoint: str, request: dict, models) -> dict:
+    return {**request, "n": 1} if request.get("temperature") == 0 and (request.get("n") or 1) > 1 else request
+
+
 def _prompt_list_first_only(endpoint: str, request: dict, models) -> dict:
     prompt = request.get("prompt")
     if isinstance(prompt, list) and not all(isinstance(x, int) for x in prompt):
@@ -400,6 +404,97 @@ def _with_extra_fields(o: dict) -> dict:
     return _map_choices(o, lambda ch: _insert(ch, "finish_reason", "stop_reason", None))
 
 
+# --- legal stream shapes ------------------------------------------------------------------
+
+def _join_pieces(first: dict, second: dict) -> dict:
+    """One choice object carrying two token pieces: their text and their logprobs, in order."""
+    out = dict(first)
+    if "delta" in first:
+        out["delta"] = {**first["delta"], "content": (first["delta"].get("content") or "")
+                        + (second["delta"].get("content") or "")}
+    else:
+        out["text"] = (first.get("text") or "") + (second.get("text") or "")
+    a, b = first.get("logprobs"), second.get("logprobs")
+    if isinstance(a, dict) and isinstance(b, dict):
+        out["logprobs"] = {k: (a[k] + b[k]) if isinstance(a.get(k), list) and isinstance(b.get(k), list) else a.get(k)
+                           for k in a}
+    return out
+
+
+def _tokens_in_pairs(stream: Stream) -> list[Chunk]:
+    """Each choice's token chunks two at a time: the second's piece joined to the first's."""
+    out, waiting = [], {}
+    for c in stream.chunks:
+        if c.kind == "token" and c.choice in waiting:
+            first = waiting.pop(c.choice)
+            out[first] = _choice_of(out[first], lambda ch: _join_pieces(ch, c.data["choices"][0]))
+            continue
+        if c.kind == "token":
+            waiting[c.choice] = len(out)
+        out.append(c)
+    return out
+
+
+def _finish_on_last_piece(stream: Stream) -> list[Chunk]:
+    """Each choice's finish_reason on the chunk of its last piece (token or call), not a chunk of its own."""
+    last = {c.choice: i for i, c in enumerate(stream.chunks) if c.kind in ("token", "tool-args", "function-call")}
+    out = list(stream.chunks)
+    for i, c in enumerate(stream.chunks):
+        if c.kind == "final" and c.choice in last:
+            reason = c.data["choices"][0]["finish_reason"]
+            out[last[c.choice]] = _choice_of(out[last[c.choice]], lambda ch: {**ch, "finish_reason": reason})
+            out[i] = None
+    return [c for c in out if c is not None]
+
+
+def _empty_piece_first(stream: Stream) -> list[Chunk]:
+    """An empty piece (content "" / text "") before each choice's first token."""
+    out = []
+    for c in stream.chunks:
+        if c.kind == "token" and c.step == 0:
+            def empty(ch: dict) -> dict:
+                ch = {**ch, "logprobs": None}
+                return {**ch, "delta": {"content": ""}} if "delta" in ch else {**ch, "text": ""}
+            out.append(dataclasses.replace(_choice_of(c, empty), kind="empty", step=None, token=None))
+        out.append(c)
+    return out
+
+
+def _role_with_first_token(stream: Stream) -> list[Chunk]:
+    """A chat choice's role in the delta of its first token (no chunk of its own)."""
+    if stream.endpoint != "chat":
+        return stream.chunks
+    firsts = {c.choice for c in stream.chunks if c.kind == "token" and c.step == 0}
+    out = []
+    for c in stream.chunks:
+        if c.kind == "role" and c.choice in firsts:
+            continue
+        if c.kind == "token" and c.step == 0:
+            c = _choice_of(c, lambda ch: {**ch, "delta": {"role": "assistant", **ch["delta"]}})
+        out.append(c)
+    return out
+
+
+def _choices_together(stream: Stream) -> list[Chunk]:
+    """The token chunks of one step, for every choice (n > 1), in one chunk: its choices list has them all."""
+    out: list[Chunk] = []
+    for c in stream.chunks:
+        prev = out[-1] if out else None
+        if (c.kind == "token" and prev is not None and prev.kind == "token" and prev.step == c.step
+                and c.choice not in {ch["index"] for ch in prev.data["choices"]}):
+            out[-1] = dataclasses.replace(prev, data={**prev.data, "choices": prev.data["choices"] + c.data["choices"]})
+            continue
+        out.append(c)
+    return out
+
+
+def _choices_reversed(kind: str, body: dict) -> dict:
+    """A regular body's choices listed last index first (each keeps its index)."""
+    if kind in ("chat", "completions") and isinstance(body.get("choices"), list):
+        return {**body, "choices": body["choices"][::-1]}
+    return body
+
+
 NAMED = [
     # semantics
     # It cuts the output (an effect), wrongly: the verdict must say so, never `honoured`.
@@ -442,6 +537,8 @@ NAMED = [
     # `rejected` or `ignored` (the common case still works).
     Quirk("n-refused-at-greedy", "n > 1 at temperature 0 is refused with 400 (n works when sampling)",
           _both("n"), _deviates(_both("n")), behaviour={"greedy_n_max": 1}),
+    Quirk("n-collapsed-at-greedy", "n > 1 at temperature 0 answers one choice (n works when sampling)",
+          _both("n"), _deviates(_both("n")), request_valid=_n_collapsed_at_greedy),
     Quirk("context-overflow-truncated", "a prompt that fits but with max_tokens exceeds the context is answered "
                                         "(200), the output cut where the context ends", _both("max_tokens"),
           _deviates(_both("max_tokens")), behaviour={"context_overflow_truncated": True}),
@@ -607,6 +704,21 @@ VARIATIONS = [
     Quirk("greedy-drift", "a seeded quarter of requests take the runner-up token once (greedy: the second-best), "
                           "then decode on as asked: a GPU's nondeterminism, at temperature 0 and with a seed alike",
           (), variation=True, behaviour={"drift": True}),
+    # Shapes of a stream that OpenAI's reference allows and engines send: nothing promises a token a chunk.
+    Quirk("tokens-in-pairs", "two tokens to a chunk, as engines that stream at an interval send them", (),
+          variation=True, chunks_out=_tokens_in_pairs),
+    Quirk("finish-on-last-piece", "finish_reason on the chunk of the last token, not on a chunk of its own", (),
+          variation=True, chunks_out=_finish_on_last_piece),
+    Quirk("empty-piece-first", "an empty piece (content \"\" / text \"\") before the first token", (),
+          variation=True, chunks_out=_empty_piece_first),
+    Quirk("role-with-first-token", "the chat role arrives in the first token's delta, not a chunk of its own", (),
+          variation=True, chunks_out=_role_with_first_token),
+    Quirk("data-without-space", "'data:{...}' with no space after the colon, as the event-stream standard allows",
+          (), variation=True, frames_out=lambda frames: [f.replace("data: ", "data:", 1) for f in frames]),
+    Quirk("choices-together", "with n > 1, a step's tokens of every choice in one chunk (choices is a list)", (),
+          variation=True, chunks_out=_choices_together),
+    Quirk("choices-reversed", "with n > 1, a regular response lists its choices last index first (each keeps "
+                              "its index)", (), variation=True, body_out=_choices_reversed),
 ]
 
 # Per-parameter quirks: the parameter silently ignored, refused with 400, or answered with 500.
