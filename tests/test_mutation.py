@@ -71,6 +71,19 @@ def test_temperature_zero_that_samples_fails_no_comparison_with_greedy_output(ki
     assert {c: run.outcomes[c] for c in compared if run.outcomes.get(c) in ("fail", "error")} == {}
 
 
+@pytest.mark.parametrize("name,endpoint", [("drifted-baseline-chat", "chat"),
+                                           ("drifted-baseline-completions", "completions")])
+def test_a_drifted_greedy_baseline_leaves_stop_inconclusive(kill_matrix, name, endpoint):
+    """Under these seeds the stop checks' greedy baseline is itself a drifted output (two tries took the
+    same near tie the other way) and their tries keep to the likeliest path: the variation is held to
+    producing that case, which failed the stop checks before they knew it, and to its being judged
+    inconclusive (legal variations are never flagged: test_legal_variation_is_never_flagged)."""
+    records = read_results(selftest_dir() / "runs" / name)
+    drifted = {r["check"] for r in records if r["outcome"] == "inconclusive"
+               and r["check"].startswith(f"{endpoint}.stop.") and "departed from the baseline" in r["message"]}
+    assert f"{endpoint}.stop.excluded-from-output" in drifted, drifted
+
+
 def test_quirks_cover_every_feature_row(kill_matrix):
     deviations = [q for q in QUIRKS.values() if not q.variation]
     assert len(deviations) >= 30

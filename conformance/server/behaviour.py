@@ -29,7 +29,7 @@ class Behaviour:
     # --- sampling ---------------------------------------------------------------------------
     greedy: str = "asked"  # "asked" | "always" | "with-seed" (a seed switches sampling off)
     zero_temperature_samples: bool = False  # temperature 0 samples as temperature 1
-    drift: bool = False  # a seeded share of requests takes a runner-up token once (model.Drift)
+    drift: str = ""  # the seed under which a share of requests takes a runner-up token once (model.Drift); "": none
 
     # --- lengths and limits -----------------------------------------------------------------
     extra_tokens: int = 0  # generated beyond max_tokens

@@ -106,7 +106,7 @@ class Generator:
     def __init__(self, models: dict[str, ToyModel], behaviour: Behaviour = REFERENCE):
         self.models = models
         self.behaviour = behaviour
-        self.drift = Drift() if behaviour.drift else None
+        self.drift = Drift(behaviour.drift) if behaviour.drift else None
 
     def render_chat(self, body: dict) -> str:
         """The conversation as the toy model reads it: tool definitions, then every message."""

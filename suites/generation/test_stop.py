@@ -8,8 +8,8 @@ fails one edge case is named for that case and `stop` is not called ignored.
 
 from conformance.harness import (
     CallPath, Level, Mode, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Verdict, check, clauses, expect,
-    greedy_baseline, inconclusive, is_legible, not_in_openai, prompt_body, require_endpoint, send_judged,
-    until_greedy_related, until_related,
+    greedy_baseline, greedy_paths, inconclusive, is_legible, not_in_openai, prompt_body, require_endpoint,
+    send_judged, until_greedy_related, until_related,
 )
 
 STOP_INFO = ("Up to 4 sequences where the API will stop generating further tokens. The returned text will not "
@@ -90,21 +90,49 @@ def _stopped(api, endpoint, prompt, stop, expected, finish=None, max_tokens=MAX_
     def finished(r) -> bool:
         return finish is None or r.finish_reason in finish
 
+    stops = [stop] if isinstance(stop, str) else stop
     if max_tokens != MAX_TOKENS:  # an edge at the limit: its text is reckoned from the baseline's tokens
         replies = until_related(send, lambda r: r.text == expected and finished(r))
+        kept = replies[-1].text == expected and finished(replies[-1])
     else:
         # Drift can move the baseline itself off the likeliest path: a reply that stops as it should
-        # on another greedy output seen is as good (the same sequences, cut where they occur in it).
+        # on another greedy output seen is as good (the same sequences, cut where they occur in it),
+        # and is judged against that output.
         base = greedy_baseline(api, endpoint, prompt_body(endpoint, prompt), MAX_TOKENS)
-        stops = [stop] if isinstance(stop, str) else stop
 
         def related(r, greedy: str) -> bool:
             return finished(r) and r.text == (expected if greedy == base.text else _cut(greedy, stops))
 
-        replies, _ = until_greedy_related(api, endpoint, prompt_body(endpoint, prompt), MAX_TOKENS, send, related)
+        replies, greedy = until_greedy_related(api, endpoint, prompt_body(endpoint, prompt), MAX_TOKENS, send,
+                                               related)
+        kept = related(replies[-1], greedy)
+        if kept and greedy != base.text:
+            replies[-1].judged_on = (greedy, len(_cut(greedy, stops)))
+    if not kept:
+        replies = _not_drift(api, endpoint, prompt, stops, replies)
     reply = replies[-1]
     reply.tries = len(replies)
     return reply
+
+
+def _not_drift(api, endpoint, prompt, stops, replies):
+    """The tries that missed, one that holds a stop sequence last; inconclusive when drift explains them.
+
+    Drift (legal) can leave the baseline itself on a path that a near tie resolved otherwise than
+    the likeliest (two drifted tries can agree), and move any try off it, to a path on which the
+    sequences stand elsewhere or nowhere. So where this target's greedy outputs differ, tries of
+    which some departed from the baseline's and none holds a stop sequence show nothing about stop.
+    A sequence in the text is a deviation whatever the path, and tries that all keep to the
+    baseline's path (cut short, say) are judged as where nothing drifts."""
+    paths = greedy_paths(api, endpoint, prompt_body(endpoint, prompt), MAX_TOKENS)
+    holding = [r for r in replies if any(s in r.text for s in stops)]
+    departed = [r for r in replies if not paths[0].startswith(r.text)]
+    if len(paths) > 1 and not holding and departed:
+        inconclusive(f"the greedy outputs of this prompt differ ({len(paths)} seen: drift), and {len(departed)} of "
+                     f"{len(replies)} tries departed from the baseline's {paths[0][:60]!r}, none holding any of "
+                     f"{stops!r}: where an output departs, what there was to cut is not known "
+                     f"({', '.join(repr(r.text[:60]) for r in replies)})")
+    return [r for r in replies if all(r is not h for h in holding)] + holding
 
 
 def _cut(text: str, stops: list[str]) -> str | None:
@@ -143,6 +171,9 @@ def _quoted(text: str, room: int = 80) -> str:
 
 
 def _expect_cut(reply, full, index, sequence, expected_what="the greedy output", label="{!r}"):
+    on = getattr(reply, "judged_on", None)  # (another greedy output seen, where the reply stopped on it)
+    if on is not None:
+        (full, index), expected_what = on, "another greedy output seen (drift)"
     expect(reply.text == full[:index],
            f"{expected_what} up to {label.format(sequence)}: {full[:index]!r}{_in_tries(reply)}",
            _what_came_back(reply.text, full, index, sequence))

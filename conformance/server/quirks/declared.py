@@ -703,7 +703,14 @@ VARIATIONS = [
                        "would be wrong", (), variation=True, behaviour={"spaces": False}),
     Quirk("greedy-drift", "a seeded quarter of requests take the runner-up token once (greedy: the second-best), "
                           "then decode on as asked: a GPU's nondeterminism, at temperature 0 and with a seed alike",
-          (), variation=True, behaviour={"drift": True}),
+          (), variation=True, behaviour={"drift": "greedy-drift"}),
+    # The same drift under other seeds, each of which leaves a greedy baseline of the suite's itself on a
+    # drifted path (its two agreeing tries took the same near tie the other way): chat's story prompt
+    # under the first, completions' under the second (tests/test_mutation.py holds them to it).
+    Quirk("drifted-baseline-chat", "greedy-drift under another seed, where chat's greedy baseline is itself drifted",
+          (), variation=True, behaviour={"drift": "s3"}),
+    Quirk("drifted-baseline-completions", "greedy-drift under another seed, where completions' greedy baseline "
+                                          "is itself drifted", (), variation=True, behaviour={"drift": "s8"}),
     # Shapes of a stream that OpenAI's reference allows and engines send: nothing promises a token a chunk.
     Quirk("tokens-in-pairs", "two tokens to a chunk, as engines that stream at an interval send them", (),
           variation=True, chunks_out=_tokens_in_pairs),
