@@ -235,15 +235,13 @@ class Tries:
         return all(len(r.text) <= BEGINNING for r in self.replies)
 
     @property
-    def repeatable(self) -> bool:
-        """Greedy decoding repeats as far as these tries show: most begin alike, and, where the texts
-        are no longer than their beginning, all are the same."""
-        return self.begin_alike and (not self.short or len({r.text for r in self.replies}) == 1)
+    def all_alike(self) -> bool:
+        return len({r.text for r in self.replies}) == 1
 
-    def describe_alike(self) -> str:
-        if self.short:
-            return f"{len({r.text for r in self.replies})} different texts"
-        return "no more than half begin alike"
+    def repeatable(self, whole: bool) -> bool:
+        """Greedy decoding repeats as far as these tries show: most begin alike, or, for outputs with no
+        late part for drift to move (`whole`), all are the same."""
+        return self.all_alike if whole else self.begin_alike
 
 
 def begins_alike(texts: list[str]) -> bool:
@@ -350,17 +348,19 @@ def require_repeatable_greedy(api: Api, endpoint: str, body: dict, max_tokens: i
     relation with the greedy output (until_greedy_related): after the hard limits every try must keep,
     before that relation is judged.
 
-    An output no longer than its beginning (one token, say) has no late part for drift to move, so
+    An output of one token, or no longer than its beginning, has no late part for drift to move, so
     there the regular tries must all agree, and twice as many are asked for: a peaked first token
     repeats by chance (the reference server's, sampled, is the same in 4 tries in 10)."""
     regular = Tries(_greedy_tries(api, endpoint, body, max_tokens))
-    if regular.short and regular.repeatable:
+    whole = max_tokens == 1 or regular.short
+    if whole and regular.all_alike:
         regular = Tries(_greedy_tries(api, endpoint, body, max_tokens, batches=2))
-    if not regular.repeatable:
-        alike = "agree" if regular.short else "begin alike"
+    if not regular.repeatable(whole):
+        seen = (f"{len({r.text for r in regular.replies})} different texts, where an output this short must repeat "
+                "whole" if whole else "no more than half begin alike")
         inconclusive(f"greedy decoding (temperature 0) is not repeatable on this target: of {len(regular.replies)} "
-                     f"regular temperature-0 requests, {regular.describe_alike()} ({regular.texts()}), so {tries} "
-                     f"tries that match none of them show no deviation (the regular tries must {alike})")
+                     f"regular temperature-0 requests, {seen} ({regular.texts()}), so {tries} tries that match none "
+                     "of them show no deviation")
 
 
 def how_text_differs(text: str, reference: str, what: str = "the greedy output") -> str:
