@@ -26,7 +26,8 @@ def test_whole_outputs_repeat_only_when_all_are_the_same():
     assert tries(" was", " was", " was", " was", " was").repeatable(whole=True)
     assert not tries(" was", " was", " was", " idea", " 4").repeatable(whole=True)
     assert not tries(" was", " research", " was", " was", " was").repeatable(whole=True)
-    assert tries(" was", " research", " was", " was", " was").repeatable(whole=False)  # most alike: the rule that let sampled one-token tries fail
+    # Most alike, the rule for long outputs, is what let sampled one-token tries fail:
+    assert tries(" was", " research", " was", " was", " was").repeatable(whole=False)
 
 
 def test_outputs_that_fit_in_their_beginning_are_short():

@@ -311,10 +311,11 @@ def _greedy_tries(api: Api, endpoint: str, body: dict, max_tokens: int, batches:
     RELATION_TRIES more (each batch sent once per run, shared like the baseline; the baseline must
     have been asked for)."""
     request = {**body, "temperature": 0, "max_tokens": max_tokens}
-    seen = list(api.runtime.cache[("greedy", endpoint, api.model, json.dumps(request, sort_keys=True))])
+    asked = json.dumps(request, sort_keys=True)
     cache = api.runtime.cache
+    seen = list(cache[("greedy", endpoint, api.model, asked)])
     for batch in range(batches):
-        key = ("greedy-paths", endpoint, api.model, json.dumps(request, sort_keys=True)) + ((batch,) if batch else ())
+        key = ("greedy-paths", endpoint, api.model, asked) + ((batch,) if batch else ())
         if key not in cache:
             def send() -> list:
                 return [api.create(endpoint, request, mode=Mode.REGULAR, path=CallPath.HTTP)

@@ -92,8 +92,11 @@ def _stopped(api, endpoint, prompt, stop, expected, finish=None, max_tokens=MAX_
 
     stops = [stop] if isinstance(stop, str) else stop
     if max_tokens != MAX_TOKENS:  # an edge at the limit: its text is reckoned from the baseline's tokens
-        replies = until_related(send, lambda r: r.text == expected and finished(r))
-        kept = replies[-1].text == expected and finished(replies[-1])
+        def as_expected(r) -> bool:
+            return r.text == expected and finished(r)
+
+        replies = until_related(send, as_expected)
+        kept = as_expected(replies[-1])
     else:
         # Drift can move the baseline itself off the likeliest path: a reply that stops as it should
         # on another greedy output seen is as good (the same sequences, cut where they occur in it),

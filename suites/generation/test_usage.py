@@ -63,15 +63,14 @@ def test_stream_include_usage(api, endpoint):
             counts = ("prompt_tokens", "completion_tokens", "total_tokens")
             soft.expect(all(usage.get(k) == regular.usage.get(k) for k in counts),
                         f"the regular response's usage {regular.usage} (the same text)", last["usage"], "other counts")
-            return
-        # Temperature 0 may repeat otherwise (legal): the texts differ, so only what they share is compared.
-        soft.expect(usage.get("prompt_tokens") == regular.usage.get("prompt_tokens"),
-                    f"the regular response's prompt_tokens {regular.usage.get('prompt_tokens')} (the same prompt)",
-                    last["usage"], "another count")
-        if reply.finish_reason == "length":
-            soft.expect(usage.get("completion_tokens") == body["max_tokens"],
-                        f"completion_tokens {body['max_tokens']} (max_tokens ended the stream)", last["usage"],
-                        "another count")
-        parts = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
-        soft.expect(isinstance(usage.get("total_tokens"), int) and usage.get("total_tokens") == parts,
-                    "total_tokens = prompt_tokens + completion_tokens", last["usage"])
+        else:  # temperature 0 may repeat otherwise (legal): only what the two texts share is compared
+            soft.expect(usage.get("prompt_tokens") == regular.usage.get("prompt_tokens"),
+                        f"the regular response's prompt_tokens {regular.usage.get('prompt_tokens')} (the same prompt)",
+                        last["usage"], "another count")
+            if reply.finish_reason == "length":
+                soft.expect(usage.get("completion_tokens") == body["max_tokens"],
+                            f"completion_tokens {body['max_tokens']} (max_tokens ended the stream)", last["usage"],
+                            "another count")
+            parts = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
+            soft.expect(isinstance(usage.get("total_tokens"), int) and usage.get("total_tokens") == parts,
+                        "total_tokens = prompt_tokens + completion_tokens", last["usage"])

@@ -447,15 +447,18 @@ def _finish_on_last_piece(stream: Stream) -> list[Chunk]:
     return [c for c in out if c is not None]
 
 
+def _emptied(ch: dict) -> dict:
+    """A choice object with an empty piece and no logprobs."""
+    ch = {**ch, "logprobs": None}
+    return {**ch, "delta": {"content": ""}} if "delta" in ch else {**ch, "text": ""}
+
+
 def _empty_piece_first(stream: Stream) -> list[Chunk]:
     """An empty piece (content "" / text "") before each choice's first token."""
     out = []
     for c in stream.chunks:
         if c.kind == "token" and c.step == 0:
-            def empty(ch: dict) -> dict:
-                ch = {**ch, "logprobs": None}
-                return {**ch, "delta": {"content": ""}} if "delta" in ch else {**ch, "text": ""}
-            out.append(dataclasses.replace(_choice_of(c, empty), kind="empty", step=None, token=None))
+            out.append(dataclasses.replace(_choice_of(c, _emptied), kind="empty", step=None, token=None))
         out.append(c)
     return out
 
