@@ -25,9 +25,13 @@ It measures, and prints with the machine it ran on:
       httpx2; beside it, what pytest and allure-pytest cost by themselves on as many empty items; and
       the run's CPU and peak memory with 1, 2, 4 and 8 models (`--only cpu`);
   (i) requests per check instance with answers reused (the default) and with --no-reuse, the
-      distinct questions among them, and the rate-limit wall time each means at 60 requests a minute.
+      distinct questions among them, and the rate-limit wall time each means at 60 requests a minute;
+  (j) the mutation self-test pruned (each quirk re-judges only the check instances resting on an answer
+      it changes) against whole, in one run: the share of instances re-judged under pytest per quirk,
+      the wall and CPU time of each, the replay's own CPU, and whether the two kill matrices differ;
+and, with (d) and (h), what a run of 50 models (about 55,000 check instances) would hold at peak.
 `--only SECTION` (repeatable) runs some: economy (i), throughput (a, b, f, g), server (c), models (d),
-latency and serial (e), cpu (h).
+latency and serial (e), cpu (h), selftest (j).
 Figures go to reports/benchmark/benchmark.json as well. Nothing here asserts a time.
 """
 
@@ -57,10 +61,14 @@ SERVE_KEY = "bench-key"
 WRONG_KEY = "sk-wrong-key-for-the-benchmark"
 MODELS = ("ref-small", "ref-large", "ref-medium", "ref-tiny", "ref-a", "ref-b", "ref-c", "ref-d")
 SPEEDUP_GOAL = 1.7  # -n 2 over -n 1 on two cores (the issue's goal)
+PRUNED_SHARE_GOAL, PRUNED_WALL_GOAL = 0.20, 1 / 3  # (j): instances re-judged a quirk; pruned / whole wall time
+PROJECTED_MODELS, PROJECTED_INSTANCES = 50, 55_000  # the run whose peak memory (d) and (h) project
 # A hosted model's pace: 200 ms to the first token, then 50 tokens a second.
 TTFT_MS, TOKEN_MS = 200.0, 20.0
-LATENCY_GOAL, SERIAL_GOAL = 1.10, 1.20  # suite / floor
-SECTIONS = ("economy", "throughput", "server", "models", "latency", "serial", "cpu")  # --only
+# suite / floor. LATENCY_GOAL at -n 8 on two cores and CLIENT_CPU_GOAL_MS are retired (issue 26): pytest,
+# pytest-xdist and allure-pytest cost that much by themselves. Both are still printed beside that floor.
+LATENCY_GOAL, SERIAL_GOAL = 1.10, 1.20
+SECTIONS = ("economy", "throughput", "server", "models", "latency", "serial", "cpu", "selftest")  # --only
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -353,7 +361,7 @@ def latency_bound(work: Path, ttft_ms: float, token_ms: float, models: tuple[str
     print(f"\nlatency-bound: {ttft_ms:g} ms to the first token, then {token_ms:g} ms a token (streamed events paced "
           f"by it), models {', '.join(models)}:")
     print(f"{'run':6} {'requests':>8} {'wall s':>8} {'floor s':>8} {'suite/floor':>12} {'goal':>6} {'start s':>8} "
-          f"{'checks s':>9} {'end s':>6} {'checks/floor':>13}")
+          f"{'checks s':>9} {'end s':>6} {'checks/floor':>13} {'fixed/floor':>12}")
     runs = {}
     for count in workers:
         log = work / f"latency-{count}.jsonl"
@@ -366,11 +374,13 @@ def latency_bound(work: Path, ttft_ms: float, token_ms: float, models: tuple[str
         run["checks_over_floor"] = run["checks_seconds"] / run["floor_seconds"]
         print(f"-n {count:<3} {len(sent):8} {run['seconds']:8.2f} {run['floor_seconds']:8.2f} "
               f"{run['suite_over_floor']:12.2f} {LATENCY_GOAL:6.2f} {run['start_up_seconds']:8.2f} "
-              f"{run['checks_seconds']:9.2f} {run['wind_down_seconds']:6.2f} {run['checks_over_floor']:13.2f}")
+              f"{run['checks_seconds']:9.2f} {run['wind_down_seconds']:6.2f} {run['checks_over_floor']:13.2f} "
+              f"{(run['start_up_seconds'] + run['wind_down_seconds']) / run['floor_seconds']:12.2f}")
         runs[count] = run
     print("(start: from the command to the first check instance: interpreter, imports, the server, the workers "
           "and their collection; checks: the first instance's start to the last one's end; end: from there to the "
-          "exit, the reports written)")
+          "exit, the reports written; fixed/floor: start and end, the frameworks' floor, over the floor. The goal "
+          "at -n 8 on two cores is retired: eight workers starting pytest and collecting cost more than it allows)")
     return {"ttft_ms": ttft_ms, "token_ms": token_ms, "runs": runs}
 
 
@@ -608,7 +618,8 @@ def client_cpu(work: Path, repeat: int, counts: tuple[int, ...], results: dict) 
     print(f"  {sdk:6.2f} s  sending the same requests through the openai SDK and httpx2 as the checks do")
     print(f"  {own:6.2f} s  the rest, the suite's own: pytest's protocol, the checks, records, evidence, Allure files, "
           "the report")
-    print(f"client CPU per check instance: {per:.2f} ms (goal <= {CLIENT_CPU_GOAL_MS})")
+    print(f"client CPU per check instance: {per:.2f} ms (retired goal <= {CLIENT_CPU_GOAL_MS}: the frameworks' floor "
+          "below takes most of it)")
     alone = min((frameworks_alone(run["instances"], work / f"empty-{next(counter)}") for _ in range(repeat)),
                 key=lambda r: r["with_allure_ms"])
     print(f"  of which pytest and allure-pytest by themselves, {alone['items']} empty test items as the suite runs "
@@ -635,6 +646,75 @@ def client_cpu(work: Path, repeat: int, counts: tuple[int, ...], results: dict) 
     print("(the suite's process alone, -n 1, the server elsewhere; ms/inst: all its CPU per instance; less start: "
           "without start-up and collection; peak: its peak resident memory)")
     results["client_cpu"]["models"] = table
+    results["client_cpu"]["projected"] = projected_peak(table, "peak_mib", "the suite's process (-n 1)")
+
+
+def projected_peak(table: dict, key: str, what: str) -> dict:
+    """The peak memory of a run of PROJECTED_MODELS models, on the line through the measured ones (least
+    squares on instances): the memory a run holds grows with its instances (every item, its record)."""
+    points = [(r["instances"], r[key]) for r in table.values()]
+    n = len(points)
+    mean_x, mean_y = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    slope = (sum((x - mean_x) * (y - mean_y) for x, y in points)
+             / max(1e-9, sum((x - mean_x) ** 2 for x, _ in points)))
+    base = mean_y - slope * mean_x
+    peak = base + slope * PROJECTED_INSTANCES
+    print(f"projected: {what} with {PROJECTED_MODELS} models (about {PROJECTED_INSTANCES} check instances): "
+          f"{peak:.0f} MiB at peak ({base:.0f} MiB + {slope * 1000:.1f} MiB a thousand instances, fitted on "
+          f"{n} runs); past a few GiB, shard the run (--shard I/N) instead")
+    return {"models": PROJECTED_MODELS, "instances": PROJECTED_INSTANCES, "peak_mib": peak,
+            "base_mib": base, "mib_per_instance": slope}
+
+
+# --- (j) the mutation self-test, pruned against whole --------------------------------------------
+def selftest_pruning(work: Path) -> dict:
+    """(j): `conformance selftest` pruned, then whole (--full), on every quirk; the share of instances each
+    quirk re-judged under pytest, the wall and CPU time of both, and the kill matrices compared cell by cell.
+    Then the replay alone (every quirk's answers compared without pytest) in this process, for its CPU."""
+    from conformance.report.results import read_results
+    from conformance.selftest import run_all
+    from conformance.selftest.pruning import Pruner, prune_each
+    from conformance.server.quirks import registry
+
+    timed = {}
+    for name, full in (("pruned", False), ("whole", True)):
+        cpu, started = _children_cpu(), time.perf_counter()
+        own = time.process_time()
+        matrix = run_all(work / f"selftest-{name}", full=full)
+        timed[name] = {"matrix": matrix, "seconds": time.perf_counter() - started,
+                       "cpu_seconds": _children_cpu() - cpu + time.process_time() - own}
+    pruned, whole = timed["pruned"]["matrix"], timed["whole"]["matrix"]
+    shares = {q: (len(r.pruned.rerun) / r.pruned.instances if r.pruned else 1.0) for q, r in pruned.runs.items()}
+    ordered = sorted(shares.values())
+    mean = sum(ordered) / len(ordered)
+    ratio = timed["pruned"]["seconds"] / timed["whole"]["seconds"]
+    instances = max((r.pruned.instances for r in pruned.runs.values() if r.pruned), default=0)
+    print(f"\nthe mutation self-test, {len(shares)} quirks and variations, {instances} check instances each:")
+    print(f"  re-judged under pytest per quirk: {mean:.1%} on average (goal <= {PRUNED_SHARE_GOAL:.0%}); "
+          f"least {ordered[0]:.1%}, median {ordered[len(ordered) // 2]:.1%}, most {ordered[-1]:.1%}")
+    for example in ("ignore-top_p", "stop-kept", "crlf", "ignore-temperature", "greedy-drift"):
+        if example in shares:
+            print(f"    {example:20} {shares[example]:6.1%}")
+    print(f"  wall time: pruned {timed['pruned']['seconds']:.1f} s, whole {timed['whole']['seconds']:.1f} s: "
+          f"{ratio:.2f} of it (goal <= {PRUNED_WALL_GOAL:.2f}); CPU {timed['pruned']['cpu_seconds']:.0f} s against "
+          f"{timed['whole']['cpu_seconds']:.0f} s")
+    differences = whole.differences(pruned)
+    print(f"  cells that differ, whole against pruned: {len(differences)}")
+    for line in differences:
+        print(f"    {line}")
+    baseline = read_results(work / "selftest-pruned" / "runs" / "baseline")
+    cpu = time.process_time()
+    pruner = Pruner(baseline)
+    built = time.process_time() - cpu
+    names = [q for q in registry() if q in shares]
+    prune_each(pruner, names)
+    replay = time.process_time() - cpu - built
+    print(f"  the replay alone, in one process: {built:.1f} s of CPU for the plain answers to "
+          f"{len(pruner.requests)} distinct requests, then {replay:.1f} s for {len(names)} quirks "
+          f"({replay / len(names) * 1000:.0f} ms a quirk)")
+    return {"quirks": len(shares), "share_mean": mean, "shares": shares, "wall_ratio": ratio,
+            **{f"{k}_{m}": v[m] for k, v in timed.items() for m in ("seconds", "cpu_seconds")},
+            "differences": differences, "replay_plain_cpu": built, "replay_quirks_cpu": replay}
 
 
 # --- the whole benchmark -----------------------------------------------------------------------
@@ -776,12 +856,15 @@ def main(argv: list[str] | None = None) -> int:
             print("(main: the xdist controller; worker: the largest other process, an xdist worker or the embedded "
                   "server, which runs in a process of its own beside xdist workers)")
             results["models"] = scaling
+            results["models_projected"] = projected_peak(scaling, "peak_mib", "a run at -n 2 (every process)")
         if "latency" in wanted:
             results["latency"] = latency_bound(work, args.ttft_ms, args.token_ms, MODELS[:2])
         if "serial" in wanted:
             results["serial"] = serial_target(work, args.ttft_ms, args.token_ms, MODELS[:2])
         if "cpu" in wanted:
             client_cpu(work / "cpu", repeat, (1, 2, 4, 8), results)
+        if "selftest" in wanted:
+            results["selftest"] = selftest_pruning(work)
     return _write(results, Path(args.out))
 
 

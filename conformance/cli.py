@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--quirk", action="append", dest="quirks", metavar="NAME", help="only these quirks")
     selftest.add_argument("--out", default="reports/self-test", help="where to write the kill matrix")
     selftest.add_argument("-j", "--jobs", type=int, default=2, help="suite runs at a time (default 2)")
+    selftest.add_argument("--full", action="store_true",
+                          help="run the whole suite against every quirk (by default only the check instances "
+                               "resting on an answer the quirk changes are judged again; the others keep the "
+                               "baseline's outcome)")
     selftest.add_argument("--keep-evidence", action="store_true",
                           help="keep the evidence of passing instances too (by default a run keeps only the "
                                "evidence of what did not pass: a full self-test would write some 3.5 GB)")
@@ -272,8 +276,14 @@ def cmd_selftest(args) -> int:
     except ValueError as exc:
         return _fail_usage(str(exc))
     out = Path(args.out)
-    matrix = run_all(out, names, workers=args.jobs, keep_evidence=args.keep_evidence)
+    matrix = run_all(out, names, workers=args.jobs, keep_evidence=args.keep_evidence, full=args.full)
     print(f"{len(matrix.checks)} checks x {len(matrix.runs)} quirks; kill matrix: {out / 'kill-matrix.md'}")
+    cut = [again for again in map(matrix.judged_again, matrix.runs) if again is not None]
+    if cut:  # pruned: what was judged again under pytest, against the whole suite once per quirk
+        whole = len(matrix.runs) - len(cut)
+        print(f"judged again under pytest: {sum(a for a, _ in cut)} of {sum(n for _, n in cut)} check instances "
+              f"in {len(cut)} quirks ({sum(a for a, _ in cut) / max(1, sum(n for _, n in cut)):.1%}); "
+              f"{whole} run whole; the rest rest only on answers the quirk does not change")
     if names:  # a few quirks: say what each one killed (the full matrix says which check nothing kills)
         for name in names:
             print(f"{name}: caught by {', '.join(matrix.caught_by(name)) or 'nothing'}")

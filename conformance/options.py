@@ -82,6 +82,9 @@ SERVER = (
            {"type": float, "default": 0.0, "metavar": "MS"}),
     Option("--server-serial", "server_serial", "the embedded reference server answers one request at a time "
                                                "(a serial target)", {"action": "store_true"}),
+    Option("--record-requests", "record_requests", "self-test: each result record lists every request its outcome "
+                                                   "rests on, as sent (the pruned self-test replays them)",
+           {"action": "store_true"}),
 )
 
 PLUGIN = TARGET + RUN + SERVER

@@ -1,10 +1,13 @@
 """The mutation self-test (DESIGN.md section 6): every check can fail, every quirk is caught.
 
-Runs the whole suite once per quirk of the reference server (about 90 runs of ~700 check
-instances; a few minutes on 2 cores) and writes the kill matrix to reports/self-test/ (or
-$CONFORMANCE_SELFTEST_DIR), which CI keeps as an artifact.
+Runs the suite against every quirk of the reference server, pruned (conformance/selftest/pruning.py:
+each quirk re-judges only the check instances resting on an answer it changes; the others keep the
+baseline's outcome), and writes the kill matrix to reports/self-test/ (or $CONFORMANCE_SELFTEST_DIR),
+which CI keeps as an artifact. A sample of quirks covering every seam of the quirk layer is run whole
+too, and the two matrices must agree cell for cell.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 
 from conformance.report.results import read_results
 from conformance.selftest import run_all
-from conformance.server.quirks import registry
+from conformance.server.quirks import SEAMS, registry
 
 QUIRKS = registry()
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +28,30 @@ def selftest_dir() -> Path:
 @pytest.fixture(scope="module")
 def kill_matrix():
     return run_all(selftest_dir())
+
+
+# One quirk at least for each seam of the quirk layer (request, body, chunks, frames, writes, errors, the
+# connection), for a Behaviour field, for a clock the quirk reads itself, for sampling changed, and for a
+# stateful quirk (drift: always run whole); variations among them.
+WHOLE_AND_PRUNED = ("stop-kept", "stop-first-only", "missing-model-defaulted", "malformed-json-500",
+                    "usage-miscounted", "completions-text-as-message", "stream-error-event", "stream-content-type-json",
+                    "stream-unterminated", "errors-flat", "split-reads", "seed-drops-connection", "models-created-now",
+                    "stream-created-per-chunk", "ignore-seed", "always-greedy", "crlf", "greedy-drift")
+
+
+def test_the_sample_run_whole_covers_every_seam_of_the_quirk_layer():
+    sample = [QUIRKS[name] for name in WHOLE_AND_PRUNED]
+    assert {s for s in SEAMS if any(getattr(q, s) for q in sample)} == set(SEAMS)
+    assert any(q.behaviour for q in sample) and any(q.variation for q in sample)
+
+
+def test_a_pruned_kill_matrix_is_the_whole_one_cell_for_cell(kill_matrix):
+    """The same quirks, each run whole against the whole suite: every check's outcome and every parameter
+    verdict as the pruned self-test found them. (Its share of re-judged instances: benchmarks/bench.py.)"""
+    whole = run_all(selftest_dir() / "whole", list(WHOLE_AND_PRUNED), full=True)
+    pruned = {name: kill_matrix.runs[name] for name in WHOLE_AND_PRUNED}
+    assert whole.differences(dataclasses.replace(kill_matrix, runs=pruned)) == []
+    assert all(run.pruned is not None for name, run in pruned.items() if name != "greedy-drift")
 
 
 def test_the_unmutated_server_passes_every_check(kill_matrix):

@@ -381,7 +381,8 @@ def _record(item: pytest.Item, meta: CheckMeta, call: pytest.CallInfo) -> str:
     harness = item.stash.get(_API, None)
     runtime = harness.runtime if harness else None
     record = record_for(item, resolved, state.target, verdict, message, harness,
-                        runtime.redactor if runtime else None, call.duration)
+                        runtime.redactor if runtime else None, call.duration,
+                        requests=item.config.getoption("conformance_record_requests"))
     record["category"] = category_of(record)
     state.tokens_used += record["tokens"]["prompt"] + record["tokens"]["completion"]
     evidence_path = state.writer.write(record)

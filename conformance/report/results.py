@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
 
 from .evidence import render_evidence_page
@@ -25,7 +26,9 @@ SCHEMA_VERSION = 1
 
 
 def record_for(item, meta: "ResolvedCheck", target: "Target", outcome: str, message: str, api: "Api | None",
-               redactor: "Redactor | None", duration: float) -> dict:
+               redactor: "Redactor | None", duration: float, requests: bool = False) -> dict:
+    """`requests`: list every request the outcome rests on (sent, answered from another instance's
+    answer, or adopted), as sent but for the key, for the pruned self-test's replay."""
     callspec = getattr(item, "callspec", None)
     params = dict(callspec.params) if callspec else {}
     instance = params["conformance_api"]
@@ -57,7 +60,15 @@ def record_for(item, meta: "ResolvedCheck", target: "Target", outcome: str, mess
         "duration_s": round(duration, 4),
         "evidence": {"exchanges": exchanges, "retries": api.evidence.retries if api else []},
         "sent": api.evidence.sent if api else 0,  # requests this instance sent itself (not shared ones)
+        **({"replay": [_request_of(e) for e in api.evidence.exchanges] if api else []} if requests else {}),
     }
+
+
+def _request_of(exchange) -> list[str]:
+    """method, path (with its query), credential, body: server.offline.Request's fields."""
+    url = urlsplit(exchange.url)
+    return [exchange.method, url.path + (f"?{url.query}" if url.query else ""), exchange.credential,
+            exchange.request_body]
 
 
 COMPLETION_PATHS = ("/chat/completions", "/completions")

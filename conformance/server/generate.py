@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
-import uuid
 from typing import Any
 
 from .behaviour import REFERENCE, Behaviour
+from .entropy import FRESH, Entropy
 from .model import PIECE, VOCAB, Drift, Generation, Sampling, ToyModel, tokenize
 from .structured import Chooser, generate_value, json_text, parameters_schema, relevant, tool_function
 from .validate import ApiError, message_text
@@ -103,9 +102,10 @@ def _withhold_stop_prefix(pieces: list[str], stops: list[str]) -> list[str]:
 class Generator:
     """Turns a validated request into choices and usage, as `behaviour` says (default: the reference)."""
 
-    def __init__(self, models: dict[str, ToyModel], behaviour: Behaviour = REFERENCE):
+    def __init__(self, models: dict[str, ToyModel], behaviour: Behaviour = REFERENCE, entropy: Entropy = FRESH):
         self.models = models
         self.behaviour = behaviour
+        self.entropy = entropy  # unseeded sampling and call ids
         self.drift = Drift(behaviour.drift) if behaviour.drift else None
 
     def render_chat(self, body: dict) -> str:
@@ -225,7 +225,7 @@ class Generator:
         for function in functions:
             schema = parameters_schema(function) if b.tool_arguments_follow_schema else {"type": "object"}
             arguments = generate_value(schema, Chooser(model, prompt_ids + tokenize(function["name"]), sampling, rng))
-            calls.append({"id": "call_" + uuid.uuid4().hex[:24], "name": function["name"],
+            calls.append({"id": "call_" + self.entropy.hex(24), "name": function["name"],
                           "arguments": arguments if b.tool_arguments_as_object else json_text(arguments)})
         tokens = sum(len(PIECE.findall(c["name"] + json_text(c["arguments"]))) for c in calls)
         if kind == "functions" and not b.functions_as_tool_calls:
@@ -284,7 +284,7 @@ class Generator:
                 if sampling.seed is not None:
                     rng = random.Random(f"{sampling.seed}:{p_index}:{j}")
                 else:
-                    rng = random.Random(os.urandom(16))
+                    rng = self.entropy.rng()
                 if plan[0] in ("tools", "functions"):
                     batch.append(self._call(plan, model, prompt_ids, sampling, rng, 0))
                     continue

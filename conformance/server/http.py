@@ -30,10 +30,10 @@ DEFAULT_MODELS = ("ref-small", "ref-large")
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stalls
-    server: "_Server"
+    server: "Server"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet unless asked
         if self.server.verbose:
@@ -240,7 +240,7 @@ def _asks_for_stream(raw: bytes) -> bool:
     return isinstance(body, dict) and body.get("stream") is True
 
 
-class _Server(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -253,8 +253,9 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], layer: Layer,
                  verbose: bool, faults: Faults | None = None, request_log: str | None = None,
-                 latency: float = 0.0, token_latency: float = 0.0, serial: bool = False):
-        super().__init__(address, _Handler)
+                 latency: float = 0.0, token_latency: float = 0.0, serial: bool = False, listen: bool = True):
+        # listen=False: no socket bound, for answering without one (server/offline.py)
+        super().__init__(address, Handler, bind_and_activate=listen)
         self.latency = latency
         self.token_latency = token_latency
         self.serial = threading.Lock() if serial else None
@@ -310,7 +311,7 @@ class ReferenceServer:
         self.layer = Layer(quirks)  # an unknown quirk name: ValueError, before anything listens
         self.quirks = self.layer.names
         self.faults = faults
-        self._server = _Server((host, port), (api_key,), tuple(models), self.layer, verbose, faults, request_log,
+        self._server = Server((host, port), (api_key,), tuple(models), self.layer, verbose, faults, request_log,
                                latency, token_latency, serial)
         self._thread: threading.Thread | None = None
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
-import uuid
 from typing import Iterator
 
+from .entropy import FRESH, Entropy
 from .generate import Choice
 from .model import VOCAB
 from .validate import ApiError
@@ -41,8 +40,8 @@ def completion_logprobs(entries, k: int, offset: int) -> dict:
     return out
 
 
-def completion_id(endpoint: str) -> str:
-    return ("chatcmpl-" if endpoint == "chat" else "cmpl-") + uuid.uuid4().hex[:24]
+def completion_id(endpoint: str, entropy: Entropy = FRESH) -> str:
+    return ("chatcmpl-" if endpoint == "chat" else "cmpl-") + entropy.hex(24)
 
 
 def _fragments(text: str, size: int = 8) -> list[str]:
@@ -84,10 +83,13 @@ class Stream:
 
 
 class Responses:
-    """Response bodies and stream chunks, in OpenAI's shapes."""
+    """Response bodies and stream chunks, in OpenAI's shapes; ids and times drawn from `entropy`."""
+
+    def __init__(self, entropy: Entropy = FRESH):
+        self.entropy = entropy
 
     def _base(self, endpoint: str, model: str) -> dict:
-        return {"id": completion_id(endpoint), "created": int(time.time()), "model": model,
+        return {"id": completion_id(endpoint, self.entropy), "created": self.entropy.now(), "model": model,
                 "system_fingerprint": f"fp_{model}"}
 
     def _choice_extras(self, endpoint: str, choice: Choice | None = None, entries=None, offset: int = 0) -> dict:

@@ -76,7 +76,7 @@ class Runtime:
         self.redactor = Redactor([api_key])
         per_minute = target.limits.requests_per_minute
         store = AnswerStore(shared_dir / "answers" if shared_dir is not None else None, enabled=reuse)
-        self.transport = CapturingTransport(self.redactor, store=store,
+        self.transport = CapturingTransport(self.redactor, store=store, api_key=api_key,
                                             limiter=RateLimiter(per_minute / max(1, share) if per_minute else None))
         self.timeout = httpx2.Timeout(timeout or target.limits.timeout_seconds, connect=15.0)
         headers = {"Accept-Encoding": "identity", **dict(target.headers)}

@@ -21,13 +21,13 @@ except ImportError:  # pragma: no cover - not on Windows: each worker then keeps
 def _exchange_to_dict(e: Exchange) -> dict:
     return {"method": e.method, "url": e.url, "request_headers": e.request_headers, "request_body": e.request_body,
             "status": e.status, "response_headers": e.response_headers, "transport_error": e.transport_error,
-            "elapsed_ms": e.elapsed_ms, "body": base64.b64encode(e.body).decode()}
+            "elapsed_ms": e.elapsed_ms, "credential": e.credential, "body": base64.b64encode(e.body).decode()}
 
 
 def _exchange_from_dict(d: dict) -> Exchange:
     exchange = Exchange(method=d["method"], url=d["url"], request_headers=d["request_headers"],
                         request_body=d["request_body"], status=d["status"], response_headers=d["response_headers"],
-                        transport_error=d["transport_error"], elapsed_ms=d["elapsed_ms"])
+                        transport_error=d["transport_error"], elapsed_ms=d["elapsed_ms"], credential=d["credential"])
     exchange.record_read(base64.b64decode(d["body"]))
     return exchange
 

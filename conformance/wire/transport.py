@@ -106,6 +106,9 @@ class Exchange:
     elapsed_ms: float = 0.0
     body_truncated: bool = False
     reused: bool = False  # the answer another instance's identical request got (reuse.py)
+    # How the request was authorised, for the pruned self-test's replay (which sends it again): "absent",
+    # "key" (the run's own key), else the Authorization header as redacted ("Bearer [REDACTED]", "").
+    credential: str = "absent"
 
     @property
     def body(self) -> bytes:
@@ -207,9 +210,10 @@ class CapturingTransport(httpx2.BaseTransport):
     is answered from `store`, and its answer kept there (reuse.py)."""
 
     def __init__(self, redactor: Redactor, inner: httpx2.BaseTransport | None = None,
-                 limiter: RateLimiter | None = None, store: AnswerStore | None = None):
+                 limiter: RateLimiter | None = None, store: AnswerStore | None = None, api_key: str | None = None):
         self._inner = inner or httpx2.HTTPTransport(retries=0)
         self.redactor = redactor
+        self.api_key = api_key
         self.limiter = limiter or RateLimiter(None)
         self.store = store or AnswerStore(enabled=False)
         self.evidence: Evidence = Evidence()
@@ -228,6 +232,7 @@ class CapturingTransport(httpx2.BaseTransport):
             url=self.redactor.text(str(request.url)),
             request_headers=self.redactor.headers(request.headers),
             request_body=self.redactor.text(body),
+            credential=self._credential(request),
         )
         self.evidence.exchanges.append(exchange)
         started = time.monotonic()
@@ -247,11 +252,19 @@ class CapturingTransport(httpx2.BaseTransport):
         response.stream = _RecordingStream(response.stream, exchange, on_end)
         return response
 
+    def _credential(self, request: httpx2.Request) -> str:
+        header = request.headers.get("authorization")
+        if header is None:
+            return "absent"
+        if self.api_key and header == f"Bearer {self.api_key}":
+            return "key"
+        return self.redactor.header("authorization", header)
+
     def _replay(self, request: httpx2.Request, answer_id: str, answer: Answer) -> httpx2.Response:
         body = request.content.decode("utf-8", errors="replace") if request.content else ""
         exchange = Exchange(method=request.method, url=self.redactor.text(str(request.url)),
                             request_headers=self.redactor.headers(request.headers), request_body=self.redactor.text(body),
-                            status=answer.status, response_headers=dict(answer.headers), elapsed_ms=answer.elapsed_ms,
+                            credential=self._credential(request), status=answer.status, response_headers=dict(answer.headers), elapsed_ms=answer.elapsed_ms,
                             reused=True)
         self.evidence.exchanges.append(exchange)
         self.evidence.adopted += 1
