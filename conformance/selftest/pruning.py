@@ -79,7 +79,7 @@ class Pruner:
         self.requests = {request for request, _ in self._plain}
 
     def __getstate__(self) -> dict:
-        # For another process (killmatrix.prune_all): the generations go along, the models are made
+        # For another process (killmatrix._judged_again): the generations go along, the models are made
         # again there (what they computed is a cache, and theirs is not picklable).
         return {k: v for k, v in self.__dict__.items() if k != "_models"}
 
