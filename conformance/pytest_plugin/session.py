@@ -14,7 +14,9 @@ import gc
 import os
 import secrets
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +62,7 @@ class RunState:
     expectations_path: Path | None = None
     end: object | None = None  # conformance.report.finish.RunEnd, for the terminal summary
     shard: Shard | None = None  # --shard: only this shard's instances run
+    sigterm: object | None = None  # the SIGTERM handler before the run's (restored at its end)
 
 
 def new_run_id(target: Target) -> str:
@@ -137,11 +140,33 @@ def configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     if workerinput is None:
         _settle_run_end(config, state)
+        _stop_on_sigterm(state)
     without_fixture_containers(config.pluginmanager)  # after allure-pytest registered them (trylast)
     with_compiled_json_writer()
     _run_suites_when_targeted(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "conformance-xdist")
+
+
+def _stop_on_sigterm(state: RunState) -> None:
+    """A run stopped by a termination signal (a CI job's time limit, `timeout`, a scheduler) ends as
+    one stopped by Ctrl-C: pytest's session ends, interrupted, and what was judged is written as a
+    partial run. Only where nothing else handles the signal, and only from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        state.sigterm = signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state: RunState | None = config.stash.get(STATE, None)
+    if state is not None and state.sigterm is not None:
+        signal.signal(signal.SIGTERM, state.sigterm)
+        state.sigterm = None
 
 
 def _settle_run_end(config: pytest.Config, state: RunState) -> None:
@@ -429,8 +454,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if results_dir.is_dir() or state.shard is not None:  # a shard may hold none of a narrow selection
         from ..report.finish import finish_run
 
+        configuration = _configuration(config, state)
+        if exitstatus == pytest.ExitCode.INTERRUPTED:  # Ctrl-C, a termination signal, a CI limit
+            configuration["partial"] = {"reason": "stopped before its end (Ctrl-C or a termination signal)",
+                                        "collected": session.testscollected}
         state.end = finish_run(state.run_dir, state.target, state.base_url or "", state.started,
-                               _configuration(config, state), state.history_path, state.known,
+                               configuration, state.history_path, state.known,
                                state.expectations_path, getattr(config.option, "allure_report_dir", None))
 
 

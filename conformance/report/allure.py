@@ -379,8 +379,12 @@ def executor() -> dict:
 def environment(report: "RunReport") -> dict[str, str]:
     """What Allure's environment widget shows of the run."""
     run = report.run
+    partial = report.summary.get("partial")
     return {"target": run["target"], "base_url": run["base_url"], "models": ", ".join(run["models"]),
-            "run": run["id"], "suite": run["suite_version"], "openai_sdk": run["openai_sdk"], "python": run["python"]}
+            "run": run["id"], "suite": run["suite_version"], "openai_sdk": run["openai_sdk"], "python": run["python"],
+            # a stopped run's results are not the whole run's: said where Allure shows the run
+            **({"partial": f"PARTIAL RUN, stopped before its end: {partial['judged']} of {partial['collected']} "
+                           "check instances judged"} if partial else {})}
 
 
 def write_metadata(results_dir: Path, report: "RunReport") -> None:

@@ -282,7 +282,10 @@ def build_matrix(records: list[dict], target: Target, base_url: str, started: fl
             # the run id (unique even in a reused folder), selection, quirks and faults, from the plugin
             **(configuration or {}),
         },
-        "summary": {**summarise(records), "not_run": len(not_run or [])},
+        "summary": {**summarise(records), "not_run": len(not_run or []),
+                    # a run stopped before its end: what was judged, of what was collected
+                    **({"partial": {**configuration["partial"], "judged": len(records)}}
+                       if configuration and configuration.get("partial") else {})},
         "parameters": parameter_verdicts(records, target),
         "checks": checks,
         "causes": root_causes(records),
@@ -325,10 +328,11 @@ class Headline:
     must: int  # failed instances at MUST level (over the causes)
     causes: int
     checks: int  # checks with a failed instance
+    partial: tuple[int, int] | None = None  # a run stopped before its end: (instances judged, collected)
 
     @property
     def bad(self) -> bool:
-        return bool(self.failed or self.errors)
+        return bool(self.failed or self.errors or self.partial)  # a partial run never reads as a clean one
 
     @property
     def text(self) -> str:
@@ -339,13 +343,19 @@ class Headline:
             text = "No deviation: every judged check instance passed"
         if self.errors:
             text += f"; {self.errors} instances ended in error (not judged)"
+        if self.partial:
+            judged, collected = self.partial
+            text = (f"PARTIAL RUN, stopped before its end: {judged} of {collected or '?'} check instances judged. "
+                    + text)
         return text
 
 
 def headline_of(summary: dict, causes: list[dict], failing: list[dict]) -> Headline:
+    partial = summary.get("partial")
     return Headline(failed=summary["outcomes"]["fail"], errors=summary["outcomes"]["error"],
                     must=sum(c["instances"] for c in causes if c["level"] == "MUST"), causes=len(causes),
-                    checks=sum(1 for c in failing if c["failed"]))
+                    checks=sum(1 for c in failing if c["failed"]),
+                    partial=(partial["judged"], partial["collected"]) if partial else None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -93,6 +93,10 @@ def render_summary_lines(report: "RunReport") -> list[str]:
                      + (f" ({tokens['unmetered']} responses reported no usage)" if tokens["unmetered"] else ""))
     if s.get("not_run"):
         lines.append(f"not run: {s['not_run']} check instances (the token budget ran out; listed in not-run.json)")
+    if s.get("partial"):
+        partial = s["partial"]
+        lines.append(f"partial run: {partial['judged']} of {partial['collected']} check instances judged, "
+                     f"{partial['reason']}; its verdicts are of those only")
     if report.categories:
         lines.append("failures by category: " + ", ".join(f"{n} {c}" for c, n in report.categories))
     for level in report.levels:
