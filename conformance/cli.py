@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="add MS milliseconds per generated token; streamed events are paced by it")
     serve.add_argument("--serial", action="store_true",
                        help="answer one request at a time, as Ollama's default or a one-slot llama-server does")
+    serve.add_argument("--overhead-ms", type=float, default=0.0, metavar="MS",
+                       help="every request spends MS milliseconds before it waits for its turn (with --serial: a "
+                            "server whose HTTP side is concurrent and whose generations are serial)")
     serve.add_argument("--verbose", action="store_true", help="log every request")
     serve.add_argument("--request-log", metavar="FILE", help="write every request received to FILE (JSON Lines, "
                                                              "keys redacted; the benchmark replays it)")
@@ -332,7 +335,7 @@ def cmd_serve(args) -> int:
         server = ReferenceServer(api_key=key, host=args.host, port=args.port, quirks=args.quirks,
                                  models=tuple(args.models or DEFAULT_MODELS), verbose=args.verbose, faults=faults,
                                  latency=args.latency_ms / 1000, token_latency=args.token_latency_ms / 1000,
-                                 serial=args.serial, request_log=args.request_log)
+                                 serial=args.serial, request_log=args.request_log, overhead=args.overhead_ms / 1000)
     except OSError as exc:
         return _fail_usage(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     except (ValueError, FaultSpecError) as exc:

@@ -1,13 +1,16 @@
 """A server that answers one request at a time: the run measures it and sends one at a time, and a
 request the server has not answered in time is retried once, never into a storm."""
 
+import concurrent.futures
 import json
+import time
 import tomllib
 from pathlib import Path
 
+import httpx2
 import pytest
 
-from conformance.wire.concurrency import measure
+from conformance.wire.concurrency import decide, estimate, measure
 from conformance.server import ReferenceServer
 from test_full_run import records, run_cli
 
@@ -52,11 +55,58 @@ def test_the_probe_tells_a_serial_server_from_a_parallel_one(serial_server):
     assert parallel is not None and parallel.slots >= 3, parallel
 
 
+def _tiny_estimate(url: str) -> float:
+    """What the earlier probe saw: a 16-token generation alone, then four at once."""
+    body = {"model": "ref-small", "messages": [{"role": "user", "content": "Count from one to twenty."}],
+            "max_tokens": 16, "temperature": 0}
+
+    def one(_=None) -> float:
+        started = time.monotonic()
+        httpx2.post(url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"})
+        return time.monotonic() - started
+
+    single = min(one(), one())
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(4)))
+    return estimate(4, single, time.monotonic() - started)
+
+
+@pytest.mark.parametrize("token_ms", [1, 5])
+def test_the_probe_is_not_fooled_by_fast_tiny_requests_on_a_server_whose_generations_are_serial(token_ms):
+    """Issue 27: such a server (its HTTP side concurrent, 40 ms of it a request) answers a tiny generation in
+    tens of milliseconds and four at once in about twice that: "about 2 at a time", for a server that
+    generates one at a time. The probe's generation stands above that overhead where the model lets it
+    (5 ms a token: clearly 1); where it cannot (1 ms a token, the toy model ends of its own), the estimate
+    falls between two counts and the probe takes 1."""
+    with ReferenceServer(api_key=KEY, models=("ref-small",), serial=True, overhead=0.04,
+                         token_latency=token_ms / 1000) as server:
+        if token_ms == 1:
+            assert _tiny_estimate(server.base_url) >= 1.5  # what the earlier probe rounded to 2
+        capacity = measure(server.base_url, KEY, "ref-small", wanted=8)
+    assert capacity is not None and capacity.slots == 1, capacity
+    assert len(capacity.together_seconds) >= 2, capacity
+    line = capacity.line()
+    assert "4 sent at once took" in line and "so 1 worker(s)" in line, line
+    if token_ms == 5:
+        assert "it serves about 1 at a time" in line, line
+
+
+def test_the_probe_takes_one_worker_when_its_batches_disagree():
+    assert decide(8, 4, 1.0, [1.05, 2.0]) == (1, "the batches do not agree on how many it serves at once "
+                                                 "(3.8, 2.0): one at a time to be safe", False)
+    assert decide(8, 4, 1.0, [2.6, 2.4])[:1] == (1,)  # 1.5, 1.7: between two counts
+    assert decide(8, 4, 1.0, [2.6, 2.4])[2] is False
+    assert decide(8, 4, 1.0, [4.1, 3.9])[:1] == (1,) and decide(8, 4, 1.0, [4.1, 3.9])[2]
+    assert decide(8, 4, 1.0, [1.0, 1.1])[0] == 8  # all four ended together: as many as the run wants
+    assert decide(8, 4, 1.0, [2.0, 2.1])[:1] == (2,)
+
+
 def test_a_run_against_a_serial_server_finishes_without_errors(serial_server, tmp_path):
     server, _ = serial_server
     result = run(tmp_path, server.base_url)  # -n auto: the suite chooses
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "serves about 1 at a time, so 1 worker(s)" in result.stdout
+    assert "it serves about 1 at a time" in result.stdout and "so 1 worker(s)" in result.stdout
     outcomes = {r["outcome"] for r in records(tmp_path / "run")}
     assert outcomes == {"pass"}, outcomes
 

@@ -155,6 +155,8 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as err:
             self._send_error(err)
             return
+        if self.server.overhead:  # the HTTP side's own time, spent beside other requests even on a serial server
+            time.sleep(self.server.overhead)
         if self.server.serial is not None:  # one request at a time, the others wait their turn
             with self.server.serial:
                 self._answer(method, raw)
@@ -253,11 +255,13 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], layer: Layer,
                  verbose: bool, faults: Faults | None = None, request_log: str | None = None,
-                 latency: float = 0.0, token_latency: float = 0.0, serial: bool = False, listen: bool = True):
+                 latency: float = 0.0, token_latency: float = 0.0, serial: bool = False, listen: bool = True,
+                 overhead: float = 0.0):
         # listen=False: no socket bound, for answering without one (server/offline.py)
         super().__init__(address, Handler, bind_and_activate=listen)
         self.latency = latency
         self.token_latency = token_latency
+        self.overhead = overhead
         self.serial = threading.Lock() if serial else None
         self.request_log = open(request_log, "a", encoding="utf-8") if request_log else None
         self._log_lock = threading.Lock()
@@ -299,20 +303,22 @@ class ReferenceServer:
     `faults` (conformance.server.faults) inject transient trouble at seeded rates; `latency`
     (seconds) is added to every request, as a model server's time to the first token, and
     `token_latency` (seconds) to every generated token, streamed events paced by it; `serial`
-    serves one request at a time, as Ollama's default or a one-slot llama-server does;
+    serves one request at a time, as Ollama's default or a one-slot llama-server does; `overhead`
+    (seconds) is spent by every request before it waits for that turn, as a server whose HTTP side is
+    concurrent and whose generations are serial spends it (a tiny request then looks parallel);
     `request_log` (a path) receives every request as a JSON line (for the benchmark's bare replay).
     """
 
     def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0,
                  models: tuple[str, ...] = DEFAULT_MODELS, quirks=(), verbose: bool = False,
                  faults: Faults | None = None, request_log: str | None = None, latency: float = 0.0,
-                 token_latency: float = 0.0, serial: bool = False):
+                 token_latency: float = 0.0, serial: bool = False, overhead: float = 0.0):
         self.api_key = api_key
         self.layer = Layer(quirks)  # an unknown quirk name: ValueError, before anything listens
         self.quirks = self.layer.names
         self.faults = faults
         self._server = Server((host, port), (api_key,), tuple(models), self.layer, verbose, faults, request_log,
-                               latency, token_latency, serial)
+                               latency, token_latency, serial, overhead=overhead)
         self._thread: threading.Thread | None = None
 
     @property
