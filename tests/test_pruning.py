@@ -122,3 +122,26 @@ def test_records_list_every_request_an_outcome_rests_on(tmp_path):
                                             ["evidence"]["exchanges"])
     credentials = {c for r in records if r["check"].startswith("auth.") for _, _, c, _ in r["replay"]}
     assert {"absent", "Bearer [REDACTED]"} <= credentials
+
+
+def test_a_quirk_run_past_its_time_limit_is_stopped_and_judges_nothing(tmp_path):
+    """The instances a quirk changes are judged in a pytest session inside a worker process; one that
+    hangs is interrupted at its time limit (as a whole run's process would be killed), and the quirk's
+    run then produces no results, which the kill matrix reports as a problem."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from conformance.selftest.killmatrix import INTERRUPTED, judge_again, run_pruned, selftest_target
+    from conformance.selftest.pruning import Pruned
+
+    suites = Path(__file__).resolve().parents[1] / "suites"
+    listed = subprocess.run([sys.executable, "-m", "pytest", str(suites), "--collect-only", "-q", "--model",
+                             "ref-small"], capture_output=True, text=True, cwd=tmp_path).stdout.splitlines()
+    nodeids = [line for line in listed if "::" in line]
+    selftest_target(tmp_path)
+    pruned = Pruned("keep-alive-comments", tuple(nodeids), 0, 0, len(nodeids))
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as worker:
+        code, output = worker.submit(judge_again, pruned, tmp_path, "ref-small", 1).result()
+    assert code == INTERRUPTED and "past its time limit" in output, output[-500:]
+    run = run_pruned(pruned, (code, output), tmp_path / "baseline", tmp_path)
+    assert run.outcomes == {} and "past its time limit" in run.output_tail  # problems(): "produced no results"

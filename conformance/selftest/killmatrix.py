@@ -18,6 +18,7 @@ import io
 import json
 import multiprocessing
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +35,8 @@ from .pruning import Pruned, Pruner, prune_each, replayable
 
 BASELINE = "(none)"
 SELFTEST_MODEL = "ref-small"
+RUN_TIMEOUT_SECONDS = 900  # a quirk's run that takes longer is stopped and reported as producing nothing
+INTERRUPTED = 2  # pytest's exit code for a session interrupted (here: stopped at its time limit)
 
 
 @dataclasses.dataclass
@@ -122,26 +125,38 @@ def _pytest(quirk: str | None, run_dir: Path, out_dir: Path, model: str,
             record_requests: bool = False) -> subprocess.CompletedProcess:
     """The whole suite in a pytest process of its own."""
     args = _pytest_args(quirk, run_dir, out_dir, model, record_requests=record_requests)
-    return subprocess.run([sys.executable, "-m", "pytest", *args], capture_output=True, text=True, timeout=900,
-                          cwd=out_dir)
+    return subprocess.run([sys.executable, "-m", "pytest", *args], capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_SECONDS, cwd=out_dir)
 
 
-def judge_again(pruned: Pruned, out_dir: Path, model: str) -> tuple[int, str]:
+def judge_again(pruned: Pruned, out_dir: Path, model: str,
+                timeout: int = RUN_TIMEOUT_SECONDS) -> tuple[int, str]:
     """pytest on the instances `pruned` lists, in this process: (exit code, the output's end). A task for
     the self-test's worker processes, which run many one after another, so that the interpreter, pytest,
     the openai SDK and the suites are started and imported once, not once a quirk (most of a short run's
     time). A session keeps nothing for the next: the plugin's state lives on its config; what it froze
-    for the garbage collector (gc.freeze after collection) is let go here."""
+    for the garbage collector (gc.freeze after collection) is let go here. A session still going after
+    `timeout` seconds is interrupted (as a whole run's process would be killed): exit code 2."""
     import pytest
 
     run_dir = out_dir / "runs" / pruned.quirk
     (run_dir / "matrix.json").unlink(missing_ok=True)  # an earlier self-test's, in a reused folder
     output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        code = pytest.main(_pytest_args(pruned.quirk, run_dir, out_dir, model, only=list(pruned.rerun)))
+    previous = signal.signal(signal.SIGALRM, _timed_out)
+    signal.alarm(timeout)
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            code = pytest.main(_pytest_args(pruned.quirk, run_dir, out_dir, model, only=list(pruned.rerun)))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     gc.unfreeze()
     gc.collect()
     return int(code), output.getvalue()[-2000:]
+
+
+def _timed_out(signum, frame) -> None:
+    raise KeyboardInterrupt("the quirk's run went on past its time limit")
 
 
 def _quirk_run(name: str, matrix: dict, model: str, returncode: int, output: str,
@@ -176,7 +191,7 @@ def run_pruned(pruned: Pruned, judged: tuple[int, str] | None, baseline_dir: Pat
     if judged is None:
         for stale in ("results", "evidence"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
-    elif not (run_dir / "matrix.json").is_file():
+    elif judged[0] == INTERRUPTED or not (run_dir / "matrix.json").is_file():  # a partial run judges nothing
         return QuirkRun(pruned.quirk, {}, {}, {}, judged[0], judged[1], pruned)
     again = read_results(run_dir) if judged is not None else []
     nodeids = {r["nodeid"] for r in again}
