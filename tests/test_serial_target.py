@@ -74,15 +74,16 @@ def _tiny_estimate(url: str) -> float:
 
 @pytest.mark.parametrize("token_ms", [1, 5])
 def test_the_probe_is_not_fooled_by_fast_tiny_requests_on_a_server_whose_generations_are_serial(token_ms):
-    """Issue 27: such a server (its HTTP side concurrent, 40 ms of it a request) answers a tiny generation in
+    """Issue 27: such a server (its HTTP side concurrent, 30 ms of it a request) answers a tiny generation in
     tens of milliseconds and four at once in about twice that: "about 2 at a time", for a server that
     generates one at a time. The probe's generation stands above that overhead where the model lets it
     (5 ms a token: clearly 1); where it cannot (1 ms a token, the toy model ends of its own), the estimate
     falls between two counts and the probe takes 1."""
-    with ReferenceServer(api_key=KEY, models=("ref-small",), serial=True, overhead=0.04,
+    with ReferenceServer(api_key=KEY, models=("ref-small",), serial=True, overhead=0.03,
                          token_latency=token_ms / 1000) as server:
         if token_ms == 1:
-            assert _tiny_estimate(server.base_url) >= 1.5  # what the earlier probe rounded to 2
+            # about 2 here (4 x 46 ms / 94 ms): the earlier probe rounded it to 2 workers; well above a serial 1
+            assert _tiny_estimate(server.base_url) > 1.3
         capacity = measure(server.base_url, KEY, "ref-small", wanted=8)
     assert capacity is not None and capacity.slots == 1, capacity
     assert len(capacity.together_seconds) >= 2, capacity
