@@ -256,8 +256,9 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], layer: Layer,
                  verbose: bool, faults: Faults | None = None, request_log: str | None = None,
                  latency: float = 0.0, token_latency: float = 0.0, serial: bool = False, listen: bool = True,
-                 overhead: float = 0.0):
-        # listen=False: no socket bound, for answering without one (server/offline.py)
+                 overhead: float = 0.0, toy_models: dict[str, ToyModel] | None = None):
+        # listen=False: no socket bound, for answering without one (server/offline.py), whose servers
+        # share their toy models (`toy_models`, by name: a model is a function of its name)
         super().__init__(address, Handler, bind_and_activate=listen)
         self.latency = latency
         self.token_latency = token_latency
@@ -269,7 +270,7 @@ class Server(ThreadingHTTPServer):
         self.layer = layer
         self.behaviour = layer.behaviour
         self.faults = faults
-        self.models = {name: ToyModel(name) for name in models}
+        self.models = toy_models if toy_models is not None else {name: ToyModel(name) for name in models}
         self.validator = Validator(self.models, layer.behaviour)
         self.generator = Generator(self.models, layer.behaviour)
         self.responses = Responses()

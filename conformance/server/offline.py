@@ -98,11 +98,10 @@ class OfflineServer:
                  generations: dict | None = None):
         models = models if models is not None else {name: ToyModel(name) for name in DEFAULT_MODELS}
         self.layer = Layer(quirks)
-        self._server = Server(("127.0.0.1", 0), (OFFLINE_KEY,), tuple(models), self.layer, False, listen=False)
-        self._server.models = models
-        generator = self._server.generator
-        generator.models = models
+        self._server = Server(("127.0.0.1", 0), (OFFLINE_KEY,), tuple(models), self.layer, False, listen=False,
+                              toy_models=models)
         self._server.created = Pinned.CREATED
+        generator = self._server.generator
         self._entropy = Pinned("")
         self._generations = generations if generations is not None else {}
         if generator.drift is None:  # drift counts the requests that came before: never the same twice
