@@ -143,5 +143,5 @@ def test_a_quirk_run_past_its_time_limit_is_stopped_and_judges_nothing(tmp_path)
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as worker:
         code, output = worker.submit(judge_again, pruned, tmp_path, "ref-small", 1).result()
     assert code == INTERRUPTED and "past its time limit" in output, output[-500:]
-    run = run_pruned(pruned, (code, output), tmp_path / "baseline", tmp_path)
+    run = run_pruned(pruned, (code, output), None, tmp_path)  # stopped: the baseline is not read
     assert run.outcomes == {} and "past its time limit" in run.output_tail  # problems(): "produced no results"

@@ -181,12 +181,27 @@ def run_one(quirk: str | None, out_dir: Path, model: str = SELFTEST_MODEL,
     return _quirk_run(name, json.loads(matrix_path.read_text()), model, done.returncode, done.stdout[-600:])
 
 
-def run_pruned(pruned: Pruned, judged: tuple[int, str] | None, baseline_dir: Path, out_dir: Path,
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """The baseline run, as every pruned quirk's run reads it: read once."""
+
+    run_dir: Path
+    records: list[dict]
+    run: dict  # its matrix's "run"
+    target: object  # the self-test's target (config.targets.Target)
+
+    @classmethod
+    def read(cls, run_dir: Path, out_dir: Path) -> "Baseline":
+        return cls(run_dir, read_results(run_dir), json.loads((run_dir / "matrix.json").read_text())["run"],
+                   load_target(str(out_dir / "selftest-target.toml")))
+
+
+def run_pruned(pruned: Pruned, judged: tuple[int, str] | None, baseline: Baseline | None, out_dir: Path,
                model: str = SELFTEST_MODEL, keep_evidence: bool = False) -> QuirkRun:
     """The quirk's run: the instances it can change, `judged` again under pytest (judge_again: its exit code
     and output; None when there were none), and every other instance's baseline record (pruning.py says
     why they are the same), made one run folder as a whole run would have written it, each carried record
-    marked `"carried": "baseline"`."""
+    marked `"carried": "baseline"`. (A run stopped at its time limit judges nothing: the baseline is not read.)"""
     run_dir = out_dir / "runs" / pruned.quirk
     if judged is None:
         for stale in ("results", "evidence"):
@@ -195,23 +210,21 @@ def run_pruned(pruned: Pruned, judged: tuple[int, str] | None, baseline_dir: Pat
         return QuirkRun(pruned.quirk, {}, {}, {}, judged[0], judged[1], pruned)
     again = read_results(run_dir) if judged is not None else []
     nodeids = {r["nodeid"] for r in again}
-    carried = [{**r, "carried": "baseline"} for r in read_results(baseline_dir) if r["nodeid"] not in nodeids]
+    carried = [{**r, "carried": "baseline"} for r in baseline.records if r["nodeid"] not in nodeids]
     (run_dir / "results").mkdir(parents=True, exist_ok=True)
     with open(run_dir / "results" / "carried-from-baseline.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in carried)
     for record in carried:  # the evidence of what did not pass, as a run keeps it
         for path in (Path(record["evidence_file"]), Path(record["evidence_file"]).with_suffix(".html")):
-            if (baseline_dir / path).is_file() and not (run_dir / path).is_file():
+            if (baseline.run_dir / path).is_file() and not (run_dir / path).is_file():
                 (run_dir / path).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(baseline_dir / path, run_dir / path)
+                shutil.copy2(baseline.run_dir / path, run_dir / path)
     if not keep_evidence:
         prune_passed_evidence(run_dir)
-    base = json.loads((baseline_dir / "matrix.json").read_text())["run"]
     configuration = {"id": f"{pruned.quirk}-pruned", "quirks": [pruned.quirk], "faults": None,
-                     "selection": base.get("selection"),
+                     "selection": baseline.run.get("selection"),
                      "pruned": {"judged_again": len(nodeids), "carried_from_baseline": len(carried)}}
-    target = load_target(str(out_dir / "selftest-target.toml"))
-    matrix = build_matrix(again + carried, target, base["base_url"], time.time(), run_dir.name,
+    matrix = build_matrix(again + carried, baseline.target, baseline.run["base_url"], time.time(), run_dir.name,
                           configuration=configuration)
     write_matrix(run_dir, report_of(matrix))
     code, output = judged if judged is not None else (0, "no instance rests on an answer the quirk changes")
@@ -340,10 +353,10 @@ def run_all(out_dir: Path, names: list[str] | None = None, workers: int = 2,
         futures = {name: threads.submit(run_one, name, out_dir, keep_evidence=keep_evidence) for name in whole}
         pruned = [n for n in names if n not in whole]
         if pruned:
-            baseline_dir = out_dir / "runs" / "baseline"
             baseline.result()
-            for cut, judged in _judged_again(Pruner(read_results(baseline_dir)), pruned, out_dir, workers):
-                runs[cut.quirk] = run_pruned(cut, judged, baseline_dir, out_dir, keep_evidence=keep_evidence)
+            base = Baseline.read(out_dir / "runs" / "baseline", out_dir)
+            for cut, judged in _judged_again(Pruner(base.records), pruned, out_dir, workers):
+                runs[cut.quirk] = run_pruned(cut, judged, base, out_dir, keep_evidence=keep_evidence)
         runs.update({name: f.result() for name, f in futures.items()})
     matrix = KillMatrix(baseline.result(), {name: runs[name] for name in names}, quirks)
     (out_dir / "kill-matrix.json").write_text(json.dumps(matrix.to_json(), indent=2))
