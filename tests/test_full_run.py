@@ -29,7 +29,7 @@ def run_cli(*args, cwd, env=None, timeout=900):
 @pytest.fixture(scope="module")
 def embedded_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("embedded")
-    result = run_cli("run", "--report-dir", "run", cwd=work)
+    result = run_cli("run", "--report-dir", "run", "--", "--server-request-log", "requests.jsonl", cwd=work)
     return result, work / "run"
 
 
@@ -52,6 +52,25 @@ def test_every_check_instance_passes_on_the_reference_server(embedded_run):
     assert failing == []
     assert "Parameter verdicts (reference)" in result.stdout
     assert re.search(r"\d+ check instances of \d+ checks: \d+ pass, 0 fail", result.stdout)
+
+
+def test_every_generation_request_carries_a_length_limit(embedded_run):
+    """A target that ignores the limit then costs the run the limit's worth of reading (a stream is cut
+    once it is certainly passed: wire/watch.py), never a generation up to the model's context. The limit is
+    there even where it is what the check is about (an invalid max_tokens is still a max_tokens)."""
+    _, run_dir = embedded_run
+    unlimited = []
+    for line in (run_dir.parent / "requests.jsonl").read_text().splitlines():
+        request = json.loads(line)
+        if request["method"] != "POST" or not request["path"].endswith("completions"):
+            continue
+        try:
+            body = json.loads(request["body"])
+        except ValueError:
+            continue  # a malformed body, on purpose: nothing is generated for it
+        if isinstance(body, dict) and not {"max_tokens", "max_completion_tokens"} & set(body):
+            unlimited.append(request["body"][:200])
+    assert unlimited == []
 
 
 def test_the_matrix_agrees_with_the_results(embedded_run):

@@ -36,6 +36,7 @@ class Limits:
     requests_per_minute: int | None = None
     timeout_seconds: float = 60.0  # each read; a stalled stream is retried after this long
     stream_deadline_seconds: float = 300.0  # a stream still going after this long is a deviation
+    recovery_seconds: float = 600.0  # after a timeout, how long a target may stay busy before the run goes on
     retry_attempts: int = 5  # attempts per request on transport failures and 408/429/502/503/504
     retry_base_seconds: float = 0.5  # first backoff, doubling; Retry-After wins when the target sends it
     retry_max_delay_seconds: float = 30.0  # total backoff per request

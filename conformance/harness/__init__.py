@@ -16,6 +16,7 @@ from .calls import (FUNCTIONS, ROOM, TIME, WEATHER, WEATHER_QUESTION, call_probl
                     expect_text_reply, function_call_problems, json_problems, named_tool, require_complete, tool)
 from .checks import (ABSENT, NOT_IN_OPENAI, check, clauses, describe, docs, expect, inconclusive, not_in_openai,
                      unsupported)
+from .concurrent import streams_side_by_side
 from .oracles import (BEGINNING, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Tries, expect_envelope,
                       expect_refusal_naming, expect_reproducible, greedy_baseline, greedy_paths, how_text_differs,
                       is_legible, prompt_body, raw_body, repetition, require_accepted, require_control,
@@ -34,7 +35,7 @@ __all__ = [
     "greedy_paths",
     "how_text_differs", "is_legible", "repetition", "Tries", "until_agreement", "until_greedy_related",
     "until_related", "require_repeatable_greedy", "STORY_PROMPT", "OTHER_PROMPT", "REPEATING_PROMPT",
-    "BEGINNING",
+    "BEGINNING", "streams_side_by_side",
     # function and tool calls
     "FUNCTIONS", "WEATHER", "TIME", "WEATHER_QUESTION", "ROOM", "tool", "named_tool", "call_problems",
     "function_call_problems", "json_problems", "expect_result_read", "expect_text_reply", "require_complete",

@@ -61,7 +61,7 @@ import pytest
 
 from ..config.catalogue import load_catalogue
 from ..vocabulary import LEVELS, MODES, PATHS, Outcome
-from ..wire.transport import InfrastructureError
+from ..wire.transport import InfrastructureError, TargetWedged
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_][a-z0-9_-]*)+$")
 SINCE_PATTERN = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
@@ -484,7 +484,7 @@ def outcome_of(excinfo) -> tuple[Outcome, str]:
         return Outcome.UNSUPPORTED, str(exc.msg).removeprefix("unsupported: ")
     if isinstance(exc, Inconclusive):
         return Outcome.INCONCLUSIVE, str(exc.msg).removeprefix("inconclusive: ")
-    if isinstance(exc, Deviation):
+    if isinstance(exc, (Deviation, TargetWedged)):
         return Outcome.FAIL, str(exc)
     if isinstance(exc, InfrastructureError):
         return Outcome.ERROR, str(exc)

@@ -113,6 +113,10 @@ def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, comp
         if present and api.create(endpoint, {k: v for k, v in body.items() if k not in present}, **kwargs).ok:
             parameter = present[0]  # the parameter alone is accepted: its companion is what is refused
     require_accepted(api, reply, endpoint, parameter)
+    if reply.mode == Mode.STREAM and reply.limit_passed is not None:  # the suite stopped reading (wire/watch.py)
+        api.observe(endpoint, reply.limit_passed, Verdict.IGNORED, reply.stream.problems[-1])
+        raise Deviation(f"expected the streamed answer to end by its {reply.limit_passed}; got "
+                        f"{reply.stream.problems[-1].split(': ', 1)[-1]}")
     if reply.mode == Mode.STREAM and reply.stream is not None and reply.stream.problems:
         if parameter is not None:
             api.observe(endpoint, parameter, Verdict.BROKEN, reply.stream.problems[0])

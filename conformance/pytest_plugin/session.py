@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..config.targets import Target, TargetError, load_target
-from ..harness.checks import BudgetReached, CheckMeta, Dimensions, outcome_of, selected
+from ..harness.checks import (BudgetReached, CheckMeta, Deviation, Dimensions, Inconclusive, inconclusive, outcome_of,
+                              selected)
 from ..config.shards import Shard, instance_identity
 from ..options import given
 from ..vocabulary import CallPath
@@ -348,9 +349,28 @@ def conformance_runtime(pytestconfig: pytest.Config):
     except TargetError as exc:
         pytest.exit(str(exc), returncode=2)
     runtime = Runtime(state.target, state.base_url, state.api_key, share=_worker_count(pytestconfig),
-                      shared_dir=state.run_dir / "shared", reuse=not pytestconfig.getoption("conformance_no_reuse"))
+                      shared_dir=state.run_dir / "shared", reuse=not pytestconfig.getoption("conformance_no_reuse"),
+                      recovers=_may_serve_one_at_a_time(state),
+                      # What the target serves at once is not stated: the run's own requests may be what a
+                      # check saw, so a failure is confirmed alone (wire/alone.py).
+                      confirms_alone=_worker_count(pytestconfig) > 1 and "concurrency" not in state.target.limits_given)
     yield runtime
     runtime.close()
+
+
+def _may_serve_one_at_a_time(state: RunState) -> bool:
+    """Whether a request the suite gave up on may hold the target up for every other: any live target
+    (what it serves at once is measured or declared, never known), and the embedded server when it serves
+    one at a time. There a timeout is followed by a wait until the target answers again (client.py)."""
+    if not state.target.embedded:
+        return True
+    if state.serial:
+        return True
+    if not state.quirks:
+        return False
+    from ..server.quirks import Layer
+
+    return Layer(state.quirks).behaviour.one_generation_at_a_time
 
 
 _API = pytest.StashKey["Api"]()
@@ -368,9 +388,47 @@ def conformance_api(request: pytest.FixtureRequest, conformance_runtime: Runtime
             raise BudgetReached(f"the token budget ({budget}) is spent")
     from ..wire.client import Api
 
-    harness = Api(conformance_runtime, model=dims.model, mode=dims.mode, path=dims.path)
+    meta: CheckMeta = request.node.function.conformance_check
+    callspec = getattr(request.node, "callspec", None)
+    check_id = meta.resolve(callspec.params.get("endpoint", meta.endpoints[0]) if callspec else meta.endpoints[0]).id
+    wedged_in = conformance_runtime.wedges.where(check_id)
+    if wedged_in is not None:
+        # Sent again, by another path, in another mode or for another model, it would wedge the target again.
+        inconclusive(f"not sent: this check's request wedged the target in {wedged_in} (its evidence shows how); "
+                     "sent again it would wedge it again")
+    harness = Api(conformance_runtime, model=dims.model, mode=dims.mode, path=dims.path, check_id=check_id,
+                  instance=request.node.nodeid)
     request.node.stash[_API] = harness
     return harness
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A failure seen while other requests of the run were in flight, on a target whose concurrency is
+    uncertain, is the instance run again alone (wire/alone.py): its outcome is what it shows alone."""
+    try:
+        return (yield)
+    except (Deviation, Inconclusive) as seen:  # not a wedge: the target was busy with this very request
+        harness = item.stash.get(_API, None)
+        if harness is None or not harness.runtime.gate.active:
+            raise
+        beside = {"outcome": outcome_of(_Raised(seen))[0], "message": str(seen).splitlines()[0]}
+        harness.restart()
+        with harness.runtime.gate.alone(), harness.runtime.isolated():
+            try:
+                item.runtest()
+            except BaseException as alone:
+                harness.confirmed_alone = {"beside_others": beside, "alone": outcome_of(_Raised(alone))[0]}
+                raise
+        harness.confirmed_alone = {"beside_others": beside, "alone": "pass"}
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Raised:
+    """An exception as outcome_of reads it (a pytest ExceptionInfo's `value`)."""
+
+    value: BaseException
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -60,6 +60,8 @@ def record_for(item, meta: "ResolvedCheck", target: "Target", outcome: str, mess
         "duration_s": round(duration, 4),
         "evidence": {"exchanges": exchanges, "retries": api.evidence.retries if api else []},
         "sent": api.evidence.sent if api else 0,  # requests this instance sent itself (not shared ones)
+        # A failure seen beside other requests of the run, run again alone (wire/alone.py): the outcome is alone's.
+        **({"confirmed_alone": api.confirmed_alone} if api is not None and api.confirmed_alone else {}),
         **({"replay": [_request_of(e) for e in api.evidence.exchanges] if api else []} if requests else {}),
     }
 

@@ -13,7 +13,8 @@ baseline's, and it is not run again. Every other instance is re-judged under pyt
 
 What this argument does not cover is never pruned:
 - a quirk that makes an answer depend on the requests before it (the drift variations count how often
-  a request came): its whole run is made;
+  a request came) or on the requests in flight beside it (a stream cut when another waits, a stream
+  silent until its client leaves): its whole run is made;
 - an instance the baseline did not pass: it is re-judged;
 - sampling without a seed: the two servers draw the same sample, so a quirk that changes what is
   sampled, or only some samples, shows as a change on them; such a request is answered under
@@ -31,7 +32,9 @@ from ..server.offline import Answered, OfflineServer, Request
 from ..server.quirks import Quirk, registry
 
 # Behaviour fields that make an answer depend on the requests that came before it.
-STATEFUL_BEHAVIOUR = ("drift",)
+# A stream cut when another request waits, and a stream silent until its client leaves, are answered
+# otherwise over a socket, with other requests in flight, than one request at a time without one.
+STATEFUL_BEHAVIOUR = ("drift", "streams_interrupted", "silent_with")
 SAMPLED_ROUNDS = 3  # seeds a request whose plain answer sampled without a seed is answered under
 
 

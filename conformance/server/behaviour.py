@@ -66,5 +66,12 @@ class Behaviour:
     models_retrieve_served: bool = True  # GET /v1/models/{id}
     unknown_models_retrieved: bool = False  # GET /v1/models/{id} answers 200 for any id
 
+    # --- scheduling (server/http.py): how concurrent requests share the one model -----------
+    one_generation_at_a_time: bool = False  # generations wait for each other; other requests do not
+    stream_seconds: float = 0.0  # between two events of a stream, as a model generating them takes
+    streams_interrupted: bool = False  # a running stream ends ([DONE], no finish_reason) when a request waits
+    silent_with: str = ""  # a streamed request carrying this parameter gets keep-alive comments, never an
+    #                        event, until the client leaves; the generation then keeps the server busy
+
 
 REFERENCE = Behaviour()

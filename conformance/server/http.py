@@ -6,6 +6,7 @@ layer (server/quirks/) called at each seam, a no-op when the server has no quirk
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import socket
@@ -28,6 +29,9 @@ MAX_BODY = 8 * 1024 * 1024
 SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() ends the serving loop
 DEFAULT_MODELS = ("ref-small", "ref-large")
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
+KEEPALIVE_SECONDS = 0.5  # between the comments of a silent stream (Behaviour.silent_with)
+SILENT_AT_MOST_SECONDS = 600.0  # a silent stream whose client never leaves ends after this long
+BUSY_AFTER_SECONDS = 5.0  # how long a silent stream's generation goes on once its client has left
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -59,7 +63,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_stream(self, payloads: Iterable[str], status: int = 200, event_name: str | None = None) -> None:
         layer = self.server.layer
-        pace = self.server.token_latency  # one event a token, as a model server streams them
+        # one event a token, as a model server streams them
+        pace = max(self.server.token_latency, self.server.behaviour.stream_seconds)
         self.send_response(status)
         headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
                    "Transfer-Encoding": "chunked"}
@@ -74,6 +79,12 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if pace and number:
                 time.sleep(pace)
+            if number and layer.behaviour.streams_interrupted and self.server.waiting:
+                # As llama-cpp-python's server does by default: a request waiting for the model ends the
+                # running stream where it stands, with [DONE] and no finish_reason.
+                done = b"data: [DONE]\n\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(done), done))
+                break
             for part in layer.writes(frame):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                 self.wfile.flush()
@@ -202,6 +213,32 @@ class Handler(BaseHTTPRequestHandler):
 
     def _complete(self, endpoint: str, raw: bytes) -> None:
         self._authorise()  # a missing key is reported before a bad body, as OpenAI does
+        if self.server.generating is None:
+            self._generate(endpoint, raw)
+            return
+        with self.server.turn():
+            self._generate(endpoint, raw)
+
+    def _stay_silent(self) -> None:
+        """A stream that never sends an event: keep-alive comments until the client leaves (a write
+        fails), then the generation goes on without it for BUSY_AFTER_SECONDS, the model still held."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        comment = b": keep-alive\n\n"
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < SILENT_AT_MOST_SECONDS:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(comment), comment))
+                self.wfile.flush()
+                time.sleep(KEEPALIVE_SECONDS)
+        except OSError:
+            pass
+        time.sleep(BUSY_AFTER_SECONDS)
+        self.close_connection = True
+
+    def _generate(self, endpoint: str, raw: bytes) -> None:
         server, layer = self.server, self.server.layer
         layer.raw_in(raw)
         body = self._parse_json(raw)
@@ -211,6 +248,9 @@ class Handler(BaseHTTPRequestHandler):
             request = server.validator.validate(endpoint, layer.request_in(endpoint, body, models))
             request = layer.request_valid(endpoint, request, models)
             server.validator.check_model(request)
+            if streaming and server.behaviour.silent_with and server.behaviour.silent_with in request:
+                self._stay_silent()
+                return
             choices, usage = server.generator.generate(endpoint, request)
             usage = layer.usage_out(usage)
         except ApiError as err:
@@ -264,6 +304,9 @@ class Server(ThreadingHTTPServer):
         self.token_latency = token_latency
         self.overhead = overhead
         self.serial = threading.Lock() if serial else None
+        self.generating = threading.Lock() if layer.behaviour.one_generation_at_a_time else None
+        self.waiting = 0  # generation requests waiting for the model (self.generating)
+        self._waiting_lock = threading.Lock()
         self.request_log = open(request_log, "a", encoding="utf-8") if request_log else None
         self._log_lock = threading.Lock()
         self.api_keys = api_keys
@@ -276,6 +319,21 @@ class Server(ThreadingHTTPServer):
         self.responses = Responses()
         self.created = int(time.time())
         self.verbose = verbose
+
+    @contextlib.contextmanager
+    def turn(self):
+        """The model, for one generation: the requests that find it busy wait, counted in `waiting`."""
+        with self._waiting_lock:
+            self.waiting += 1
+        try:
+            self.generating.acquire()
+        finally:
+            with self._waiting_lock:
+                self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.generating.release()
 
     def log_request_seen(self, method: str, path: str, authorization: str | None, raw: bytes,
                          user_agent: str) -> None:

@@ -9,9 +9,11 @@ clause and oracle; capture, retries, redaction and evidence live here and in tra
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
+import math
 import time
 from typing import Any
 
@@ -28,14 +30,17 @@ from .transport import (
     Redactor,
     RetryPolicy,
     StreamInterrupted,
+    TargetWedged,
     TransientStatus,
     body_never_came,
     transient_from_response,
 )
 
+from .alone import AloneGate
 from .reply import Reply, read_stream
 from .reuse import AnswerStore
 from .shared import SharedReplies
+from .watch import StoppedReading
 
 
 class _ImportedWhenUsed:
@@ -53,6 +58,8 @@ class _ImportedWhenUsed:
 openai = _ImportedWhenUsed()
 ENDPOINT_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 READ_TIMEOUT_RETRIES = 1  # a request the server has not answered within the read timeout
+RECOVERY_PROMPT = "Hi"  # the one-token request that tells a target is answering again (Runtime.await_recovery)
+WEDGED_AFTER_SECONDS = 3.0  # busy this long after the suite gave a request up: that request wedged the target
 
 
 def _require_body(exchange: Exchange) -> None:
@@ -62,23 +69,36 @@ def _require_body(exchange: Exchange) -> None:
                           "body byte")
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.0f}s" if math.isfinite(value) else "past the target's recovery_seconds"
+
+
 class Runtime:
     """Per-process connection to one target: shared clients, redaction, retry policy, caches."""
 
     def __init__(self, target: Target, base_url: str, api_key: str, timeout: float | None = None, share: int = 1,
-                 shared_dir=None, reuse: bool = True):
+                 shared_dir=None, reuse: bool = True, recovers: bool = False, confirms_alone: bool = False):
         """`share`: how many processes share the target's rate limit (pytest-xdist workers);
         `shared_dir`: where replies shared among those processes are kept (None: not shared);
-        `reuse`: answer a completion request another instance already sent from its answer (reuse.py)."""
+        `reuse`: answer a completion request another instance already sent from its answer (reuse.py);
+        `recovers`: after a timeout or a stream given up, wait until the target answers again before
+        anything else is sent (a target that may serve one request at a time: `await_recovery`);
+        `confirms_alone`: a failure is confirmed with no other request of the run in flight (alone.py)."""
         self.target = target
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.redactor = Redactor([api_key])
         per_minute = target.limits.requests_per_minute
         store = AnswerStore(shared_dir / "answers" if shared_dir is not None else None, enabled=reuse)
-        self.transport = CapturingTransport(self.redactor, store=store, api_key=api_key,
-                                            limiter=RateLimiter(per_minute / max(1, share) if per_minute else None))
         self.timeout = httpx2.Timeout(timeout or target.limits.timeout_seconds, connect=15.0)
+        self.transport = CapturingTransport(self.redactor, store=store, api_key=api_key,
+                                            limiter=RateLimiter(per_minute / max(1, share) if per_minute else None),
+                                            watching=(target.limits.stream_deadline_seconds, self.timeout.read))
+        self.recovers = recovers
+        self.share = max(1, share)
+        self.alone = share <= 1  # no other process sends to the target: what keeps it busy is this one's
+        self.wedges = Wedges(shared_dir / "wedged" if shared_dir is not None else None)
+        self.gate = AloneGate(shared_dir if confirms_alone and shared_dir is not None else None)
         headers = {"Accept-Encoding": "identity", **dict(target.headers)}
         self.http = httpx2.Client(transport=self.transport, timeout=self.timeout, headers=headers,
                                   follow_redirects=False)
@@ -97,8 +117,81 @@ class Runtime:
             )
         return self._sdk_clients[key]
 
+    def await_recovery(self, model: str, endpoint: str) -> float | None:
+        """Seconds until the target answered a one-token request (any status), sent once the suite gave a
+        request up; math.inf when it did not within the target's recovery_seconds; None when this run
+        does not wait (`recovers`). One request, waiting its turn in the target's queue, not a volley of
+        them; a connection refused or cut is tried again after a backoff (1 s, doubling, at most 30 s)."""
+        if not self.recovers:
+            return None
+        if endpoint not in ENDPOINT_PATHS:
+            endpoint = "chat" if "chat" in self.target.endpoints_for(model) else "completions"
+        asked = ({"messages": [{"role": "user", "content": RECOVERY_PROMPT}]} if endpoint == "chat"
+                 else {"prompt": RECOVERY_PROMPT})
+        body = {"model": model, **asked, "max_tokens": 1, "temperature": 0}
+        started, backoff = time.monotonic(), 1.0
+        asking, self.transport.asking = self.transport.asking, None  # never answered from another's answer
+        try:
+            while (left := self.target.limits.recovery_seconds - (time.monotonic() - started)) > 0:
+                request = self.http.build_request("POST", self.base_url + ENDPOINT_PATHS[endpoint], json=body,
+                                                  headers={"Authorization": f"Bearer {self.api_key}"},
+                                                  timeout=httpx2.Timeout(left, connect=min(left, 15.0)))
+                try:
+                    # Its status line is the answer: a body is not waited for (one that never ends would
+                    # be taken for a target still busy).
+                    self.http.send(request, stream=True).close()
+                    return time.monotonic() - started
+                except httpx2.ReadTimeout:
+                    continue
+                except httpx2.TransportError:
+                    time.sleep(min(backoff, max(0.0, left)))
+                    backoff = min(2 * backoff, 30.0)
+            return math.inf
+        finally:
+            self.transport.asking = asking
+
+    @contextlib.contextmanager
+    def isolated(self):
+        """Nothing answered from what other instances were answered: no reused answer, no shared or cached
+        baseline (a failure confirmed alone is judged on answers given alone)."""
+        kept = self.cache, self.shared, self.transport.store
+        self.cache, self.shared, self.transport.store = {}, SharedReplies(None), AnswerStore(enabled=False)
+        try:
+            yield
+        finally:
+            self.cache, self.shared, self.transport.store = kept
+
     def close(self) -> None:
         self.http.close()
+        self.gate.close()
+
+
+class Wedges:
+    """The checks whose request wedged the target, and where: in `folder` (one file a check, shared by the
+    run's workers), or in memory. A check is wedged once: its other instances (the other path, mode or
+    model) would send the same request, and wedge the target again."""
+
+    def __init__(self, folder=None):
+        self.folder = folder
+        self._seen: dict[str, str] = {}
+
+    def add(self, check_id: str, instance: str) -> None:
+        self._seen.setdefault(check_id, instance)
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"{check_id}.txt"
+            if not path.exists():
+                path.write_text(instance, encoding="utf-8")
+
+    def where(self, check_id: str) -> str | None:
+        """The instance whose request wedged the target, for this check; None when none did."""
+        if check_id in self._seen:
+            return self._seen[check_id]
+        if self.folder is not None:
+            path = self.folder / f"{check_id}.txt"
+            if path.is_file():
+                return path.read_text(encoding="utf-8")
+        return None
 
 
 @functools.cache
@@ -117,11 +210,15 @@ def split_sdk_kwargs(method, body: dict) -> tuple[dict, dict]:
 class Api:
     """What a check uses: bound to one target, model, mode and path; records its evidence."""
 
-    def __init__(self, runtime: Runtime, model: str, mode: str = "regular", path: str = "http"):
+    def __init__(self, runtime: Runtime, model: str, mode: str = "regular", path: str = "http",
+                 check_id: str = "", instance: str = ""):
         self.runtime = runtime
         self.model = model
         self.mode = mode
         self.path = path
+        self.check_id = check_id  # the check this instance belongs to, and its node id: a wedge names them
+        self.instance = instance
+        self.confirmed_alone: dict | None = None  # how a failure seen beside other requests fared alone
         self.evidence = Evidence()
         self.observations: list[dict] = []
         self.notes: list[str] = []
@@ -129,6 +226,12 @@ class Api:
     @property
     def target(self) -> Target:
         return self.runtime.target
+
+    def restart(self) -> None:
+        """Forget what the instance sent and saw, to run it again from the start."""
+        self.evidence = Evidence()
+        self.observations = []
+        self.notes = []
 
     # --- evidence -------------------------------------------------------------------------
     def observe(self, endpoint: str, parameter: str, verdict: str, note: str = "") -> None:
@@ -166,7 +269,8 @@ class Api:
         send = self._create_sdk if path == "sdk" else self._create_http
         self.runtime.transport.asking = "fresh" if fresh else "completion"
         try:
-            return self._retrying(lambda: send(endpoint, full, mode, api_key))
+            with self.runtime.gate.shared():
+                return self._retrying(lambda: send(endpoint, full, mode, api_key), endpoint)
         finally:
             self.runtime.transport.asking = None
 
@@ -184,7 +288,8 @@ class Api:
             response = self._send(method, url_path, content, headers)
             return self._regular_reply("raw", "regular", "http", response)
 
-        return self._retrying(call)
+        with self.runtime.gate.shared():
+            return self._retrying(call, {v: k for k, v in ENDPOINT_PATHS.items()}.get(url_path, "models"))
 
     def _send(self, method: str, url_path: str, content: bytes | None, headers: dict) -> httpx2.Response:
         request = self.runtime.http.build_request(method, self.runtime.base_url + url_path, content=content,
@@ -197,15 +302,39 @@ class Api:
             raise transient
         return response
 
-    def _retrying(self, call):
+    def _retrying(self, call, endpoint: str = "chat"):
         read_timeouts = []
+        wedge: list[str] = []
+
+        stalls = []
+
+        def given_up(symptom: str, times: int) -> bool:
+            """The target kept this request past the read timeout (`times` so far): wait until it answers
+            again. Whether it was this request that kept it busy: when no other process sends (`alone`), or it
+            happened again once the target was free and the target stayed busy longer than the other workers'
+            requests explain, it was (`wedge`); else it is sent again, once the target is free."""
+            busy = self.runtime.await_recovery(self.model, endpoint)
+            # Beside other workers, a queue of their requests (each answered within the read timeout, or it
+            # would have timed out too) explains up to one read timeout a worker: longer, it was this one.
+            others = self.runtime.share * self.runtime.timeout.read
+            if busy is not None and busy >= WEDGED_AFTER_SECONDS and (self.runtime.alone or (times > 1 and busy > others)):
+                wedge.append(f"{symptom}; once the suite gave up, the target stayed busy {_seconds(busy)} more (a "
+                             "one-token request waited that long)")
+                return False
+            return True
 
         def is_transient(exc: BaseException) -> bool:
             if isinstance(exc, (httpx2.ReadTimeout, openai.APITimeoutError)):
                 # No answer yet after the read timeout: the server is most likely still working on it
-                # (or queueing it). Each retry would add one more request to its queue, so one only.
+                # (or queueing it). Each retry would add one more request to its queue, so one only, and
+                # only once the target answers again.
                 read_timeouts.append(exc)
-                return len(read_timeouts) <= READ_TIMEOUT_RETRIES
+                return given_up(f"no answer within the read timeout ({self.runtime.timeout.read:g}s)",
+                                len(read_timeouts)) and len(read_timeouts) <= READ_TIMEOUT_RETRIES
+            if isinstance(exc, StreamInterrupted) and exc.stalled:
+                stalls.append(exc)
+                return given_up(f"the stream stalled: no byte for the read timeout ({self.runtime.timeout.read:g}s)",
+                                len(stalls))
             if isinstance(exc, (TransientStatus, StreamInterrupted, BodyMissing, httpx2.TransportError)):
                 return True
             if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
@@ -224,6 +353,8 @@ class Api:
             return self.runtime.retry.run(call, is_transient, retry_after, self.evidence)
         except (TransientStatus, StreamInterrupted, BodyMissing, httpx2.TransportError, openai.APIConnectionError,
                 openai.APITimeoutError) as exc:
+            if wedge:
+                self._wedged(wedge[0])
             if read_timeouts and exc is read_timeouts[-1]:
                 raise InfrastructureError(
                     f"no answer within the read timeout ({self.runtime.timeout.read:g}s), {len(read_timeouts)} "
@@ -237,6 +368,29 @@ class Api:
             if exc.status_code in (408, 429, 502, 503, 504):
                 raise InfrastructureError(f"HTTP {exc.status_code} persisted through the retry budget") from None
             raise
+
+    def _wedged(self, what: str) -> None:
+        """This request wedged the target: the check's other instances will not send it again (Wedges)."""
+        self.runtime.wedges.add(self.check_id, self.instance)
+        raise TargetWedged(f"this request wedged the target: {what}") from None
+
+    def _stopped(self, endpoint: str, mode: str, path: str, exchange: Exchange, body: dict, stop: StoppedReading,
+                 chunks: list[dict] | None = None) -> Reply:
+        """A stream the suite stopped reading (watch.py): the reply holds what came and says why. Once a stream
+        that never ended is given up, the target must answer again before anything else is sent; a target
+        still busy long after was wedged by this request."""
+        view = read_stream(exchange)
+        if stop.kind == "runaway":
+            view.problems.append(f"the stream ran on past its length limit: {stop.reason}; the suite stopped reading "
+                                 "there")
+        else:
+            view.problems.append(f"the stream did not end: {stop.reason}")
+        busy = self.runtime.await_recovery(self.model, endpoint)
+        if stop.kind != "runaway" and busy is not None and busy >= WEDGED_AFTER_SECONDS:
+            self._wedged(f"its stream did not end ({stop.reason}); once the suite stopped reading, the target "
+                         f"stayed busy {_seconds(busy)} more (a one-token request waited that long)")
+        return Reply(endpoint, mode, path, exchange.status, exchange, stream=view,
+                     chunks=view.chunks if chunks is None else chunks, limit_passed=stop.parameter)
 
     def _regular_reply(self, endpoint: str, mode: str, path: str, response: httpx2.Response) -> Reply:
         try:
@@ -261,20 +415,16 @@ class Api:
         exchange = self.evidence.exchanges[-1]
         if mode != "stream" or response.status_code >= 400:
             return self._regular_reply(endpoint, "regular" if response.status_code >= 400 else mode, "http", response)
-        started = time.monotonic()
-        deadline = self.runtime.target.limits.stream_deadline_seconds
         try:
             for _ in response.iter_raw():
-                if time.monotonic() - started > deadline:
-                    raise TimeoutError(f"it was still going after {deadline:g}s (the target's stream deadline)")
-        except TimeoutError as exc:  # it kept sending and never ended: the server's fault, not a transient
+                pass
+        except StoppedReading as stop:  # the server's doing, not a transient (watch.py)
             response.close()
-            view = read_stream(exchange)
-            view.problems.append(f"the stream did not end: {exc}")
-            return Reply(endpoint, mode, "http", response.status_code, exchange, stream=view, chunks=view.chunks)
+            return self._stopped(endpoint, mode, "http", exchange, body, stop)
         except httpx2.TransportError as exc:  # stalled (read timeout) or dropped: retried as a whole
             response.close()
-            raise StreamInterrupted(f"the stream stalled or broke: {type(exc).__name__}") from None
+            raise StreamInterrupted(f"the stream stalled or broke: {type(exc).__name__}",
+                                    stalled=isinstance(exc, httpx2.ReadTimeout)) from None
         response.close()
         _require_body(exchange)
         view = read_stream(exchange)
@@ -326,16 +476,15 @@ class Api:
             return reply
         chunks: list[dict] = []
         sdk_error = None
-        started = time.monotonic()
-        deadline = self.runtime.target.limits.stream_deadline_seconds
         try:
             for chunk in result:
                 chunks.append(chunk.to_dict())
-                if time.monotonic() - started > deadline:
-                    sdk_error = f"the stream was still going after {deadline:g}s (the target's stream deadline)"
-                    break
+        except StoppedReading as stop:  # the server's doing, not a transient (watch.py)
+            result.close()
+            return self._stopped(endpoint, mode, "sdk", exchange, body, stop, chunks)
         except (httpx2.TransportError, openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise StreamInterrupted(f"the stream stalled or broke: {type(exc).__name__}") from None
+            raise StreamInterrupted(f"the stream stalled or broke: {type(exc).__name__}",
+                                    stalled=isinstance(exc, (httpx2.ReadTimeout, openai.APITimeoutError))) from None
         except Exception as exc:  # noqa: BLE001 - whatever else the SDK raises mid-stream is the finding
             sdk_error = f"{type(exc).__name__}: {self.runtime.redactor.text(str(exc))[:300]}"
         finally:
@@ -383,4 +532,5 @@ class Api:
                 parsed = None
             return Reply("models", "regular", "sdk", status, exchange, body=parsed, sdk_error=sdk_error)
 
-        return self._retrying(call)
+        with self.runtime.gate.shared():
+            return self._retrying(call, "models")

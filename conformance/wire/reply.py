@@ -49,6 +49,7 @@ class Reply:
     chunks: list[dict] = dataclasses.field(default_factory=list)  # as the path parsed them
     sdk_error: str | None = None
     defect: str | None = None  # a body that could not be read at all (e.g. a false Content-Encoding)
+    limit_passed: str | None = None  # the length limit a stream certainly ran past (the suite stopped reading)
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ import httpx2
 import tenacity
 
 from .reuse import Answer, AnswerStore, Question, ReplayStream, question
+from .watch import StreamWatch
 
 TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
 MAX_RECORDED_BODY = 512 * 1024
@@ -39,7 +40,18 @@ class InfrastructureError(Exception):
 
 
 class StreamInterrupted(Exception):
-    """The connection stalled or broke in the middle of an event stream: transient, retried whole."""
+    """The connection stalled or broke in the middle of an event stream: transient, retried whole.
+    `stalled`: no byte came for the read timeout (the target may be busy), not a broken connection."""
+
+    def __init__(self, message: str, stalled: bool = False):
+        super().__init__(message)
+        self.stalled = stalled
+
+
+class TargetWedged(Exception):
+    """A request kept the target busy long after the suite gave up on it (a generation that ran on, a
+    stream silent for minutes): a finding about that request (outcome `fail`), reported once, and the
+    same request is not sent again (client.py)."""
 
 
 class BodyMissing(Exception):
@@ -161,14 +173,17 @@ class _RecordingStream(httpx2.SyncByteStream):
     closed by its reader before (False; not called when the connection broke)."""
 
     def __init__(self, inner: httpx2.SyncByteStream, exchange: Exchange,
-                 on_end: Callable[[bool], None] | None = None):
+                 on_end: Callable[[bool], None] | None = None, watch: StreamWatch | None = None):
         self._inner = inner
         self._exchange = exchange
         self._on_end = on_end
+        self._watch = watch
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._inner:
             self._exchange.record_read(chunk)
+            if self._watch is not None:
+                self._watch.read(chunk)  # StoppedReading: the reader stops here (watch.py)
             yield chunk
         self._ended(True)
 
@@ -210,8 +225,11 @@ class CapturingTransport(httpx2.BaseTransport):
     is answered from `store`, and its answer kept there (reuse.py)."""
 
     def __init__(self, redactor: Redactor, inner: httpx2.BaseTransport | None = None,
-                 limiter: RateLimiter | None = None, store: AnswerStore | None = None, api_key: str | None = None):
+                 limiter: RateLimiter | None = None, store: AnswerStore | None = None, api_key: str | None = None,
+                 watching: tuple[float, float] | None = None):
+        """`watching`: (stream deadline, silence) in seconds: every streamed answer is watched (watch.py)."""
         self._inner = inner or httpx2.HTTPTransport(retries=0)
+        self.watching = watching
         self.redactor = redactor
         self.api_key = api_key
         self.limiter = limiter or RateLimiter(None)
@@ -249,7 +267,9 @@ class CapturingTransport(httpx2.BaseTransport):
         if asked is not None:
             headers = tuple((k, self.redactor.header(k, v)) for k, v in response.headers.multi_items())
             on_end = functools.partial(self._keep, self.evidence, asked, exchange, headers)
-        response.stream = _RecordingStream(response.stream, exchange, on_end)
+        watch = StreamWatch.for_request(request.content, *self.watching) if self.watching and 200 <= \
+            response.status_code < 300 else None
+        response.stream = _RecordingStream(response.stream, exchange, on_end, watch)
         return response
 
     def _credential(self, request: httpx2.Request) -> str:

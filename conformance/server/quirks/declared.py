@@ -687,6 +687,14 @@ NAMED = [
           body_out=lambda kind, body: {**body, "data": []} if kind == "models" else body),
     Quirk("models-unknown-200", "GET /models/{id} answers 200 for any id", ("models.retrieve",),
           behaviour={"unknown_models_retrieved": True}),
+    # Scheduling: one model shared by every request (llama-cpp-python's server, by default).
+    Quirk("streams-interrupted", "one generation at a time, and a running stream ends ([DONE], no finish_reason) "
+                                 "as soon as another generation request waits", _both("stream"),
+          behaviour={"one_generation_at_a_time": True, "streams_interrupted": True, "stream_seconds": 0.002}),
+    Quirk("silent-with-max-completion-tokens", "a streamed chat request with max_completion_tokens gets keep-alive "
+                                               "comments only, until its client leaves; its generation then keeps "
+                                               "the one-at-a-time server busy 5 s more", ("chat.max_completion_tokens",),
+          behaviour={"one_generation_at_a_time": True, "silent_with": "max_completion_tokens"}),
 ]
 
 VARIATIONS = [
@@ -727,6 +735,9 @@ VARIATIONS = [
           (), variation=True, frames_out=lambda frames: [f.replace("data: ", "data:", 1) for f in frames]),
     Quirk("choices-together", "with n > 1, a step's tokens of every choice in one chunk (choices is a list)", (),
           variation=True, chunks_out=_choices_together),
+    Quirk("one-generation-at-a-time", "generations are served one at a time, the others wait their turn (tiny "
+                                      "requests do not), streams paced at 5 ms an event", (), variation=True,
+          behaviour={"one_generation_at_a_time": True, "stream_seconds": 0.005}),
     Quirk("choices-reversed", "with n > 1, a regular response lists its choices last index first (each keeps "
                               "its index)", (), variation=True, body_out=_choices_reversed),
 ]
