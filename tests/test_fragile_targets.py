@@ -139,6 +139,34 @@ def test_a_stream_of_keep_alives_only_is_given_up_after_the_read_timeout():
         lively.read(event("a"))
 
 
+def test_a_limit_that_ran_to_the_context_is_not_relied_on_again(tmp_path):
+    """Once a request bounded by max_completion_tokens was answered far past it (hundreds of tokens for 5: the
+    limit ignored, the answer stopped only by the model's end), no other request bounded by it alone is sent
+    for that endpoint and model: streamed, it could run as long with its text held back."""
+    from conformance.config.targets import load_target
+    from conformance.wire.client import Api, Runtime
+    from conformance.wire.hazards import NotSent
+
+    endless = {"messages": STORY, "max_completion_tokens": 5, "logit_bias": {"0": -100}}  # token 0: the end
+    with ReferenceServer(api_key=KEY, quirks=["ignore-max_completion_tokens"]) as server:
+        runtime = Runtime(load_target("reference"), server.base_url, KEY, shared_dir=tmp_path)
+        api = Api(runtime, "ref-small", instance="the first instance")
+        first = api.create("chat", endless)
+        assert first.usage["completion_tokens"] > 256
+        with pytest.raises(NotSent, match=r"max_completion_tokens is ignored on this target \(max_completion_tokens=5 "
+                                          r"was answered with \d+ tokens, finish_reason 'stop', in the first"):
+            Api(runtime, "ref-small", mode="stream").create("chat", {"messages": STORY, "max_completion_tokens": 7})
+        # another worker reads it from the run's folder; a request bounded by max_tokens too is sent
+        other = Runtime(load_target("reference"), server.base_url, KEY, shared_dir=tmp_path)
+        with pytest.raises(NotSent):
+            Api(other, "ref-small").create("chat", {"messages": STORY, "max_completion_tokens": 5})
+        assert Api(other, "ref-small").create("chat", {"messages": STORY, "max_completion_tokens": 5,
+                                                       "max_tokens": 5}).ok
+        assert Api(other, "ref-large").create("chat", {"messages": STORY, "max_completion_tokens": 5}).ok
+        runtime.close()
+        other.close()
+
+
 # --- runs -------------------------------------------------------------------------------------------------
 
 def test_a_request_that_wedges_the_target_is_reported_once_and_not_sent_again(tmp_path):

@@ -61,6 +61,7 @@ import pytest
 
 from ..config.catalogue import load_catalogue
 from ..vocabulary import LEVELS, MODES, PATHS, Outcome
+from ..wire.hazards import NotSent
 from ..wire.transport import InfrastructureError, TargetWedged
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_][a-z0-9_-]*)+$")
@@ -488,6 +489,8 @@ def outcome_of(excinfo) -> tuple[Outcome, str]:
         return Outcome.FAIL, str(exc)
     if isinstance(exc, InfrastructureError):
         return Outcome.ERROR, str(exc)
+    if isinstance(exc, NotSent):
+        return Outcome.INCONCLUSIVE, str(exc)
     if isinstance(exc, pytest.skip.Exception):
         return Outcome.INCONCLUSIVE, str(exc.msg)
     return Outcome.ERROR, f"the suite could not judge this ({type(exc).__name__}: {exc})"

@@ -29,6 +29,7 @@ from ..harness.checks import (BudgetReached, CheckMeta, Deviation, Dimensions, I
 from ..config.shards import Shard, instance_identity
 from ..options import given
 from ..vocabulary import CallPath
+from ..wire.hazards import NotSent
 from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
                              without_fixture_containers)
 from ..report.results import ResultWriter, record_for, variant_of
@@ -391,7 +392,7 @@ def conformance_api(request: pytest.FixtureRequest, conformance_runtime: Runtime
     meta: CheckMeta = request.node.function.conformance_check
     callspec = getattr(request.node, "callspec", None)
     check_id = meta.resolve(callspec.params.get("endpoint", meta.endpoints[0]) if callspec else meta.endpoints[0]).id
-    wedged_in = conformance_runtime.wedges.where(check_id)
+    wedged_in = conformance_runtime.hazards.wedged_in(check_id)
     if wedged_in is not None:
         # Sent again, by another path, in another mode or for another model, it would wedge the target again.
         inconclusive(f"not sent: this check's request wedged the target in {wedged_in} (its evidence shows how); "
@@ -408,6 +409,8 @@ def pytest_runtest_call(item: pytest.Item):
     uncertain, is the instance run again alone (wire/alone.py): its outcome is what it shows alone."""
     try:
         return (yield)
+    except NotSent as refused:  # a request the run learned not to send again (wire/hazards.py)
+        raise Inconclusive(str(refused)) from None
     except (Deviation, Inconclusive) as seen:  # not a wedge: the target was busy with this very request
         harness = item.stash.get(_API, None)
         if harness is None or not harness.runtime.gate.active:

@@ -37,6 +37,7 @@ from .transport import (
 )
 
 from .alone import AloneGate
+from .hazards import Hazards, NotSent
 from .reply import Reply, read_stream
 from .reuse import AnswerStore
 from .shared import SharedReplies
@@ -69,8 +70,9 @@ def _require_body(exchange: Exchange) -> None:
                           "body byte")
 
 
-def _seconds(value: float) -> str:
-    return f"{value:.0f}s" if math.isfinite(value) else "past the target's recovery_seconds"
+def _busy(value: float, limit: float) -> str:
+    """How long the target stayed busy, as the end of 'the target stayed busy ...'."""
+    return f"{value:.0f}s more" if math.isfinite(value) else f"longer than its recovery_seconds ({limit:g}s)"
 
 
 class Runtime:
@@ -96,8 +98,9 @@ class Runtime:
                                             watching=(target.limits.stream_deadline_seconds, self.timeout.read))
         self.recovers = recovers
         self.share = max(1, share)
+        self.unanswered = False  # a wait for the target to answer again ran out (await_recovery)
         self.alone = share <= 1  # no other process sends to the target: what keeps it busy is this one's
-        self.wedges = Wedges(shared_dir / "wedged" if shared_dir is not None else None)
+        self.hazards = Hazards(shared_dir / "hazards" if shared_dir is not None else None)
         self.gate = AloneGate(shared_dir if confirms_alone and shared_dir is not None else None)
         headers = {"Accept-Encoding": "identity", **dict(target.headers)}
         self.http = httpx2.Client(transport=self.transport, timeout=self.timeout, headers=headers,
@@ -124,6 +127,7 @@ class Runtime:
         them; a connection refused or cut is tried again after a backoff (1 s, doubling, at most 30 s)."""
         if not self.recovers:
             return None
+        self.unanswered = False
         if endpoint not in ENDPOINT_PATHS:
             endpoint = "chat" if "chat" in self.target.endpoints_for(model) else "completions"
         asked = ({"messages": [{"role": "user", "content": RECOVERY_PROMPT}]} if endpoint == "chat"
@@ -146,9 +150,18 @@ class Runtime:
                 except httpx2.TransportError:
                     time.sleep(min(backoff, max(0.0, left)))
                     backoff = min(2 * backoff, 30.0)
+            self.unanswered = True
             return math.inf
         finally:
             self.transport.asking = asking
+
+    def ready(self, model: str, endpoint: str) -> None:
+        """Before a request: a target that has not answered since a wait ran out (await_recovery) is waited
+        for again, so that the request is not timed out, and blamed, for what another left running."""
+        if self.unanswered and not math.isfinite(self.await_recovery(model, endpoint)):
+            raise InfrastructureError(f"the target has not answered a one-token request for twice its recovery_seconds "
+                                      f"({self.target.limits.recovery_seconds:g}s each) since a request was given up",
+                                      connection=True)
 
     @contextlib.contextmanager
     def isolated(self):
@@ -164,34 +177,6 @@ class Runtime:
     def close(self) -> None:
         self.http.close()
         self.gate.close()
-
-
-class Wedges:
-    """The checks whose request wedged the target, and where: in `folder` (one file a check, shared by the
-    run's workers), or in memory. A check is wedged once: its other instances (the other path, mode or
-    model) would send the same request, and wedge the target again."""
-
-    def __init__(self, folder=None):
-        self.folder = folder
-        self._seen: dict[str, str] = {}
-
-    def add(self, check_id: str, instance: str) -> None:
-        self._seen.setdefault(check_id, instance)
-        if self.folder is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / f"{check_id}.txt"
-            if not path.exists():
-                path.write_text(instance, encoding="utf-8")
-
-    def where(self, check_id: str) -> str | None:
-        """The instance whose request wedged the target, for this check; None when none did."""
-        if check_id in self._seen:
-            return self._seen[check_id]
-        if self.folder is not None:
-            path = self.folder / f"{check_id}.txt"
-            if path.is_file():
-                return path.read_text(encoding="utf-8")
-        return None
 
 
 @functools.cache
@@ -266,13 +251,21 @@ class Api:
         self._recording()
         if api_key:
             self.runtime.redactor.add(api_key)
+        refusal = self.runtime.hazards.refusal(ENDPOINT_PATHS[endpoint], json.dumps(full).encode())
+        if refusal is not None:
+            raise NotSent(refusal)
         send = self._create_sdk if path == "sdk" else self._create_http
         self.runtime.transport.asking = "fresh" if fresh else "completion"
         try:
             with self.runtime.gate.shared():
-                return self._retrying(lambda: send(endpoint, full, mode, api_key), endpoint)
+                self.runtime.ready(self.model, endpoint)
+                reply = self._retrying(lambda: send(endpoint, full, mode, api_key), endpoint)
         finally:
             self.runtime.transport.asking = None
+        choices = reply.choices if reply.ok else []
+        self.runtime.hazards.note_answer(endpoint, full, reply.usage, choices[0].finish_reason if choices else None,
+                                         self.instance)
+        return reply
 
     def send_raw(self, method: str, url_path: str, *, content: bytes | None = None,
                  api_key: str | None = None, authorise: bool = True) -> Reply:
@@ -288,8 +281,10 @@ class Api:
             response = self._send(method, url_path, content, headers)
             return self._regular_reply("raw", "regular", "http", response)
 
+        endpoint = {v: k for k, v in ENDPOINT_PATHS.items()}.get(url_path, "models")
         with self.runtime.gate.shared():
-            return self._retrying(call, {v: k for k, v in ENDPOINT_PATHS.items()}.get(url_path, "models"))
+            self.runtime.ready(self.model, endpoint)
+            return self._retrying(call, endpoint)
 
     def _send(self, method: str, url_path: str, content: bytes | None, headers: dict) -> httpx2.Response:
         request = self.runtime.http.build_request(method, self.runtime.base_url + url_path, content=content,
@@ -317,9 +312,11 @@ class Api:
             # Beside other workers, a queue of their requests (each answered within the read timeout, or it
             # would have timed out too) explains up to one read timeout a worker: longer, it was this one.
             others = self.runtime.share * self.runtime.timeout.read
-            if busy is not None and busy >= WEDGED_AFTER_SECONDS and (self.runtime.alone or (times > 1 and busy > others)):
-                wedge.append(f"{symptom}; once the suite gave up, the target stayed busy {_seconds(busy)} more (a "
-                             "one-token request waited that long)")
+            this_one = self.runtime.alone or (times > 1 and busy is not None and busy > others)
+            if busy is not None and busy >= WEDGED_AFTER_SECONDS and this_one:
+                wedge.append(f"{symptom}; once the suite gave up, the target stayed busy "
+                             f"{_busy(busy, self.runtime.target.limits.recovery_seconds)} (a one-token request "
+                             "waited that long)")
                 return False
             return True
 
@@ -370,8 +367,8 @@ class Api:
             raise
 
     def _wedged(self, what: str) -> None:
-        """This request wedged the target: the check's other instances will not send it again (Wedges)."""
-        self.runtime.wedges.add(self.check_id, self.instance)
+        """This request wedged the target: the check's other instances will not send it again (hazards.py)."""
+        self.runtime.hazards.wedged(self.check_id, self.instance)
         raise TargetWedged(f"this request wedged the target: {what}") from None
 
     def _stopped(self, endpoint: str, mode: str, path: str, exchange: Exchange, body: dict, stop: StoppedReading,
@@ -388,7 +385,8 @@ class Api:
         busy = self.runtime.await_recovery(self.model, endpoint)
         if stop.kind != "runaway" and busy is not None and busy >= WEDGED_AFTER_SECONDS:
             self._wedged(f"its stream did not end ({stop.reason}); once the suite stopped reading, the target "
-                         f"stayed busy {_seconds(busy)} more (a one-token request waited that long)")
+                         f"stayed busy {_busy(busy, self.runtime.target.limits.recovery_seconds)} (a one-token "
+                         "request waited that long)")
         return Reply(endpoint, mode, path, exchange.status, exchange, stream=view,
                      chunks=view.chunks if chunks is None else chunks, limit_passed=stop.parameter)
 
@@ -533,4 +531,5 @@ class Api:
             return Reply("models", "regular", "sdk", status, exchange, body=parsed, sdk_error=sdk_error)
 
         with self.runtime.gate.shared():
+            self.runtime.ready(self.model, "models")
             return self._retrying(call, "models")

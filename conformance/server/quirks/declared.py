@@ -693,7 +693,8 @@ NAMED = [
           behaviour={"one_generation_at_a_time": True, "streams_interrupted": True, "stream_seconds": 0.002}),
     Quirk("silent-with-max-completion-tokens", "a streamed chat request with max_completion_tokens gets keep-alive "
                                                "comments only, until its client leaves; its generation then keeps "
-                                               "the one-at-a-time server busy 5 s more", ("chat.max_completion_tokens",),
+                                               "the one-at-a-time server busy 5 s more",
+          ("chat.max_completion_tokens",),
           behaviour={"one_generation_at_a_time": True, "silent_with": "max_completion_tokens"}),
 ]
 
