@@ -8,6 +8,7 @@ import collections
 import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
@@ -167,6 +168,75 @@ def test_a_limit_that_ran_to_the_context_is_not_relied_on_again(tmp_path):
         other.close()
 
 
+class OneModel(ThreadingHTTPServer):
+    """One generation at a time; a request carrying max_completion_tokens keeps the model `seconds`."""
+
+    daemon_threads = True
+
+    def __init__(self, seconds: float):
+        super().__init__(("127.0.0.1", 0), _OneModelHandler)
+        self.seconds, self.model = seconds, threading.Lock()
+
+
+class _OneModelHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.server.model:
+            time.sleep(self.server.seconds if "max_completion_tokens" in body else 0)
+            answer = json.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": body["model"],
+                                 "choices": [{"index": 0, "finish_reason": "length",
+                                              "message": {"role": "assistant", "content": "a"}}],
+                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+            except OSError:
+                pass
+
+
+def one_model_api(seconds: float):
+    from conformance.config.targets import Limits, Target
+    from conformance.wire.client import Api, Runtime
+
+    server = OneModel(seconds)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = Target(name="one-model", base_url="unused", models=("m",),
+                    limits=Limits(timeout_seconds=1, retry_base_seconds=0.01))
+    runtime = Runtime(target, f"http://127.0.0.1:{server.server_address[1]}/v1", KEY, recovers=True)
+    return server, Api(runtime, "m", check_id="chat.max_completion_tokens.limits-length", instance="here")
+
+
+def test_a_request_the_target_is_still_working_on_a_read_timeout_later_is_a_wedge():
+    from conformance.wire.transport import TargetWedged
+
+    server, api = one_model_api(4.5)
+    with pytest.raises(TargetWedged, match=r"no answer within the read timeout \(1s\); once the suite gave up, the "
+                                           r"target stayed busy [34]s more"):
+        api.create("chat", {"messages": STORY, "max_completion_tokens": 5})
+    assert [json.loads(e.request_body).get("max_tokens") for e in api.evidence.exchanges] == [None, 1], \
+        "sent once, then only the one-token request that waited for the target"
+    assert api.runtime.hazards.wedged_in("chat.max_completion_tokens.limits-length") == "here"
+    server.shutdown()
+
+
+def test_a_slow_answer_is_sent_again_once_the_target_is_free_and_is_no_wedge():
+    from conformance.wire.transport import InfrastructureError
+
+    server, api = one_model_api(1.5)
+    with pytest.raises(InfrastructureError, match="no answer within the read timeout"):
+        api.create("chat", {"messages": STORY, "max_completion_tokens": 5})
+    sent = [json.loads(e.request_body).get("max_tokens") for e in api.evidence.exchanges]
+    assert sent == [None, 1, None, 1], sent  # each timeout waited out before anything else was sent
+    assert api.runtime.hazards.wedged_in("chat.max_completion_tokens.limits-length") is None
+    server.shutdown()
+
+
 # --- runs -------------------------------------------------------------------------------------------------
 
 def test_a_request_that_wedges_the_target_is_reported_once_and_not_sent_again(tmp_path):
@@ -204,6 +274,13 @@ def test_failures_seen_beside_other_requests_are_confirmed_alone(tmp_path):
     assert all(r["confirmed_alone"]["alone"] == "fail" for r in recs if r["outcome"] == "fail")
     assert "error" not in {r["outcome"] for r in recs}
     assert code == 1
+    passed_alone = [r for r in recs if r.get("confirmed_alone", {}).get("alone") == "pass"]
+    assert passed_alone and all(r["outcome"] == "pass" for r in passed_alone)
+    page = (tmp_path / "run" / passed_alone[0]["evidence_file"]).with_suffix(".html").read_text()
+    assert "run again with none in flight, it was pass" in page
+    summary = json.loads((tmp_path / "run" / "matrix.json").read_text())["summary"]["confirmed_alone"]
+    assert summary == {"instances": len([r for r in recs if r.get("confirmed_alone")]),
+                       "passed_alone": len(passed_alone)}
 
 
 def test_a_full_run_against_fragile_servers_finishes_with_no_error_and_only_failures_that_reproduce_alone(tmp_path):

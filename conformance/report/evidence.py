@@ -496,6 +496,12 @@ def render_evidence_page(record: dict, json_name: str) -> str:
         ("duration", _e(f"{record.get('duration_s', '')} s")),
         ("test", f"<code>{_e(record.get('nodeid', ''))}</code>"),
     ]
+    alone = record.get("confirmed_alone")
+    if alone:  # wire/alone.py: what it saw beside the run's other requests, and alone
+        beside = alone.get("beside_others") or {}
+        facts.append(("confirmed alone", _e(
+            f"beside other requests of the run it was {beside.get('outcome', '?')} ({beside.get('message', '')}); "
+            f"run again with none in flight, it was {alone.get('alone', '?')}: the outcome above")))
     model = dims.get("model")
     nav = (f"<nav><a href='../matrix.html'>matrix</a><a href='../{_e(check_page(check, model))}'>every instance of "
            f"this check{' on ' + _e(model) if model else ''}</a><a href='{_e(json_name)}'>raw JSON</a></nav>")

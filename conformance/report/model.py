@@ -189,7 +189,16 @@ def summarise(records: list[dict]) -> dict:
                    for key in ("prompt", "completion", "unmetered")},
         "requests": sum(r.get("sent", r.get("requests", 0)) for r in records),
         "retries": sum(r.get("retries", 0) for r in records),
+        **_confirmed_alone(records),
     }
+
+
+def _confirmed_alone(records: list[dict]) -> dict:
+    """How many instances were run again alone (wire/alone.py), and how many of those then passed."""
+    again = [r["confirmed_alone"] for r in records if r.get("confirmed_alone")]
+    if not again:
+        return {}
+    return {"confirmed_alone": {"instances": len(again), "passed_alone": sum(a.get("alone") == "pass" for a in again)}}
 
 
 def scores(matrix: dict) -> dict[str, dict]:

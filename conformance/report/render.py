@@ -91,6 +91,10 @@ def render_summary_lines(report: "RunReport") -> list[str]:
     if tokens:
         lines.append(f"tokens: {tokens['prompt']} prompt + {tokens['completion']} completion"
                      + (f" ({tokens['unmetered']} responses reported no usage)" if tokens["unmetered"] else ""))
+    if s.get("confirmed_alone"):
+        alone = s["confirmed_alone"]
+        lines.append(f"confirmed alone: {alone['instances']} check instances that failed or were inconclusive beside "
+                     f"other requests of the run were run again alone; {alone['passed_alone']} of them passed")
     if s.get("not_run"):
         lines.append(f"not run: {s['not_run']} check instances (the token budget ran out; listed in not-run.json)")
     if s.get("partial"):

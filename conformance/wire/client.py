@@ -60,7 +60,7 @@ openai = _ImportedWhenUsed()
 ENDPOINT_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 READ_TIMEOUT_RETRIES = 1  # a request the server has not answered within the read timeout
 RECOVERY_PROMPT = "Hi"  # the one-token request that tells a target is answering again (Runtime.await_recovery)
-WEDGED_AFTER_SECONDS = 3.0  # busy this long after the suite gave a request up: that request wedged the target
+WEDGED_AFTER_SECONDS = 3.0  # busy this long after the suite gave up a stream: that stream wedged the target
 
 
 def _require_body(exchange: Exchange) -> None:
@@ -309,11 +309,12 @@ class Api:
             happened again once the target was free and the target stayed busy longer than the other workers'
             requests explain, it was (`wedge`); else it is sent again, once the target is free."""
             busy = self.runtime.await_recovery(self.model, endpoint)
-            # Beside other workers, a queue of their requests (each answered within the read timeout, or it
-            # would have timed out too) explains up to one read timeout a worker: longer, it was this one.
-            others = self.runtime.share * self.runtime.timeout.read
-            this_one = self.runtime.alone or (times > 1 and busy is not None and busy > others)
-            if busy is not None and busy >= WEDGED_AFTER_SECONDS and this_one:
+            # Busy for less than another read timeout: a slow answer (sent again, then `error`: raise the
+            # timeout), not a wedge. Beside other workers, a queue of their requests (each answered within
+            # the read timeout, or it would have timed out too) explains up to one read timeout a worker.
+            read = self.runtime.timeout.read
+            this_one = self.runtime.alone or (times > 1 and busy is not None and busy > self.runtime.share * read)
+            if busy is not None and busy >= max(WEDGED_AFTER_SECONDS, read) and this_one:
                 wedge.append(f"{symptom}; once the suite gave up, the target stayed busy "
                              f"{_busy(busy, self.runtime.target.limits.recovery_seconds)} (a one-token request "
                              "waited that long)")

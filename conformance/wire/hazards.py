@@ -88,4 +88,4 @@ class Hazards:
         if seen is None:
             return None
         return (f"not sent: {limit.parameter} is ignored on this target ({seen}); a request bounded by it alone "
-                "would run as long, and may keep the target busy long after the suite gives up")
+                "would run as long, and streamed it can wedge the target (keep it busy long after the suite gives up)")
