@@ -141,9 +141,10 @@ def test_a_stream_of_keep_alives_only_is_given_up_after_the_read_timeout():
 
 
 def test_a_limit_that_ran_to_the_context_is_not_relied_on_again(tmp_path):
-    """Once a request bounded by max_completion_tokens was answered far past it (hundreds of tokens for 5: the
-    limit ignored, the answer stopped only by the model's end), no other request bounded by it alone is sent
-    for that endpoint and model: streamed, it could run as long with its text held back."""
+    """Once a check's request bounded by max_completion_tokens was answered far past it (hundreds of tokens for
+    5: the limit ignored, the answer stopped only by the model's end), the same check's streamed request
+    bounded by it alone is not sent for that endpoint and model: it could run as long with its text held
+    back. Its regular requests, and other checks' streams, are."""
     from conformance.config.targets import load_target
     from conformance.wire.client import Api, Runtime
     from conformance.wire.hazards import NotSent
@@ -151,19 +152,27 @@ def test_a_limit_that_ran_to_the_context_is_not_relied_on_again(tmp_path):
     endless = {"messages": STORY, "max_completion_tokens": 5, "logit_bias": {"0": -100}}  # token 0: the end
     with ReferenceServer(api_key=KEY, quirks=["ignore-max_completion_tokens"]) as server:
         runtime = Runtime(load_target("reference"), server.base_url, KEY, shared_dir=tmp_path)
-        api = Api(runtime, "ref-small", instance="the first instance")
+        check = "chat.max_completion_tokens.limits-length"
+        api = Api(runtime, "ref-small", check_id=check, instance="the first instance")
         first = api.create("chat", endless)
         assert first.usage["completion_tokens"] > 256
         with pytest.raises(NotSent, match=r"max_completion_tokens is ignored on this target \(max_completion_tokens=5 "
                                           r"was answered with \d+ tokens, finish_reason 'stop', in the first"):
-            Api(runtime, "ref-small", mode="stream").create("chat", {"messages": STORY, "max_completion_tokens": 7})
-        # another worker reads it from the run's folder; a request bounded by max_tokens too is sent
+            Api(runtime, "ref-small", mode="stream", check_id=check).create(
+                "chat", {"messages": STORY, "max_completion_tokens": 7})
+        # another worker reads it from the run's folder
         other = Runtime(load_target("reference"), server.base_url, KEY, shared_dir=tmp_path)
         with pytest.raises(NotSent):
-            Api(other, "ref-small").create("chat", {"messages": STORY, "max_completion_tokens": 5})
-        assert Api(other, "ref-small").create("chat", {"messages": STORY, "max_completion_tokens": 5,
-                                                       "max_tokens": 5}).ok
-        assert Api(other, "ref-large").create("chat", {"messages": STORY, "max_completion_tokens": 5}).ok
+            Api(other, "ref-small", mode="stream", check_id=check).create(
+                "chat", {"messages": STORY, "max_completion_tokens": 5})
+        sent = [Api(other, "ref-small", check_id=check).create("chat", {"messages": STORY, "max_completion_tokens": 5}),
+                Api(other, "ref-small", mode="stream", check_id=check).create(
+                    "chat", {"messages": STORY, "max_completion_tokens": 5, "max_tokens": 5}),
+                Api(other, "ref-small", mode="stream", check_id="another").create(
+                    "chat", {"messages": STORY, "max_completion_tokens": 5}),
+                Api(other, "ref-large", mode="stream", check_id=check).create(
+                    "chat", {"messages": STORY, "max_completion_tokens": 5})]
+        assert all(reply.status == 200 for reply in sent)
         runtime.close()
         other.close()
 

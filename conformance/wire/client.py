@@ -251,7 +251,7 @@ class Api:
         self._recording()
         if api_key:
             self.runtime.redactor.add(api_key)
-        refusal = self.runtime.hazards.refusal(ENDPOINT_PATHS[endpoint], json.dumps(full).encode())
+        refusal = self.runtime.hazards.refusal(self.check_id, endpoint, full)
         if refusal is not None:
             raise NotSent(refusal)
         send = self._create_sdk if path == "sdk" else self._create_http
@@ -263,8 +263,8 @@ class Api:
         finally:
             self.runtime.transport.asking = None
         choices = reply.choices if reply.ok else []
-        self.runtime.hazards.note_answer(endpoint, full, reply.usage, choices[0].finish_reason if choices else None,
-                                         self.instance)
+        self.runtime.hazards.note_answer(self.check_id, endpoint, full, reply.usage,
+                                         choices[0].finish_reason if choices else None, self.instance)
         return reply
 
     def send_raw(self, method: str, url_path: str, *, content: bytes | None = None,

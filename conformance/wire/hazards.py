@@ -2,25 +2,25 @@
 
 - A check whose request **wedged** the target (client.py: the target stayed busy long after the suite
   gave the request up): its other instances would send the same request and wedge it again.
-- A length limit seen to **run away**: a request bounded by max_tokens or max_completion_tokens was
-  answered far past it (RUNAWAY_TOKENS at least, and RUNAWAY_FACTOR times the limit: the limit ignored,
-  the answer stopped only by the model's own end or its context, not one token too many). Another
-  request bounded by that limit alone, on that endpoint and model, would run as long: minutes on a
-  slow target, and a server that holds its streamed text back (llama-cpp-python's does once a token is
-  not whole UTF-8, re-decoding everything at each step) stays silent and busy for twenty minutes on a
-  tiny model. It is not sent (its instance is inconclusive, naming where the limit ran away); the
-  deviation is reported by the instance that saw it.
+- A length limit seen to **run away** in a check: a request of it bounded by max_tokens or
+  max_completion_tokens was answered far past the limit (RUNAWAY_TOKENS at least, and RUNAWAY_FACTOR
+  times it: the limit ignored, the answer stopped only by the model's own end or its context, not one
+  token too many). The same check's streamed request bounded by that limit alone would run as long,
+  and a server that holds its streamed text back (llama-cpp-python's does once a token is not whole
+  UTF-8, re-decoding everything at each step) stays silent and busy for twenty minutes on a tiny model,
+  long after the client left. It is not sent (its instance is inconclusive, naming where the limit ran
+  away): the check's other instances are judged from what was seen. The deviation is reported by the
+  instance that saw it. Only streams, and only that check's: a regular answer's cost is bounded by the
+  read timeout, and a target that ignores max_tokens everywhere still has every other check judged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from .watch import Limit
 
-ENDPOINTS = {"/chat/completions": "chat", "/completions": "completions"}
 RUNAWAY_TOKENS = 256
 RUNAWAY_FACTOR = 8
 
@@ -60,32 +60,27 @@ class Hazards:
         return self._get(f"wedged {check_id}")
 
     # --- runaway limits ---------------------------------------------------------------------------
-    def note_answer(self, endpoint: str, body: dict, usage: dict | None, finish_reason: str | None,
+    def note_answer(self, check_id: str, endpoint: str, body: dict, usage: dict | None, finish_reason: str | None,
                     instance: str) -> None:
         """Remember a limit the answer to `body` ran far past (see the module's docstring)."""
         limit = Limit.of(body)
         tokens = (usage or {}).get("completion_tokens")
         if limit is None or not isinstance(tokens, int) or tokens < max(RUNAWAY_TOKENS, RUNAWAY_FACTOR * limit.total):
             return
-        self._put(f"runaway {endpoint} {body.get('model')} {limit.parameter}",
+        self._put(f"runaway {check_id} {endpoint} {body.get('model')} {limit.parameter}",
                   f"{limit.parameter}={limit.tokens} was answered with {tokens} tokens, finish_reason "
                   f"{finish_reason!r}, in {instance}")
 
-    def refusal(self, url_path: str, content: bytes) -> str | None:
-        """Why a request is not sent, or None (the transport asks, for every request it would send)."""
-        endpoint = next((e for suffix, e in ENDPOINTS.items() if url_path.endswith(suffix)), None)
-        if endpoint is None or not content:
+    def refusal(self, check_id: str, endpoint: str, body: dict) -> str | None:
+        """Why a check's request is not sent, or None."""
+        if body.get("stream") is not True:
             return None
-        try:
-            body = json.loads(content)
-        except ValueError:
-            return None
-        limit = Limit.of(body) if isinstance(body, dict) else None
+        limit = Limit.of(body)
         if limit is None or any(name in body for name in ("max_tokens", "max_completion_tokens")
                                 if name != limit.parameter):
             return None  # unbounded, or bounded by another limit too
-        seen = self._get(f"runaway {endpoint} {body.get('model')} {limit.parameter}")
+        seen = self._get(f"runaway {check_id} {endpoint} {body.get('model')} {limit.parameter}")
         if seen is None:
             return None
-        return (f"not sent: {limit.parameter} is ignored on this target ({seen}); a request bounded by it alone "
-                "would run as long, and streamed it can wedge the target (keep it busy long after the suite gives up)")
+        return (f"not sent: {limit.parameter} is ignored on this target ({seen}); streamed, a request bounded by it "
+                "alone would run as long, and can wedge the target (keep it busy long after the suite gives up)")
