@@ -304,12 +304,22 @@ def client_floor(requests: list[dict], models: tuple[str, ...]) -> float:
     return seconds
 
 
+def embedded_target(models: tuple[str, ...]) -> Path:
+    """targets/reference.toml serving these models (the embedded server serves the models its target file
+    lists, and no other: `--model` picks among them), in a folder of its own."""
+    text = REFERENCE_TARGET.read_text(encoding="utf-8")
+    listed = 'models = ["ref-small", "ref-large"]'
+    if listed not in text:
+        raise SystemExit(f"bench: {REFERENCE_TARGET} no longer says '{listed}'")
+    path = Path(tempfile.mkdtemp(prefix="bench-target-")) / "reference.toml"
+    path.write_text(text.replace(listed, f"models = {json.dumps(list(models))}"), encoding="utf-8")
+    return path
+
+
 def start_up(models: tuple[str, ...]) -> float:
     """Interpreter, imports, plugins and collecting every check instance: `pytest --collect-only`."""
     args = [sys.executable, "-m", "pytest", str(Path(__file__).resolve().parent.parent / "suites"), "--collect-only",
-            "-q", "-p", "no:cacheprovider"]
-    for m in models:
-        args += ["--model", m]
+            "-q", "-p", "no:cacheprovider", "--target", str(embedded_target(models))]
     started = time.perf_counter()
     subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - started
@@ -318,9 +328,7 @@ def start_up(models: tuple[str, ...]) -> float:
 # --- (b, d) the suite --------------------------------------------------------------------------
 def run_suite(report_dir: Path, workers: int | str, models: tuple[str, ...], extra: list[str] = ()) -> dict:
     args = [sys.executable, "-m", "conformance", "run", "-n", str(workers), "--no-history",
-            "--report-dir", str(report_dir)]
-    for m in models:
-        args += ["--model", m]
+            "--report-dir", str(report_dir), "--target", str(embedded_target(models))]
     cpu = _children_cpu()
     started, began = time.perf_counter(), time.time()
     process = subprocess.Popen(args + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the checks against a target and write the matrix")
     run.set_defaults(func=cmd_run)
-    options.add_to_argparse(run, options.TARGET + options.RUN)
+    options.add_to_argparse(run, options.TARGET + options.RUN + options.EMBEDDED)
+    run.add_argument("--no-model-check", action="store_true",
+                     help="run even when the target's /models does not list the models (it serves unlisted ones)")
     run.add_argument("-n", "--workers", default="auto",
                      help="parallel workers (pytest-xdist); 'auto' = the target's concurrency, at most the CPUs "
                           "for the embedded server (it shares them) and 4 per CPU for a live target")
@@ -359,15 +361,22 @@ def _suites_dir() -> Path:
     return Path(list(conformance.suites.__path__)[0])
 
 
-def _preflight(base_url: str) -> str | None:
-    """One line describing why the target cannot be reached, or None when it answers at all."""
+def _preflight(target) -> tuple[str | None, list[str] | None]:
+    """(why the target cannot be reached, or None when it answers at all; the model ids its /models
+    lists, or None when it answers no such list: missing, refused, or not OpenAI's shape)."""
     import httpx2
 
     try:
-        httpx2.get(base_url.rstrip("/") + "/models", timeout=15.0, follow_redirects=False)
+        response = httpx2.get(target.base_url.rstrip("/") + "/models", timeout=15.0, follow_redirects=False,
+                              headers={"Authorization": f"Bearer {target.api_key()}", **dict(target.headers)})
     except httpx2.HTTPError as exc:
-        return f"cannot reach {base_url}: {type(exc).__name__}: {exc}"
-    return None
+        return f"cannot reach {target.base_url}: {type(exc).__name__}: {exc}", None
+    try:
+        listed = response.json()["data"] if response.status_code == 200 else None
+        ids = [m["id"] for m in listed] if isinstance(listed, list) else None
+    except (ValueError, KeyError, TypeError):
+        ids = None
+    return None, ids if ids and all(isinstance(i, str) for i in ids) else None
 
 
 def _workers(option: str, target) -> int:
@@ -434,11 +443,41 @@ def _reachable_target(args, name: str | None = None):
     except TargetError as exc:
         return _fail_usage(str(exc))
     if not target.embedded:
-        problem = _preflight(target.base_url)
+        problem, served = _preflight(target)
         if problem:
             print(f"conformance: {problem}; nothing was run (check --base-url and your network)", file=sys.stderr)
             return EXIT_INCOMPLETE
+        unserved = [m for m in target.models if m not in (served or ())]
+        if served is None:
+            print(f"conformance: {target.base_url}/models lists no models in OpenAI's shape, so the model names "
+                  f"could not be checked before the run ({', '.join(target.models)} assumed served)", flush=True)
+        elif unserved and not getattr(args, "no_model_check", False):
+            refused = [m for m in unserved if not _answers_model(target, m)]
+            for model in (m for m in unserved if m not in refused):
+                print(f"conformance: {target.base_url}/models does not list {model!r}, yet the target answers it; "
+                      "going on (the models checks judge the list)", flush=True)
+            if refused:
+                return _fail_usage(f"model {', '.join(map(repr, refused))} is not served by {target.name}: its /models "
+                                   f"lists {', '.join(served[:12])}{' ...' if len(served) > 12 else ''} (pass --model "
+                                   "with one of them, or --no-model-check to run anyway)")
     return target
+
+
+def _answers_model(target, model: str) -> bool:
+    """Whether a one-token request for `model` is answered with success: a model a target's /models leaves
+    out may still be served (llama-cpp-python's server answers any name); one it refuses is a typo."""
+    import httpx2
+
+    chat = "chat" in target.endpoints_for(model)
+    body = {"model": model, "max_tokens": 1, **({"messages": [{"role": "user", "content": "Hi"}]} if chat
+                                                 else {"prompt": "Hi"})}
+    try:
+        response = httpx2.post(target.base_url.rstrip("/") + ("/chat/completions" if chat else "/completions"),
+                               json=body, timeout=max(15.0, target.limits.timeout_seconds), follow_redirects=False,
+                               headers={"Authorization": f"Bearer {target.api_key()}", **dict(target.headers)})
+    except httpx2.HTTPError:
+        return True  # not a refusal: the run says what goes wrong with the checks' own requests
+    return 200 <= response.status_code < 300
 
 
 def cmd_run(args) -> int:
@@ -455,6 +494,9 @@ def cmd_run(args) -> int:
     target = _reachable_target(args)
     if isinstance(target, int):
         return target
+    refused = _embedded_options_refused(args, target)
+    if refused:
+        return _fail_usage(refused)
     from .config import expectations
 
     # Read here only to refuse a broken file in one line before anything runs; the plugin compares.
@@ -472,7 +514,7 @@ def cmd_run(args) -> int:
     if run_id:
         extra += ["--run-id", run_id]
     # The history, the expectations and the summary are the plugin's, as for `pytest suites --target X`.
-    forwarded = tuple(o for o in options.RUN if o.name not in ("report_dir", "checks"))
+    forwarded = tuple(o for o in options.RUN + options.EMBEDDED if o.name not in ("report_dir", "checks"))
     extra += options.as_pytest_args(args, forwarded)
     (run_dir / "matrix.json").unlink(missing_ok=True)  # a reused folder: never judge last night's matrix
     code = _run_pytest(args, target, run_dir, workers, args.checks, extra + args.pytest_args)
@@ -485,6 +527,24 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     return exit_code(run_dir, interrupted=code == pytest.ExitCode.INTERRUPTED)
+
+
+def _embedded_options_refused(args, target) -> str | None:
+    """Why --server-quirk or --server-faults cannot be, in one line (before any report folder exists)."""
+    if not (args.server_quirks or args.server_faults):
+        return None
+    if not target.embedded:
+        return "--server-quirk and --server-faults apply to the embedded reference server only"
+    from .server.faults import FaultSpecError, parse_faults
+    from .server.quirks import check_names
+
+    try:
+        check_names(args.server_quirks)
+        if args.server_faults:
+            parse_faults(args.server_faults, args.server_fault_seed, target.limits.timeout_seconds + 1)
+    except (ValueError, FaultSpecError) as exc:
+        return str(exc)
+    return None
 
 
 def _report_skipped(source: str, traffic) -> None:
@@ -504,7 +564,7 @@ def cmd_migrate(args) -> int:
     from .migrate import report as migration_report
     from .migrate.features import check_patterns, uses_of
     from .migrate.traffic import TrafficError, read_traffic
-    from .migrate.verdicts import GO, NO_GO, judge, overall
+    from .migrate.verdicts import GO, NO_GO, judge, overall, skipped_unjudged
 
     if not 0 <= args.replay <= MAX_REPLAY:
         return _fail_usage(f"--replay takes 0 to {MAX_REPLAY} requests, not {args.replay}")
@@ -545,7 +605,8 @@ def cmd_migrate(args) -> int:
         matrix = json.loads((run_dir / "matrix.json").read_text(encoding="utf-8"))
     out.mkdir(parents=True, exist_ok=True)
     verdicts = judge(uses, matrix)
-    decision = overall(verdicts)
+    unjudged = skipped_unjudged(traffic, uses)
+    decision = overall(verdicts, unjudged)
     replayed = None
     if args.replay:
         from .migrate.replay import replay, sample
@@ -557,7 +618,7 @@ def cmd_migrate(args) -> int:
                 return side
         replayed = replay(sample(traffic.requests, args.replay), reference, candidate, out, tuple(args.server_quirks))
     data = migration_report.build(traffic, verdicts, decision, matrix,
-                                  migration_report.relative_link(run_dir, out), replayed)
+                                  migration_report.relative_link(run_dir, out), replayed, unjudged)
     (out / "migration.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
     (out / "migration.md").write_text(migration_report.render_markdown(data), encoding="utf-8")
     (out / "migration.html").write_text(migration_report.render_html(data), encoding="utf-8")

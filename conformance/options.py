@@ -63,15 +63,20 @@ QUIRK = Option("--server-quirk", "server_quirks", "self-test: start the embedded
                                                   "(repeatable; `conformance serve --list-quirks` lists them)",
                {"action": "append", "default": [], "metavar": "NAME"})
 
-# The embedded reference server, for the self-test and the benchmark (pytest only: `conformance run`
-# passes them after `--`).
-SERVER = (
-    Option("--run-id", "run_id", "the run's id (default: a new one, <UTC time>-<target>-<random hex>)"),
-    QUIRK,
+FAULTS = (
     Option("--server-faults", "server_faults", "self-test: inject transient faults in the embedded server, e.g. "
                                                "429=0.2,reset=0.05,cut=0.03,stall=0.02", {"metavar": "SPEC"}),
     Option("--server-fault-seed", "server_fault_seed", "seed of the injected faults (default 0)",
            {"type": int, "default": 0}),
+)
+# What the embedded reference server is made to do: `conformance run` takes these too (a run says so).
+EMBEDDED = (QUIRK, *FAULTS)
+
+# The embedded reference server, for the self-test and the benchmark (pytest only: `conformance run`
+# passes the rest after `--`).
+SERVER = (
+    Option("--run-id", "run_id", "the run's id (default: a new one, <UTC time>-<target>-<random hex>)"),
+    *EMBEDDED,
     Option("--server-request-log", "server_request_log", "benchmark: the embedded reference server writes every "
                                                          "request it receives to FILE", {"metavar": "FILE"}),
     Option("--server-latency-ms", "server_latency_ms", "the embedded reference server takes MS milliseconds more "

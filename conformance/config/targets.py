@@ -320,6 +320,13 @@ def load_target(
     if api_key_env:
         changes["api_key_env"] = api_key_env
     if models:
+        unserved = [m for m in models if m not in target.models]
+        if target.embedded and not changes.get("base_url") and unserved:
+            # The embedded server serves the models its target file lists, and answers any other with 404
+            # model_not_found, as OpenAI does: a run for a mistyped one would judge a server made for it.
+            raise TargetError(f"model {', '.join(map(repr, unserved))} is not served by target '{target.name}' "
+                              f"(the embedded reference server serves {', '.join(target.models)}): pass --model with "
+                              "one of them, or list the models in a target file of your own with embedded = true")
         changes["models"] = tuple(models)
     target = dataclasses.replace(target, **changes)
     if not target.models:

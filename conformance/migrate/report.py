@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..report.render import CSS
 from ..report.render import escape as _e
+from ..report.terms import changed_on_purpose
 from .replay import ReplayResult
 from .traffic import Traffic
 from .verdicts import FeatureVerdict
@@ -21,7 +22,7 @@ VERDICT_SENTENCE = {
 
 
 def build(traffic: Traffic, verdicts: list[FeatureVerdict], decision: str, matrix: dict, run_link: str,
-          replayed: list[ReplayResult] | None) -> dict:
+          replayed: list[ReplayResult] | None, unjudged: list[str] = ()) -> dict:
     """The report's data; evidence paths are relative to the report directory."""
     endpoints: dict[str, dict[str, int]] = {}
     for r in traffic.requests:
@@ -53,10 +54,13 @@ def build(traffic: Traffic, verdicts: list[FeatureVerdict], decision: str, matri
         "decision": decision,
         "sentence": VERDICT_SENTENCE[decision],
         "target": run["target"], "base_url": run["base_url"], "judged_models": run["models"], "run": run["id"],
+        "changed_on_purpose": changed_on_purpose(run),
         "run_link": run_link,
         "traffic": {"source": traffic.source, "format": traffic.format, "requests": len(traffic.requests),
                     "endpoints": endpoints, "models": app_models, "ignored": traffic.ignored,
-                    "skipped": [s.line() for s in traffic.skipped]},
+                    "skipped": [s.line() for s in traffic.skipped],
+                    # skipped entries that may ask for what nothing judged: the decision cannot be GO
+                    "skipped_unjudged": list(unjudged)},
         "features": features,
         "replay": None if replayed is None else [
             {"where": r.where, "endpoint": r.endpoint, "stream": r.stream, "models": r.models, "shapes": r.shapes,
@@ -76,6 +80,11 @@ def _traffic_line(report: dict) -> str:
     line = f"{t['requests']} requests from `{t['source']}` ({t['format']}): {', '.join(parts)}"
     if t["models"]:
         line += f"; models the application asks for: {', '.join(t['models'])}"
+    if t["skipped"]:
+        unjudged = t.get("skipped_unjudged") or []
+        line += f"; {len(t['skipped'])} entries skipped" + (
+            f", which may ask for what nothing judged, so the decision cannot be GO: {'; '.join(unjudged)}"
+            if unjudged else "")
     return line
 
 
@@ -85,8 +94,15 @@ def summary_lines(report: dict) -> list[str]:
     for f in report["features"]:
         counts[f["state"]] = counts.get(f["state"], 0) + 1
     tally = ", ".join(f"{counts[s]} {s}" for s in STATE_SYMBOL if s in counts)
+    t = report["traffic"]
     lines = [f"{report['decision']}: {report['sentence']} ({report['target']}, models "
-             f"{', '.join(report['judged_models'])}); {len(report['features'])} features: {tally}"]
+             f"{', '.join(report['judged_models'])}); {len(report['features'])} features: {tally}; "
+             f"{t['requests']} requests judged, {len(t['skipped'])} skipped"]
+    if report.get("changed_on_purpose"):
+        lines.insert(0, report["changed_on_purpose"])
+    if t.get("skipped_unjudged"):
+        lines.append(f"  not GO: skipped entries may ask for what nothing judged: {'; '.join(t['skipped_unjudged'][:5])}"
+                     + (" ..." if len(t["skipped_unjudged"]) > 5 else ""))
     for f in report["features"]:
         if f["state"] != "works":
             fix = f"; workaround: {f['workaround']}" if f["workaround"] else ""
@@ -114,6 +130,7 @@ def _example_text(check: dict) -> str:
 def render_markdown(report: dict) -> str:
     out = [f"# Before you migrate: {report['target']}", "",
            f"**{report['decision']}**: {report['sentence']}.", "",
+           *([f"**{report['changed_on_purpose']}**", ""] if report.get("changed_on_purpose") else []),
            f"- Traffic: {_traffic_line(report)}",
            f"- Judged on target `{report['target']}` ({report['base_url']}), models "
            f"{', '.join(report['judged_models'])}, from run [`{report['run']}`]({report['run_link']}/matrix.md)",
@@ -173,6 +190,8 @@ def render_html(report: dict) -> str:
              f"<h1>Before you migrate: {_e(report['target'])}</h1>",
              f"<p class='decision {_e(report['decision'].lower())}'><strong>{_e(report['decision'])}</strong>: "
              f"{_e(report['sentence'])}.</p>",
+             *([f"<p class='headline bad changed'>{_e(report['changed_on_purpose'])}</p>"]
+               if report.get("changed_on_purpose") else []),
              f"<p class='meta'>{_e(_traffic_line(report))} · judged on {_e(report['target'])} "
              f"({_e(report['base_url'])}), models {_e(', '.join(report['judged_models']))}, run "
              f"<a href='{_e(report['run_link'])}/matrix.html'><code>{_e(report['run'])}</code></a></p>",

@@ -41,6 +41,8 @@ class Request:
 class Skipped:
     where: str
     reason: str
+    # What it asked, where that could be read (a request without `model`); None: unreadable
+    request: Request | None = None
 
     def line(self) -> str:
         return f"{self.where}: {self.reason}; skipped"
@@ -115,7 +117,7 @@ def request_from_object(where: str, value: Any) -> Request | Skipped:
         return Skipped(where, f"{method} on /{endpoint.replace('chat', 'chat/completions')} (it takes POST)")
     problem = _body_problem(endpoint, body)
     if problem:
-        return Skipped(where, problem)
+        return Skipped(where, problem, Request(where, endpoint, body) if isinstance(body, dict) else None)
     return Request(where, endpoint, body if isinstance(body, dict) else {})
 
 

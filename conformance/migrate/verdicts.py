@@ -144,10 +144,29 @@ def judge(uses: list[Use], matrix: dict) -> list[FeatureVerdict]:
     return sorted(verdicts, key=lambda v: (STATES.index(v.state), -v.use.count, v.use.feature.key))
 
 
-def overall(verdicts: list[FeatureVerdict]) -> str:
+def skipped_unjudged(traffic, uses: list[Use]) -> list[str]:
+    """The skipped entries that may ask for a feature no request that was read asks for: every unreadable
+    one (what it asks was not judged: an endpoint the suite does not check, a body that is not JSON), and
+    those whose features are not among the judged ones; each as 'line 3: why'. Any of them makes a GO
+    undetermined: it was not read, so it was not judged."""
+    from .features import features_of
+
+    judged = {u.feature.key for u in uses}
+    out = []
+    for skipped in traffic.skipped:
+        if skipped.request is None:
+            out.append(f"{skipped.where}: {skipped.reason}")
+            continue
+        missing = sorted(set(features_of(skipped.request)) - judged)
+        if missing:
+            out.append(f"{skipped.where}: asks for {', '.join(missing)}, which no request that was read does")
+    return out
+
+
+def overall(verdicts: list[FeatureVerdict], unjudged: list[str] = ()) -> str:
     states = {v.state for v in verdicts}
     if states & {"broken", "unsupported"}:
         return NO_GO
-    if any(v.state == "unknown" and v.use.feature.blocking for v in verdicts):
+    if any(v.state == "unknown" and v.use.feature.blocking for v in verdicts) or unjudged:
         return UNDETERMINED
     return GO

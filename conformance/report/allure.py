@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..wire.reuse import REUSED_NOTE
 from .causes import signature
-from .terms import target_identity
+from .terms import server_changes, target_identity
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import RunReport
@@ -355,8 +355,17 @@ def transcript(exchange: dict) -> str:
     return "\n".join(lines)
 
 
-def executor() -> dict:
-    """Where the run happened, from the CI's variables (GitHub Actions, GitLab CI, Jenkins) or 'local'."""
+def executor(report: "RunReport | None" = None) -> dict:
+    """Where the run happened, from the CI's variables (GitHub Actions, GitLab CI, Jenkins) or 'local'; the
+    build's name says when the embedded server was changed on purpose (quirks, faults)."""
+    found = _executor()
+    changes = server_changes(report.run) if report is not None else ""
+    if changes:
+        found["buildName"] = f"{found.get('buildName') or 'conformance run'} ({changes})"
+    return found
+
+
+def _executor() -> dict:
     env = os.environ
     if env.get("GITHUB_ACTIONS") == "true":
         server, repo, run = env.get("GITHUB_SERVER_URL", "https://github.com"), env.get("GITHUB_REPOSITORY", ""), \
@@ -381,6 +390,7 @@ def environment(report: "RunReport") -> dict[str, str]:
     run = report.run
     partial = report.summary.get("partial")
     return {"target": run["target"], "base_url": run["base_url"], "models": ", ".join(run["models"]),
+            **({"changed_on_purpose": server_changes(run)} if server_changes(run) else {}),
             "run": run["id"], "suite": run["suite_version"], "openai_sdk": run["openai_sdk"], "python": run["python"],
             # a stopped run's results are not the whole run's: said where Allure shows the run
             **({"partial": f"PARTIAL RUN, stopped before its end: {partial['judged']} of {partial['collected']} "
@@ -392,7 +402,7 @@ def write_metadata(results_dir: Path, report: "RunReport") -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"{key}={_properties_value(value)}" for key, value in environment(report).items()]
     (results_dir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (results_dir / "executor.json").write_text(_json(executor()), encoding="utf-8")
+    (results_dir / "executor.json").write_text(_json(executor(report)), encoding="utf-8")
     (results_dir / "categories.json").write_text(_json(categories_json()), encoding="utf-8")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from .terms import CONTROL_PICTURES, check_page, evidence_page
+from .terms import CONTROL_PICTURES, changed_on_purpose, check_page, evidence_page
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -114,7 +114,8 @@ def terminal_summary(report: "RunReport", run_dir: "Path", seconds: float, compa
     """The parameter verdicts, the counts, then the deviations by cause and the failing checks (last,
     so that they are what the terminal leaves on screen), the changes and the comparison."""
     models = report.models
-    lines = ["", f"Parameter verdicts ({report.run['target']}):"]
+    changed = changed_on_purpose(report.run)
+    lines = ["", *([changed] if changed else []), f"Parameter verdicts ({report.run['target']}):"]
     width = max(len(f"{p['endpoint']}.{p['parameter']}") for p in report.matrix["parameters"]) + 2
     lines.append(" " * width + "".join(f"{m[:24]:26}" for m in models))
     for row in report.matrix["parameters"]:
@@ -189,6 +190,7 @@ def render_markdown(report: "RunReport") -> str:
     models = report.models
     out = [f"# Compatibility matrix: {run['target']}", "",
            f"- Target: {run['description'] or run['target']} ({run['base_url']})",
+           *([f"- **{changed_on_purpose(run)}**"] if changed_on_purpose(run) else []),
            f"- Run: `{run['id']}`, {run['started']} to {run['finished']}",
            f"- Suite {run['suite_version']}, openai SDK {run['openai_sdk']}; outcomes as defined in {run['definitions']}",
            ""]
@@ -415,6 +417,7 @@ def render_html(report: "RunReport") -> str:
              f"<p class='meta'>{_e(run['description'])} · {_e(run['base_url'])} · run <code>{_e(run['id'])}</code>"
              f" · {_e(run['started'])} to {_e(run['finished'])} · suite {_e(run['suite_version'])}, "
              f"openai SDK {_e(run['openai_sdk'])}</p>",
+             *([f"<p class='headline bad changed'>{_e(changed_on_purpose(run))}</p>"] if changed_on_purpose(run) else []),
              headline_html(report.headline),
              deviations_html(report.causes, report.failing_checks),
              "<h2 id='summary'>Summary</h2><ul class='summary'>"

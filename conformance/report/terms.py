@@ -69,3 +69,23 @@ def target_identity(name: str, quirks=(), faults=None) -> str:
         rates = ", ".join(f"{kind}={rate:g}" for kind, rate in sorted(faults.rates.items()))
         parts.append(f"faults {rates} (seed {faults.seed})")
     return " · ".join(parts)
+
+
+def server_changes(run: dict) -> str:
+    """What the embedded server was made to do in a run (its matrix's `run`), in words; "" when nothing.
+    A run with quirks or injected faults says so wherever it is read (the terminal, matrix.md and .html,
+    the migration page, Allure), so that its deviations are never taken for the reference's."""
+    parts = []
+    if run.get("quirks"):
+        parts.append(f"quirks {', '.join(run['quirks'])}")
+    faults = run.get("faults")
+    if faults:
+        rates = ",".join(f"{kind}={rate:g}" for kind, rate in sorted(faults["rates"].items()))
+        parts.append(f"injected faults {rates} (seed {faults['seed']})")
+    return f"the embedded reference server ran with {' and '.join(parts)}" if parts else ""
+
+
+def changed_on_purpose(run: dict) -> str:
+    """One line saying so, for a run whose server was changed ("" for any other)."""
+    changes = server_changes(run)
+    return f"CHANGED ON PURPOSE: {changes}; the deviations below are theirs" if changes else ""
