@@ -73,6 +73,18 @@ def test_every_generation_request_carries_a_length_limit(embedded_run):
     assert unlimited == []
 
 
+def test_a_check_that_judged_reused_answers_says_so_beside_its_requests(embedded_run):
+    """A check whose instances were all answered from other instances' answers sent nothing itself: its
+    cost reads "0 (+N reused)", not "0 · 0" as if it judged nothing."""
+    _, run_dir = embedded_run
+    matrix = json.loads((run_dir / "matrix.json").read_text())
+    reused_only = [c for c in matrix["checks"] if c["requests"] == 0 and sum(i["requests"] for i in c["instances"])]
+    assert reused_only
+    markdown = (run_dir / "matrix.md").read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith(f"| [`{reused_only[0]['id']}`]"))
+    assert "| 0 (+" in row and " reused) · " in row
+
+
 def test_the_matrix_agrees_with_the_results(embedded_run):
     _, run_dir = embedded_run
     recs = records(run_dir)

@@ -225,8 +225,13 @@ def render_markdown(report: "RunReport") -> str:
 
 
 def _check_cost(row: dict) -> str:
-    """Requests one check sent over all its instances, and the tokens the target reported for them."""
-    return f"{row.get('requests', 0)} · {row.get('tokens', 0)}"
+    """Requests one check sent over all its instances, and the tokens the target reported for them; the
+    answers it judged that other instances' requests got ("reused": not sent again, still judged) are
+    counted apart, so that "0 · 0" never reads as if the check judged nothing."""
+    sent = row.get("requests", 0)
+    judged = sum(i.get("requests", 0) for i in row.get("instances", ()))
+    reused = f" (+{judged - sent} reused)" if judged > sent else ""
+    return f"{sent}{reused} · {row.get('tokens', 0)}"
 
 
 def check_cell_html(cell: "CheckCell") -> str:
