@@ -97,9 +97,8 @@ class Runtime:
                                             limiter=RateLimiter(per_minute / max(1, share) if per_minute else None),
                                             watching=(target.limits.stream_deadline_seconds, self.timeout.read))
         self.recovers = recovers
-        self.share = max(1, share)
+        self.share = max(1, share)  # 1: no other process sends to the target, what keeps it busy is this one's
         self.unanswered = False  # a wait for the target to answer again ran out (await_recovery)
-        self.alone = share <= 1  # no other process sends to the target: what keeps it busy is this one's
         self.hazards = Hazards(shared_dir / "hazards" if shared_dir is not None else None)
         self.gate = AloneGate(shared_dir if confirms_alone and shared_dir is not None else None)
         headers = {"Accept-Encoding": "identity", **dict(target.headers)}
@@ -262,9 +261,7 @@ class Api:
                 reply = self._retrying(lambda: send(endpoint, full, mode, api_key), endpoint)
         finally:
             self.runtime.transport.asking = None
-        choices = reply.choices if reply.ok else []
-        self.runtime.hazards.note_answer(self.check_id, endpoint, full, reply.usage,
-                                         choices[0].finish_reason if choices else None, self.instance)
+        self.runtime.hazards.note_answer(self.check_id, endpoint, full, reply, self.instance)
         return reply
 
     def send_raw(self, method: str, url_path: str, *, content: bytes | None = None,
@@ -313,11 +310,10 @@ class Api:
             # timeout), not a wedge. Beside other workers, a queue of their requests (each answered within
             # the read timeout, or it would have timed out too) explains up to one read timeout a worker.
             read = self.runtime.timeout.read
-            this_one = self.runtime.alone or (times > 1 and busy is not None and busy > self.runtime.share * read)
+            alone = self.runtime.share == 1
+            this_one = alone or (times > 1 and busy is not None and busy > self.runtime.share * read)
             if busy is not None and busy >= max(WEDGED_AFTER_SECONDS, read) and this_one:
-                wedge.append(f"{symptom}; once the suite gave up, the target stayed busy "
-                             f"{_busy(busy, self.runtime.target.limits.recovery_seconds)} (a one-token request "
-                             "waited that long)")
+                wedge.append((f"{symptom}; once the suite gave up", busy))
                 return False
             return True
 
@@ -352,7 +348,7 @@ class Api:
         except (TransientStatus, StreamInterrupted, BodyMissing, httpx2.TransportError, openai.APIConnectionError,
                 openai.APITimeoutError) as exc:
             if wedge:
-                self._wedged(wedge[0])
+                self._wedged(*wedge[0])
             if read_timeouts and exc is read_timeouts[-1]:
                 raise InfrastructureError(
                     f"no answer within the read timeout ({self.runtime.timeout.read:g}s), {len(read_timeouts)} "
@@ -367,10 +363,13 @@ class Api:
                 raise InfrastructureError(f"HTTP {exc.status_code} persisted through the retry budget") from None
             raise
 
-    def _wedged(self, what: str) -> None:
-        """This request wedged the target: the check's other instances will not send it again (hazards.py)."""
+    def _wedged(self, what: str, busy: float) -> None:
+        """This request wedged the target (`what` happened, and it stayed `busy` seconds more): the check's
+        other instances will not send it again (hazards.py)."""
         self.runtime.hazards.wedged(self.check_id, self.instance)
-        raise TargetWedged(f"this request wedged the target: {what}") from None
+        raise TargetWedged(f"this request wedged the target: {what}, the target stayed busy "
+                           f"{_busy(busy, self.runtime.target.limits.recovery_seconds)} (a one-token request waited "
+                           "that long)") from None
 
     def _stopped(self, endpoint: str, mode: str, path: str, exchange: Exchange, body: dict, stop: StoppedReading,
                  chunks: list[dict] | None = None) -> Reply:
@@ -385,9 +384,7 @@ class Api:
             view.problems.append(f"the stream did not end: {stop.reason}")
         busy = self.runtime.await_recovery(self.model, endpoint)
         if stop.kind != "runaway" and busy is not None and busy >= WEDGED_AFTER_SECONDS:
-            self._wedged(f"its stream did not end ({stop.reason}); once the suite stopped reading, the target "
-                         f"stayed busy {_busy(busy, self.runtime.target.limits.recovery_seconds)} (a one-token "
-                         "request waited that long)")
+            self._wedged(f"its stream did not end ({stop.reason}); once the suite stopped reading", busy)
         return Reply(endpoint, mode, path, exchange.status, exchange, stream=view,
                      chunks=view.chunks if chunks is None else chunks, limit_passed=stop.parameter)
 

@@ -60,13 +60,16 @@ class Hazards:
         return self._get(f"wedged {check_id}")
 
     # --- runaway limits ---------------------------------------------------------------------------
-    def note_answer(self, check_id: str, endpoint: str, body: dict, usage: dict | None, finish_reason: str | None,
-                    instance: str) -> None:
-        """Remember a limit the answer to `body` ran far past (see the module's docstring)."""
+    def note_answer(self, check_id: str, endpoint: str, body: dict, reply, instance: str) -> None:
+        """Remember a limit the answer to `body` (`reply`, client.Reply) ran far past (see the module's
+        docstring). Called after every request: what costs (the reply's usage, its finish) only when it may."""
         limit = Limit.of(body)
-        tokens = (usage or {}).get("completion_tokens")
-        if limit is None or not isinstance(tokens, int) or tokens < max(RUNAWAY_TOKENS, RUNAWAY_FACTOR * limit.total):
+        if limit is None or not reply.ok:
             return
+        tokens = (reply.usage or {}).get("completion_tokens")
+        if not isinstance(tokens, int) or tokens < max(RUNAWAY_TOKENS, RUNAWAY_FACTOR * limit.total):
+            return
+        finish_reason = reply.finish_reason
         self._put(f"runaway {check_id} {endpoint} {body.get('model')} {limit.parameter}",
                   f"{limit.parameter}={limit.tokens} was answered with {tokens} tokens, finish_reason "
                   f"{finish_reason!r}, in {instance}")
