@@ -228,6 +228,7 @@ def cmd_combine_shards(args) -> int:
 def cmd_report(args) -> int:
     from .report import allure, history
     from .report.merge import ReportError, merge
+    from .report.render_merged import score_text
 
     if args.combine_shards:
         return cmd_combine_shards(args)
@@ -244,9 +245,7 @@ def cmd_report(args) -> int:
     except ReportError as exc:
         return _fail_usage(str(exc))
     for t in merged["targets"]:
-        must = t["scores"]["MUST"]
-        share = f"{must['share']:.0%}" if must["share"] is not None else "n/a"
-        print(f"{t.get('identity', t['target']):20} run {t['run']}: MUST {share} ({must['passed']}/{must['judged']})")
+        print(f"{t.get('identity', t['target']):20} run {t['run']}: MUST {score_text(t['scores']['MUST'])}")
     print(f"merged matrix: {out / 'index.html'} ({out / 'matrix.md'}, {out / 'matrix.json'})")
     if not (args.no_allure or args.publish):
         results = [d / "allure-results" for d in run_dirs if (d / "allure-results").is_dir()]
@@ -289,6 +288,7 @@ def cmd_selftest(args) -> int:
         print(f"judged again under pytest: {sum(a for a, _ in cut)} of {sum(n for _, n in cut)} check instances "
               f"in {len(cut)} quirks ({sum(a for a, _ in cut) / max(1, sum(n for _, n in cut)):.1%}); "
               f"{whole} run whole; the rest rest only on answers the quirk does not change")
+    print(matrix.causes_summary())
     if names:  # a few quirks: say what each one killed (the full matrix says which check nothing kills)
         for name in names:
             print(f"{name}: caught by {', '.join(matrix.caught_by(name)) or 'nothing'}")

@@ -63,3 +63,10 @@ OUTCOME_ORDER = (Outcome.FAIL, Outcome.ERROR, Outcome.INCONCLUSIVE, Outcome.UNSU
 # A parameter's verdict over several observations: the worst, worst first.
 VERDICT_ORDER = (Verdict.BROKEN, Verdict.REJECTED, Verdict.IGNORED, Verdict.DEVIATES, Verdict.ACCEPTED,
                  Verdict.HONOURED)
+
+
+def variant_subject(variant: str | None, endpoint: str) -> str | None:
+    """What a variant is about: 'chat-temperature=2.5' -> 'temperature', 'chat-user' -> 'user'."""
+    if variant is None:
+        return None
+    return variant.removeprefix(f"{endpoint}-").split("=", 1)[0]

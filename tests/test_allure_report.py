@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from conformance.report.causes import signature
-
 from test_full_run import records, run_cli
 from test_reports import QUIRKS, SUBSET, quirk_args
 
@@ -90,14 +88,22 @@ def test_the_merged_report_counts_every_result_of_both_targets_and_no_retries(me
 def test_the_rendered_report_sorts_failures_into_the_suites_categories(merged):
     from conformance.report.allure import CATEGORIES
 
-    broken, data = merged["broken"], merged["data"]
+    data = merged["data"]
     quirky = f"reference · quirks {', '.join(sorted(QUIRKS))}"
+    # The run's causes (matrix.json), not each record's own view: one category per cause.
+    matrix = json.loads((merged["work"] / "reports" / "broken" / "matrix.json").read_text())
+    named = {c["id"]: f"{c['id']}: {c['name']}" for c in matrix["causes"]}
     expected, causes = {}, {}
-    for r in broken:
-        if r["category"]:
-            name = r["category"][0].upper() + r["category"][1:]
-            expected.setdefault(name, []).append(title(r, quirky))
-            causes.setdefault(name, set()).add(signature(r["message"]))
+    for row in matrix["checks"]:
+        for i in row["instances"]:
+            if i["outcome"] == "fail":
+                name = i["category"][0].upper() + i["category"][1:]
+                record = {"check": row["id"], "variant": i["variant"],
+                          "dimensions": {"model": i["model"], "mode": i["mode"], "path": i["path"]}}
+                expected.setdefault(name, []).append(title(record, quirky))
+                causes.setdefault(name, set()).add(named[i["cause"]])
+    assert {c["category"] for c in matrix["causes"]} == {i["category"] for row in matrix["checks"]
+                                                         for i in row["instances"] if i["outcome"] == "fail"}
     assert {"Rejected parameter", "Ignored parameter", "Schema mismatch", "Stream framing",
             "Error envelope"} <= set(expected)
     tree = data["widgets/categories.json"]
@@ -111,7 +117,7 @@ def test_the_rendered_report_sorts_failures_into_the_suites_categories(merged):
         # Within a category, the failures are grouped by the target they are failures of.
         groups = [nodes[child] for child in nodes[root]["childrenIds"]]
         assert [(g["key"], g["value"]) for g in groups] == [("target", quirky)], name
-        # ... and within a target, by root cause (the same clause failing the same way).
+        # ... and within a target, by root cause (its id and name in words).
         by_cause = [nodes[child] for child in groups[0]["childrenIds"]]
         assert {(g["key"], g["value"]) for g in by_cause} == {("cause", c) for c in causes[name]}, name
 

@@ -54,17 +54,27 @@ def test_failures_are_grouped_by_root_cause(stop_kept):
     causes = matrix["causes"]
     failed = matrix["summary"]["outcomes"]["fail"]
     assert sum(c["instances"] for c in causes) == failed
+    # Two quirks, two causes, each named by what the target does wrong, not by a message template.
+    assert {c["name"] for c in causes} == {"`stop`: the stop sequence is left in the output",
+                                           "refusals do not name the parameter in `error.param`"}
     # error.param null on every invalid value, both endpoints: one cause, hundreds of instances.
-    param = next(c for c in causes if c["signature"] == "expected error.param '…'; got null")
+    param = next(c for c in causes if "error.param" in c["name"])
     names_param = sum(i["outcome"] == "fail" for row in matrix["checks"] if row["id"].endswith("names-param")
                       for i in row["instances"])
     assert param["instances"] == names_param > 300
     assert set(param["checks"]) == {"chat.errors.invalid-value-names-param",
                                     "completions.errors.invalid-value-names-param"}
-    assert len(causes) <= 4, [c["signature"] for c in causes]  # the stop quirk is one or two more, not dozens
+    assert param["endpoints"] == ["chat", "completions"]
     assert causes[0]["level"] == "MUST"  # MUST causes first, whatever their size
     assert f"from {len(causes)} cause(s)" in result.stdout
-    assert re.search(rf"cause-\d+ +SHOULD +{param['instances']} instance\(s\) in 2 check\(s\)", result.stdout)
+    assert re.search(rf"cause-\d+ +SHOULD +\[error envelope\] refusals do not name the parameter in `error.param` "
+                     rf"\(chat, completions; 2 checks, {param['instances']} instances\)", result.stdout)
+    # each failed instance is listed under its cause, with the cause's category
+    for row in matrix["checks"]:
+        for i in row["instances"]:
+            if i["outcome"] == "fail":
+                cause = next(c for c in causes if c["id"] == i["cause"])
+                assert i["category"] == cause["category"] and row["id"] in cause["checks"]
 
 
 def test_the_terminal_names_the_failing_checks(stop_kept):
@@ -168,7 +178,7 @@ def test_a_merged_report_opens_with_each_targets_deviations_by_cause(stop_kept, 
     assert links and all((tmp_path / "merged" / link).is_file() for link in links), sorted(links)[:5]
     md = (tmp_path / "merged" / "matrix.md").read_text()
     assert md.index("## Deviations") < md.index("## Parameter verdicts: chat")
-    assert "expected error.param '…'; got null" in md
+    assert "refusals do not name the parameter in `error.param`" in md
 
 
 def test_a_cause_masks_what_varies_and_keeps_how_it_fails():

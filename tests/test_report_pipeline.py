@@ -17,7 +17,7 @@ ALLOWED = {
     "terms": set(), "causes": {"terms"}, "history": set(),
     "results": {"evidence"},  # the records, written by the workers with their evidence pages
     "model": {"terms", "causes", "history"},
-    "evidence": {"terms"}, "render": {"terms"}, "render_merged": {"render"}, "allure": {"terms", "causes", "evidence"},
+    "evidence": {"terms"}, "render": {"terms"}, "render_merged": {"render", "terms"}, "allure": {"terms", "causes", "evidence"},
     "export": set(),
     "matrix": {"evidence", "model", "render", "results"},
     "merge": {"evidence", "matrix", "model", "render_merged"},

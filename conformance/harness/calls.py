@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 
 from .checks import ABSENT, describe, expect, inconclusive
-from .oracles import require_accepted
+from .oracles import prompt_counts, require_accepted
 
 WEATHER = {
     "name": "get_weather",
@@ -133,8 +133,6 @@ def expect_result_read(api, build, extra: dict, parameter: str) -> None:
     for reply in replies:
         expect(reply.choices and reply.choices[0].role == "assistant", "an assistant message",
                f"role {describe(reply.choices[0].role)}" if reply.choices else f"no choice ({reply.describe()})")
-    counts = [(r.usage or {}).get("prompt_tokens") for r in replies]
-    if not all(isinstance(c, int) for c in counts):
-        inconclusive(f"no usage.prompt_tokens to tell whether the result was read: {counts}")
+    counts = prompt_counts(replies, "the result")
     expect(counts[1] > counts[0], "more prompt tokens with a longer result (the result is read)", counts,
            "so the result was not read")

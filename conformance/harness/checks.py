@@ -60,7 +60,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Union
 import pytest
 
 from ..config.catalogue import load_catalogue
-from ..vocabulary import LEVELS, MODES, PATHS, Outcome
+from ..vocabulary import LEVELS, MODES, PATHS, Outcome, variant_subject
 from ..wire.hazards import NotSent
 from ..wire.transport import InfrastructureError, TargetWedged
 
@@ -140,7 +140,15 @@ class Dimensions(NamedTuple):
 
 
 class Deviation(AssertionError):
-    """The target behaved differently from OpenAI: outcome `fail`."""
+    """The target behaved differently from OpenAI: outcome `fail`.
+
+    `finding`, when the check can say it, is the difference in a reader's words, the same
+    wherever it is seen ("the stop sequence is left in the output"): the report groups failures
+    into causes by it (conformance.report.causes)."""
+
+    def __init__(self, message: str, finding: str | None = None) -> None:
+        super().__init__(message)
+        self.finding = finding
 
 
 class Unsupported(pytest.skip.Exception):
@@ -305,13 +313,6 @@ def check(*, id: str, level: str, feature: str, since: str | None = None, info: 
     return decorate
 
 
-def variant_subject(variant: str | None, endpoint: str) -> str | None:
-    """What a variant is about: 'chat-temperature=2.5' -> 'temperature', 'chat-user' -> 'user'."""
-    if variant is None:
-        return None
-    return variant.removeprefix(f"{endpoint}-").split("=", 1)[0]
-
-
 def selected(patterns: list[str], check_id: str, endpoint: str, variant: str | None) -> bool:
     """Whether a check instance matches one of the `--check` patterns: a glob on the check id,
     optionally `ID@NAME` to keep only the variants about NAME (chat.errors.invalid-value@n)."""
@@ -374,8 +375,9 @@ def _json(value: Any) -> str:
         return repr(value)
 
 
-def expect(condition: Any, expected: str, actual: Any, why: str | None = None) -> None:
-    """Fail with 'expected X; got Y' (and ', WHY' when given) unless the condition holds.
+def expect(condition: Any, expected: str, actual: Any, why: str | None = None, finding: str | None = None) -> None:
+    """Fail with 'expected X; got Y' (and ', WHY' when given) unless the condition holds;
+    `finding` names the difference in words, for the report's causes (see `Deviation`).
 
     A string `actual` is the suite's own phrase for what came back and is shown as it is (unless
     it holds characters a reader could not see); any other value (null, a number, an object, a
@@ -388,7 +390,7 @@ def expect(condition: Any, expected: str, actual: Any, why: str | None = None) -
             shown = describe(actual)
         if len(shown) > 400:
             shown = shown[:400] + "..."
-        raise Deviation(f"expected {expected}; got {shown}" + (f", {why}" if why else ""))
+        raise Deviation(f"expected {expected}; got {shown}" + (f", {why}" if why else ""), finding)
 
 
 MORE_CLAUSES = 8  # failed clauses listed after the first; the rest are counted
@@ -405,6 +407,7 @@ class Clauses:
 
     def __init__(self) -> None:
         self.failures: list[str] = []
+        self.finding: str | None = None  # the first failed clause's (the report groups by it)
         self._keys: set[str] = set()
 
     @property
@@ -412,10 +415,10 @@ class Clauses:
         return bool(self.failures)
 
     def expect(self, condition: Any, expected: str, actual: Any, why: str | None = None,
-               key: str | None = None) -> bool:
+               key: str | None = None, finding: str | None = None) -> bool:
         """`expect`, soft: a failure is recorded and the check goes on. Returns whether it held."""
         with self.clause(key):
-            expect(condition, expected, actual, why)
+            expect(condition, expected, actual, why, finding)
         return bool(condition)
 
     @contextlib.contextmanager
@@ -424,14 +427,16 @@ class Clauses:
         try:
             yield
         except Deviation as exc:
-            self._record(str(exc), key)
+            self._record(exc, key)
 
-    def _record(self, message: str, key: str | None) -> None:
+    def _record(self, failure: Deviation, key: str | None) -> None:
         if key is not None:
             if key in self._keys:
                 return
             self._keys.add(key)
-        self.failures.append(message)
+        if not self.failures:
+            self.finding = failure.finding
+        self.failures.append(str(failure))
 
     def message(self) -> str:
         first, *more = self.failures
@@ -443,7 +448,7 @@ class Clauses:
     def settle(self) -> None:
         """Fail now with every clause failed so far (nothing happens when none failed)."""
         if self.failures:
-            raise Deviation(self.message())
+            raise Deviation(self.message(), self.finding)
 
 
 @contextlib.contextmanager
@@ -460,11 +465,11 @@ def clauses():
         if not soft.failed:
             raise
         soft.failures.append(str(exc))
-        raise Deviation(soft.message()) from None
+        raise Deviation(soft.message(), soft.finding) from None
     except BaseException as exc:
         if not soft.failed or isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        raise Deviation(soft.message()) from exc
+        raise Deviation(soft.message(), soft.finding) from exc
     soft.settle()
 
 

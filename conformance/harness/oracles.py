@@ -17,7 +17,7 @@ from ..config.catalogue import load_catalogue
 from .checks import ABSENT, Deviation, describe, expect, inconclusive, unsupported
 from ..vocabulary import CallPath, Mode, Verdict
 from ..wire.client import Api, Reply
-from .schema import validate_error_envelope
+from .schema import envelope_finding, validate_error_envelope
 from ..wire.transport import InfrastructureError
 
 # Prompts chosen so that greedy decoding repeats itself on small and large models alike.
@@ -83,7 +83,9 @@ def require_accepted(api: Api, reply: Reply, endpoint: str, parameter: str | Non
         raise Deviation(f"expected a successful response; got {reply.describe()}")
     if parameter is not None:
         api.observe(endpoint, parameter, Verdict.BROKEN, reply.describe())
-    raise Deviation(f"expected a successful response; got {reply.describe()}")
+    refused = status is not None and 400 <= status < 500  # a refusal outside OpenAI's envelope
+    raise Deviation(f"expected a successful response; got {reply.describe()}",
+                    envelope_finding(validate_error_envelope(reply.body, raw_body(reply))) if refused else None)
 
 
 def send_judged(api: Api, endpoint: str, body: dict, parameter: str | None, companions: tuple[str, ...] = (),
@@ -174,27 +176,50 @@ def raw_body(reply: Reply) -> bytes | None:
     return reply.exchange.body if reply.exchange is not None else None
 
 
-def expect_envelope(reply: Reply, status: int) -> None:
-    """The reply is an error with `status` in OpenAI's envelope (and not an event stream)."""
+def prompt_counts(replies: list[Reply], what: str) -> list[int]:
+    """usage.prompt_tokens of each reply, for an oracle that tells whether `what` was read by how
+    the count grows. A count that is absent, or 0 for a request that has a prompt, says usage does
+    not count the prompt (`{endpoint}.usage.consistent` judges that): nothing to tell `what` by,
+    so the check is inconclusive, naming that prerequisite, never "`what` was not read"."""
+    counts = [(r.usage or {}).get("prompt_tokens") for r in replies]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts):
+        inconclusive(f"usage.prompt_tokens {counts}: the target does not count the prompt (usage.consistent "
+                     f"judges that), so whether {what} was read cannot be told from it")
+    return counts
+
+
+def expect_envelope(reply: Reply, status: int, refused: str = "an invalid request") -> None:
+    """The reply is an error with `status` in OpenAI's envelope (and not an event stream).
+    `refused`: what the request was, in words ("an unknown model"), for the finding when it was
+    served (report/causes.py)."""
+    served_finding = f"{refused} is served, where OpenAI refuses it with HTTP {status}"
     if reply.stream is not None and reply.stream.data:
         expect(False, f"HTTP {status} with a JSON error, not an event stream",
-               f"HTTP {reply.status} and an event stream whose first event is {describe(reply.stream.data[0])}")
+               f"HTTP {reply.status} and an event stream whose first event is {describe(reply.stream.data[0])}",
+               finding=served_finding if reply.ok else f"errors sent as an event stream, not HTTP {status}")
     served = reply.status is not None and 200 <= reply.status < 300
+    refused_otherwise = reply.status is not None and 400 <= reply.status < 500
     expect(reply.status == status, f"HTTP {status}", reply.describe(),
-           "the request was served instead of refused" if served else None)
+           "the request was served instead of refused" if served else None,
+           finding=served_finding if served else
+           f"errors answered HTTP {reply.status} where OpenAI answers {status}" if refused_otherwise else None)
     problems = validate_error_envelope(reply.body, raw_body(reply))
-    expect(not problems, "OpenAI's error envelope {error: {message, type, param, code}}", "; ".join(problems))
+    expect(not problems, "OpenAI's error envelope {error: {message, type, param, code}}", "; ".join(problems),
+           finding=envelope_finding(problems))
 
 
-def expect_refusal_naming(soft, reply: Reply, param: str, expected: str | None = None) -> None:
+def expect_refusal_naming(soft, reply: Reply, param: str, expected: str | None = None,
+                          refused: str = "an invalid value") -> None:
     """A refusal that names a parameter, its two clauses reported each on its own (in `soft`, a
     `clauses()` block): 400 in OpenAI's envelope, and error.param `param`; what came back instead is
-    quoted typed (absent is not null)."""
+    quoted typed (absent is not null). `refused`: what the request was (`expect_envelope`)."""
     with soft.clause():
-        expect_envelope(reply, 400)
+        expect_envelope(reply, 400, refused)
     if reply.error is not None:
         named = reply.error.get("param", ABSENT)
-        soft.expect(named == param, expected or f"error.param {param!r}", describe(named))
+        soft.expect(named == param, expected or f"error.param {param!r}", describe(named),
+                    finding="refusals do not name the parameter in `error.param`" if named in (None, ABSENT, "")
+                    else "refusals name another parameter in `error.param`")
 
 
 # Legal nondeterminism (INTERPRETING.md, "Repetition"): OpenAI, and every GPU-served engine, is

@@ -8,6 +8,7 @@ literal values (`object`, `finish_reason`, `role`) exact, integers not floats or
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import pydantic
@@ -55,6 +56,38 @@ def validate(kind: str, data: Any) -> list[str]:
     except pydantic.ValidationError as exc:
         return _format(exc)
     return []
+
+
+_INDEX = re.compile(r"\.\d+(?=\.|$)")
+_PROBLEM = re.compile(r"^(?P<where>\S+) is (?:(?P<absent>absent, and it is required)|(?P<kind>\S+).*?: (?P<why>[^:]*))$")
+
+
+def schema_finding(problems: list[str]) -> str | None:
+    """The first problem of `validate` as a finding (conformance.harness.checks.Deviation): the
+    field without its indices and what is wrong, without the value ("`choices[].text` is absent").
+    The same field wrong the same way reads the same in a response, a chunk and an example."""
+    if not problems:
+        return None
+    match = _PROBLEM.match(problems[0])
+    if match is None:
+        return problems[0].split(" (", 1)[0]
+    where = f"`{_INDEX.sub('[]', match['where'])}`"
+    if match["absent"]:
+        return f"{where} is absent, and it is required"
+    return f"{where} is a {match['kind']}: {match['why']}"
+
+
+# A value as `describe` writes it ("a string 'x'", "object {...}"), up to what follows it.
+_VALUE = re.compile(r" (?:an? )?(?P<kind>string|number|object|array)(?: with keys| of \d+)? .*?(?=, not |$)")
+
+
+def envelope_finding(problems: list[str]) -> str | None:
+    """The first problem of `validate_error_envelope` as a finding, without the body quoted."""
+    if not problems:
+        return None
+    problem = re.sub(r" \(.*$", "", problems[0])  # the body quoted
+    problem = _VALUE.sub(lambda m: f" {'an' if m['kind'][0] in 'aeiou' else 'a'} {m['kind']}", problem, count=1)
+    return "errors not in OpenAI's envelope: " + problem.replace(": ", " ", 1).replace("JSON a string", "JSON")
 
 
 def validate_error_envelope(body: Any, raw: bytes | None = None) -> list[str]:

@@ -28,7 +28,7 @@ from ..harness.checks import (BudgetReached, CheckMeta, Deviation, Dimensions, I
                               selected)
 from ..config.shards import Shard, instance_identity
 from ..options import given
-from ..vocabulary import CallPath
+from ..vocabulary import CallPath, Outcome
 from ..wire.hazards import NotSent
 from ..report.allure import (attach_record, category_of, tag_failure, target_identity, with_compiled_json_writer,
                              without_fixture_containers)
@@ -470,6 +470,8 @@ def _record(item: pytest.Item, meta: CheckMeta, call: pytest.CallInfo) -> str:
                         runtime.redactor if runtime else None, call.duration,
                         requests=item.config.getoption("conformance_record_requests"))
     record["category"] = category_of(record)
+    if verdict == Outcome.FAIL:  # the difference in words, when the check named it (report/causes.py)
+        record["finding"] = getattr(call.excinfo.value, "finding", None)
     state.tokens_used += record["tokens"]["prompt"] + record["tokens"]["completion"]
     evidence_path = state.writer.write(record)
     record["evidence_file"] = str(evidence_path)

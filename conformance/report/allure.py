@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..wire.reuse import REUSED_NOTE
-from .causes import signature
+from .causes import VERDICT_CATEGORY, signature
 from .terms import server_changes, target_identity
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +46,7 @@ CATEGORIES = (
     ("rejected parameter", ("failed",)),
     ("ignored parameter", ("failed",)),
     ("parameter breaks the server", ("failed",)),
+    ("strict field absent", ("failed",)),  # required though nullable: the SDK copes, a strict client does not
     ("schema mismatch", ("failed",)),
     ("stream framing", ("failed",)),
     ("error envelope", ("failed",)),
@@ -52,8 +54,7 @@ CATEGORIES = (
     ("infrastructure", ("broken",)),
     ("suite error", ("broken",)),
 )
-VERDICT_CATEGORY = {"broken": "parameter breaks the server", "rejected": "rejected parameter",
-                    "ignored": "ignored parameter"}
+_CATEGORY_PREFIX = re.compile(r"\[(?:" + "|".join(re.escape(name) for name, _ in CATEGORIES) + r")\] ")
 SUITE_ERROR_PREFIX = "the suite could not judge this"
 
 
@@ -69,6 +70,8 @@ def category_of(record: dict) -> str | None:
         if verdict in verdicts:
             return category
     check, feature = record["check"], record["feature"]
+    if ".strict-" in check:
+        return "strict field absent"
     if ".stream." in check or feature.endswith(".stream"):
         return "stream framing"
     if feature.endswith(".errors") or feature.startswith("auth."):  # auth.key: refusals in the envelope
@@ -154,7 +157,7 @@ def _facts(record: dict, identity: str) -> tuple:
               ("severity", {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}[record["level"]]),
               ("target", identity)]
     if record["outcome"] == "fail":  # the same clause failing the same way (INTERPRETING.md, root causes)
-        labels.append(("cause", signature(record["message"])))
+        labels.append(("cause", record.get("finding") or signature(record["message"])))  # the run's, at its end
     for name in ("endpoint", "check", "level", "outcome", "category"):  # feature: set above
         if record.get(name) is not None:
             labels.append((name, str(record[name])))
@@ -398,12 +401,48 @@ def environment(report: "RunReport") -> dict[str, str]:
 
 
 def write_metadata(results_dir: Path, report: "RunReport") -> None:
-    """environment.properties, executor.json and categories.json beside the results."""
+    """environment.properties, executor.json and categories.json beside the results, and each
+    failed result labelled with its cause (`relabel_causes`)."""
     results_dir.mkdir(parents=True, exist_ok=True)
+    relabel_causes(results_dir, report)
     lines = [f"{key}={_properties_value(value)}" for key, value in environment(report).items()]
     (results_dir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (results_dir / "executor.json").write_text(_json(executor(report)), encoding="utf-8")
     (results_dir / "categories.json").write_text(_json(categories_json()), encoding="utf-8")
+
+
+def _instance_title(check_id: str, instance: dict) -> str:
+    """An instance's title as `_facts` writes it, up to ' on <target>'."""
+    variant = f" {instance['variant']}" if instance.get("variant") else ""
+    return f"{check_id}{variant} [{instance['model']} · {instance['mode']} · {instance['path']}]"
+
+
+def relabel_causes(results_dir: Path, report: "RunReport") -> int:
+    """Give each failed result the cause the whole run found for it (report/causes.py): its `cause`
+    label (the cause's name) and its category (label and message prefix), which an instance's own
+    result could not know while it ran (`n` ignored is seen by one check, and explains three).
+    Returns how many results were changed."""
+    causes = {c["id"]: c for c in report.causes}
+    of_title = {_instance_title(row["id"], i): causes[i["cause"]] for row in report.matrix["checks"]
+                for i in row["instances"] if i.get("cause") in causes}
+    changed = 0
+    for path in results_dir.glob("*-result.json"):
+        text = path.read_text(encoding="utf-8")
+        if '"failed"' not in text:
+            continue
+        result = json.loads(text)
+        cause = of_title.get(result.get("name", "").rsplit(" on ", 1)[0])
+        if result.get("status") != "failed" or cause is None:
+            continue
+        result["labels"] = [label for label in result.get("labels", []) if label.get("name") not in ("cause", "category")]
+        result["labels"] += [{"name": "cause", "value": f"{cause['id']}: {cause.get('name') or cause['signature']}"},
+                             {"name": "category", "value": cause["category"]}]
+        details = result.get("statusDetails") or {}
+        if isinstance(details.get("message"), str):
+            details["message"] = _CATEGORY_PREFIX.sub(f"[{cause['category']}] ", details["message"], count=1)
+        path.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+        changed += 1
+    return changed
 
 
 def _properties_value(value) -> str:

@@ -160,7 +160,7 @@ def check_rows(records: list[dict], models: tuple[str, ...]) -> list[dict]:
             "models": per_model,
             "instances": [{"model": i["dimensions"]["model"], "mode": i["dimensions"]["mode"],
                            "path": i["dimensions"]["path"], "variant": i.get("variant"), "outcome": i["outcome"],
-                           "message": i["message"], "category": i.get("category"),
+                           "message": i["message"], "category": i.get("category"), "cause": i.get("cause"),
                            "evidence": i["evidence_file"], "requests": i["requests"],
                            "retries": i["retries"]}
                           for i in instances],
@@ -202,7 +202,9 @@ def _confirmed_alone(records: list[dict]) -> dict:
 
 
 def scores(matrix: dict) -> dict[str, dict]:
-    """Per level: check x model cells passed among those judged (pass, fail or error)."""
+    """Per level: check x model cells passed among those judged (pass, fail or error), and under
+    `instances` the check instances likewise (the run's own summary counts those). Every page
+    shows both, each named for what it counts: the history and the trend keep the cells."""
     counts: dict[str, Counter] = {level: Counter() for level in LEVELS}
     for row in matrix["checks"]:
         level = "extension" if row["extension"] else row["level"]
@@ -215,6 +217,11 @@ def scores(matrix: dict) -> dict[str, dict]:
         judged = c["pass"] + c["fail"] + c["error"]
         out[level] = {"passed": c["pass"], "judged": judged,
                       "share": round(c["pass"] / judged, 4) if judged else None}
+        by_instance = matrix["summary"]["by_level"].get(level)
+        if by_instance:
+            passed, judged = by_instance["pass"], by_instance["pass"] + by_instance["fail"] + by_instance["error"]
+            out[level]["instances"] = {"passed": passed, "judged": judged,
+                                       "share": round(passed / judged, 4) if judged else None}
     return out
 
 
@@ -273,6 +280,8 @@ def build_matrix(records: list[dict], target: Target, base_url: str, started: fl
     """Everything about one run, as matrix.json holds it. `history_entries`: the run history (None:
     no history, so no changes and no trend); the run is compared with the latest like run in it.
     `finished`: when the run ended (default: now; the last shard's end for combined shards)."""
+    parameters = parameter_verdicts(records, target)
+    causes = root_causes(records, parameters)  # before the counts: it gives each failure its cause's category
     checks = check_rows(records, target.models)
     matrix = {
         "format": FORMAT,
@@ -295,9 +304,9 @@ def build_matrix(records: list[dict], target: Target, base_url: str, started: fl
                     # a run stopped before its end: what was judged, of what was collected
                     **({"partial": {**configuration["partial"], "judged": len(records)}}
                        if configuration and configuration.get("partial") else {})},
-        "parameters": parameter_verdicts(records, target),
+        "parameters": parameters,
         "checks": checks,
-        "causes": root_causes(records),
+        "causes": causes,
         "failing_checks": failing_checks(checks),
     }
     if history_entries is not None:
@@ -369,15 +378,15 @@ def headline_of(summary: dict, causes: list[dict], failing: list[dict]) -> Headl
 
 @dataclasses.dataclass(frozen=True)
 class LevelShare:
-    """One level's line of the summary: passed among pass and fail."""
+    """One level's line of the summary: check instances passed among those judged (pass, fail,
+    error: an error is not a pass), and the same for the check x model cells (the merged report's
+    and the history's base)."""
 
     level: str
     passed: int
     judged: int
-
-    @property
-    def percent(self) -> float | None:
-        return 100 * self.passed / self.judged if self.judged else None
+    cells_passed: int = 0
+    cells_judged: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -512,10 +521,13 @@ def report_of(matrix: dict, published: set[str] | None = None) -> RunReport:
              for row in matrix["checks"] for m, cell in row["models"].items()}
     failed = tuple(FailedInstance(row["id"], i, published is None or i["evidence"] in published)
                    for row in matrix["checks"] for i in row["instances"] if i["outcome"] in ("fail", "error"))
+    scored = scores(matrix)
     return RunReport(
         matrix=matrix,
         headline=headline_of(s, matrix.get("causes", []), matrix.get("failing_checks", [])),
-        levels=tuple(LevelShare(level, c["pass"], c["pass"] + c["fail"]) for level, c in s["by_level"].items()),
+        levels=tuple(LevelShare(level, c["pass"], c["pass"] + c["fail"] + c["error"],
+                                (scored.get(level) or {}).get("passed", 0), (scored.get(level) or {}).get("judged", 0))
+                     for level, c in s["by_level"].items()),
         categories=tuple(sorted((s.get("categories") or {}).items(), key=lambda item: -item[1])),
         cells=MappingProxyType(cells),
         failing_parameters=failing_parameters(matrix["parameters"]),

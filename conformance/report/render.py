@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from .terms import CONTROL_PICTURES, changed_on_purpose, check_page, evidence_page
+from .terms import CONTROL_PICTURES, cause_name, changed_on_purpose, check_page, evidence_page, share_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -35,7 +35,7 @@ def cell_counts(cell: "CheckCell", symbols: dict[str, str] = OUTCOME_SYMBOL) -> 
     """A check cell's text: its outcome, and the counts behind it when there are several instances."""
     total = cell.total
     if len(cell.counts) == 1:
-        return f"{symbols[cell.outcome]} {total}/{total}" if total > 1 else symbols[cell.outcome]
+        return f"{symbols[cell.outcome]} {total}/{total}"  # a lone instance too: "pass 1/1", never a bare "pass"
     return f"{symbols[cell.outcome]} ({', '.join(f'{k} {v}' for k, v in cell.counts)})"
 
 
@@ -55,10 +55,9 @@ def render_terminal_lines(report: "RunReport", limit: int = TERMINAL_LIMIT) -> l
     failing = report.failing_checks
     lines = [report.headline.text]
     if causes:
-        lines.append("Deviations by cause (the same clause failing the same way):")
+        lines.append("Deviations by cause (what the target does wrong, and the checks that show it):")
         for c in causes:
-            lines.append(f"  {c['id']:9} {c['level']:6} {c['instances']:5} instance(s) in {len(c['checks'])} check(s) "
-                         f"[{c['category']}]: {_one_line(c['signature'], 110)}")
+            lines.append(f"  {c['id']:9} {c['level']:6} [{c['category']}] {_one_line(cause_name(c), 150)}")
             e = c["example"]
             lines.append(f"  {'':16}e.g. {e['check']}{_instance(e)}: {_one_line(e['message'], 120)}")
     if failing:
@@ -104,8 +103,9 @@ def render_summary_lines(report: "RunReport") -> list[str]:
     if report.categories:
         lines.append("failures by category: " + ", ".join(f"{n} {c}" for c, n in report.categories))
     for level in report.levels:
-        share = f"{level.percent:.0f}%" if level.judged else "n/a"
-        lines.append(f"{level.level}: {level.passed}/{level.judged} passed ({share})")
+        lines.append(f"{level.level}: {level.passed}/{level.judged} check instances passed "
+                     f"({share_text(level.passed, level.judged)}); check x model cells "
+                     f"{level.cells_passed}/{level.cells_judged} ({share_text(level.cells_passed, level.cells_judged)})")
     return lines
 
 
@@ -161,7 +161,7 @@ def deviations_markdown(headline: "Headline", causes: list[dict], failing: list[
             e = c["example"]
             checks = ", ".join(f"[`{ch}`]({prefix}{check_page(ch)})" for ch in c["checks"][:6])
             checks += f" and {len(c['checks']) - 6} more" if len(c["checks"]) > 6 else ""
-            out.append(f"| {c['id']}: {_md(c['signature'])} | {c['level']} | {c['instances']} | {checks} | "
+            out.append(f"| {c['id']}: {_md(cause_name(c))} | {c['level']} | {c['instances']} | {checks} | "
                        f"{c['category']} | [{_md(_one_line(e['message'], 140))}]({prefix}{evidence_page(e['evidence'])}) |")
     if failing:
         out += ["", "## Failing checks", "", "| check | level | failed | first failure |", "|---|---|---|---|"]
@@ -304,8 +304,8 @@ def deviations_html(causes: list[dict], failing: list[dict], prefix: str = "", h
     run copied into a merged report (runs/<run id>/), which puts them under a heading of its own."""
     parts = []
     if causes:
-        parts.append(f"<{heading} id='{_e(prefix)}causes'>Deviations by cause</{heading}><p class='msg'>A cause is one clause failing one way "
-                     "(the message with its varying values masked); fix it once and every instance it counts goes."
+        parts.append(f"<{heading} id='{_e(prefix)}causes'>Deviations by cause</{heading}><p class='msg'>A cause is one thing the target does "
+                     "otherwise than OpenAI, named by what was observed; fix it once and every instance it counts goes."
                      "</p><table class='causes'><thead><tr><th>cause</th><th>level</th><th>instances</th>"
                      "<th>checks</th><th>category</th><th>example</th></tr></thead><tbody>")
         for c in causes:
@@ -313,7 +313,7 @@ def deviations_html(causes: list[dict], failing: list[dict], prefix: str = "", h
             checks = ", ".join(f"<a href='{_e(prefix + check_page(ch))}'><code>{_e(ch)}</code></a>"
                                for ch in c["checks"][:6])
             checks += f" and {len(c['checks']) - 6} more" if len(c["checks"]) > 6 else ""
-            parts.append(f"<tr id='{_e(prefix + c['id'])}'><td><strong>{_e(c['id'])}</strong>: {_e(c['signature'])}</td>"
+            parts.append(f"<tr id='{_e(prefix + c['id'])}'><td><strong>{_e(c['id'])}</strong>: {_e(cause_name(c))}</td>"
                          f"<td class='{_level_class(c['level'])}'>{_e(c['level'])}</td><td>{c['instances']}</td><td>{checks}</td>"
                          f"<td>{_e(c['category'])}</td><td class='msg'><a href='{_e(prefix + evidence_page(e['evidence']))}'>"
                          f"{_e(e['check'])}{_e(_instance(e))}: {_e(_one_line(e['message'], 200))}</a></td></tr>")
@@ -377,7 +377,8 @@ LEGEND = ("<p class='legend'>Verdicts: <span class='honoured'>honoured</span><sp
 
 
 def trend_svg(points: "tuple[TrendPoint, ...]", target: str, width: int = 320, height: int = 90) -> str:
-    """An inline SVG of the MUST and SHOULD pass rates over the target's runs (no script, no network)."""
+    """An inline SVG of the MUST and SHOULD pass rates (of check x model cells, as the history keeps
+    them) over the target's runs (no script, no network)."""
     pad = 18
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' class='trend' width='{width}' height='{height}' "
              f"viewBox='0 0 {width} {height}' role='img' aria-label='pass rate over {len(points)} runs of "
@@ -402,7 +403,7 @@ def trend_svg(points: "tuple[TrendPoint, ...]", target: str, width: int = 320, h
                          + " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in drawn) + "'/>")
         for x, y, run, share in drawn:
             parts.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{colour}'><title>"
-                         f"{html.escape(run)}: {level} {share:.0%}</title></circle>")
+                         f"{html.escape(run)}: {level} {share:.1%} of check x model cells</title></circle>")
     parts.append(f"<text x='{pad}' y='{height - 4}' font-size='9' fill='#1f6feb'>MUST</text>"
                  f"<text x='{pad + 40}' y='{height - 4}' font-size='9' fill='#9a6700'>SHOULD</text>"
                  f"<text x='{width - pad}' y='{height - 4}' font-size='9' fill='#566074' text-anchor='end'>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .terms import share_text
 from .render import (CSS, DOCS_TITLE, cell_counts, check_cell_html, deviations_html, deviations_markdown,
                      docs_cell_html, docs_cell_markdown, escape as _e, headline_html, trend_svg, verdict_cell_html,
                      verdict_markdown)
@@ -18,8 +19,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import MergedReport
 
 
-def _share(score: dict) -> str:
-    return f"{score['share']:.0%} ({score['passed']}/{score['judged']})" if score["share"] is not None else "n/a"
+def score_text(score: dict) -> str:
+    """A level's score, both bases named: check instances (as the run's own summary) and check x
+    model cells (as the history and trend); a matrix from before instances were kept shows cells."""
+    cells = f"{share_text(score['passed'], score['judged'])} of cells ({score['passed']}/{score['judged']})"
+    instances = score.get("instances")
+    if not instances:
+        return cells
+    return (f"{share_text(instances['passed'], instances['judged'])} of instances "
+            f"({instances['passed']}/{instances['judged']}); {cells}")
 
 
 def _cost(summary: dict) -> str:
@@ -47,8 +55,8 @@ def render_merged_markdown(report: "MergedReport") -> str:
            + "requests · tokens |", "|---|---|---|---|---|---|" + ("---|" if with_history else "") + "---|"]
     for t in targets:
         s = t.scores
-        out.append(f"| {t.label} | `{t.run}` | {', '.join(t.models)} | {_share(s['MUST'])} | "
-                   f"{_share(s['SHOULD'])} | {_share(s['extension'])} | "
+        out.append(f"| {t.label} | `{t.run}` | {', '.join(t.models)} | {score_text(s['MUST'])} | "
+                   f"{score_text(s['SHOULD'])} | {score_text(s['extension'])} | "
                    + (f"{_change_summary(t.changes)} | " if with_history else "") + f"{_cost(t.summary)} |")
     out += ["", "Scores: check × model cells passed among those judged (pass, fail, error), per level.", ""]
     out += ["## Deviations", ""]
@@ -108,8 +116,8 @@ def render_merged_html(report: "MergedReport") -> str:
         s = t.scores
         parts.append(f"<tr><td>{_e(t.label)}<div class='msg'>{_e(t.description)}</div></td>"
                      f"<td><a href='runs/{_e(t.run)}/matrix.html'><code>{_e(t.run)}</code></a></td>"
-                     f"<td>{_e(', '.join(t.models))}</td><td>{_e(_share(s['MUST']))}</td>"
-                     f"<td>{_e(_share(s['SHOULD']))}</td><td>{_e(_share(s['extension']))}</td>"
+                     f"<td>{_e(', '.join(t.models))}</td><td>{_e(score_text(s['MUST']))}</td>"
+                     f"<td>{_e(score_text(s['SHOULD']))}</td><td>{_e(score_text(s['extension']))}</td>"
                      + (f"<td>{_e(_change_summary(t.changes))}</td>" if with_history else "")
                      + f"<td>{_e(_cost(t.summary))}</td>"
                      + (f"<td>{trend_svg(t.trend, t.target)}</td>" if with_history else "") + "</tr>")

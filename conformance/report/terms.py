@@ -14,6 +14,28 @@ from hashlib import sha1
 from ..vocabulary import OUTCOME_ORDER
 
 
+def cause_name(cause: dict) -> str:
+    """A cause as a reader meets it: its name, then where it was seen ('`n` ignored: one choice
+    returned where 3 were asked (chat, completions; 3 checks, 48 instances)'). A cause of a
+    matrix written before causes had names is named by its masked message."""
+    endpoints = ", ".join(cause.get("endpoints", []))
+    spread = f"{len(cause['checks'])} check{'s' if len(cause['checks']) != 1 else ''}, {cause['instances']} instance" \
+             f"{'s' if cause['instances'] != 1 else ''}"
+    return f"{cause.get('name') or cause['signature']} ({endpoints + '; ' if endpoints else ''}{spread})"
+
+
+def share_text(passed: int, judged: int) -> str:
+    """A pass share that never reads better than its counts: 100% only when all passed, else cut
+    (not rounded) to a tenth of a percent: 1350 of 1355 is 99.6%, never 100%; 1 of 2000 is 0.05%,
+    shown as <0.1%, never 0%."""
+    if not judged:
+        return "n/a"
+    if passed == judged:
+        return "100%"
+    tenths = 1000 * passed // judged
+    return "<0.1%" if passed and not tenths else f"{tenths / 10:.1f}%"
+
+
 def outcome_rank(outcome: str) -> int:
     return OUTCOME_ORDER.index(outcome) if outcome in OUTCOME_ORDER else len(OUTCOME_ORDER)
 

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class QuirkRun:
     returncode: int
     output_tail: str
     pruned: Pruned | None = None  # how the run was cut (None: the whole suite ran)
+    causes: tuple[str, ...] = ()  # the names of the causes its report found (one is the aim: report/causes.py)
 
 
 def _suites_dir() -> str:
@@ -164,7 +166,8 @@ def _quirk_run(name: str, matrix: dict, model: str, returncode: int, output: str
     outcomes = {row["id"]: row["models"][model]["outcome"] for row in matrix["checks"] if model in row["models"]}
     features = {row["id"]: row["feature"] for row in matrix["checks"]}
     verdicts = {f"{p['endpoint']}.{p['parameter']}": p["models"][model]["verdict"] for p in matrix["parameters"]}
-    return QuirkRun(name, outcomes, features, verdicts, returncode, output, pruned)
+    causes = tuple(c.get("name") or c["signature"] for c in matrix.get("causes", []))
+    return QuirkRun(name, outcomes, features, verdicts, returncode, output, pruned, causes)
 
 
 def run_one(quirk: str | None, out_dir: Path, model: str = SELFTEST_MODEL,
@@ -299,6 +302,13 @@ class KillMatrix:
                         for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
         return out
 
+    def causes_summary(self) -> str:
+        """'Of the 162 quirks caught, 140 read as one cause, 15 as two, ...'."""
+        counts = Counter(len(run.causes) for q, run in self.runs.items() if not self.quirks[q].variation and run.causes)
+        caught = sum(counts.values())
+        rest = ", ".join(f"{n} as {k}" for k, n in sorted(counts.items()) if k > 1)
+        return f"Of the {caught} quirks caught, {counts.get(1, 0)} read as one cause" + (f", {rest}." if rest else ".")
+
     def to_json(self) -> dict:
         return {
             "model": SELFTEST_MODEL,
@@ -306,7 +316,7 @@ class KillMatrix:
             "quirks": {q: {"description": self.quirks[q].description, "variation": self.quirks[q].variation,
                            "features": list(self.quirks[q].features), "caught_by": self.caught_by(q),
                            "verdicts": {f: self.runs[q].verdicts.get(f) for f, _ in self.quirks[q].verdicts},
-                           "judged_again": self.judged_again(q)}
+                           "judged_again": self.judged_again(q), "causes": list(self.runs[q].causes)}
                        for q in self.runs},
             "problems": self.problems(),
         }
@@ -330,6 +340,10 @@ class KillMatrix:
             again = self.judged_again(q)
             share = f"{again[0]} of {again[1]}" if again else "all (run whole)"
             lines.append(f"| `{q}` | {kind} | {share} | {', '.join(self.caught_by(q)) or '-'} |")
+        lines += ["", "## Causes per quirk", "",
+                  "How many causes each quirk's report names (report/causes.py): one deviation should read as one "
+                  f"cause. {self.causes_summary()}", ""]
+        lines += [f"- `{q}`: " + "; ".join(run.causes) for q, run in self.runs.items() if len(run.causes) > 1]
         problems = self.problems()
         lines += ["", "## Problems", ""] + ([f"- {p}" for p in problems] or ["None."])
         return "\n".join(lines) + "\n"

@@ -24,6 +24,8 @@ class Behaviour:
     # --- the prompt (server/generate.py) ----------------------------------------------------
     prompt_last_message_only: bool = False
     prompt_dropped_roles: frozenset[str] = frozenset()  # messages of these roles are not rendered
+    content_parts_first_only: bool = False  # of content given as parts, only the first is read
+    prompt_first_token_only: bool = False  # of a completions prompt, only the first token is read
     long_prompt_truncated: bool = False  # a prompt over the context keeps its last half, answered 200
 
     # --- sampling ---------------------------------------------------------------------------

@@ -120,12 +120,20 @@ class Generator:
             if m.get("function_call"):
                 calls.append(m["function_call"])
             called = "".join(f" [call {c['name']}({c['arguments']})]" for c in calls)
+            if b.content_parts_first_only and isinstance(m.get("content"), list):
+                m = {**m, "content": m["content"][:1]}
             lines.append(f"{m['role']}: {message_text(m)}{called}")
         return "\n".join(lines) + "\nassistant:"
 
     def prompts(self, endpoint: str, body: dict) -> list[list[int]]:
         if endpoint == "chat":
             return [tokenize(self.render_chat(body))]
+        if self.behaviour.prompt_first_token_only:
+            return [ids[:1] for ids in self._completion_prompts(body)]
+        return self._completion_prompts(body)
+
+    @staticmethod
+    def _completion_prompts(body: dict) -> list[list[int]]:
         prompt = body["prompt"]
         if isinstance(prompt, str):
             return [tokenize(prompt)]

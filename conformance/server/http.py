@@ -168,6 +168,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.server.overhead:  # the HTTP side's own time, spent beside other requests even on a serial server
             time.sleep(self.server.overhead)
+        self.server.hold.arrived(raw)
         if self.server.serial is not None:  # one request at a time, the others wait their turn
             with self.server.serial:
                 self._answer(method, raw)
@@ -190,6 +191,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._drop_connection()
                 return
             if method == "POST" and path in ENDPOINTS:
+                self.server.hold.wait_if_held()
                 self._complete(ENDPOINTS[path], raw)
             elif method == "GET" and path == "/v1/models":
                 self._authorise()
@@ -296,7 +298,7 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address, api_keys: tuple[str, ...], models: tuple[str, ...], layer: Layer,
                  verbose: bool, faults: Faults | None = None, request_log: str | None = None,
                  latency: float = 0.0, token_latency: float = 0.0, serial: bool = False, listen: bool = True,
-                 overhead: float = 0.0, toy_models: dict[str, ToyModel] | None = None):
+                 overhead: float = 0.0, toy_models: dict[str, ToyModel] | None = None, hold: int = 0):
         # listen=False: no socket bound, for answering without one (server/offline.py), whose servers
         # share their toy models (`toy_models`, by name: a model is a function of its name)
         super().__init__(address, Handler, bind_and_activate=listen)
@@ -304,6 +306,7 @@ class Server(ThreadingHTTPServer):
         self.token_latency = token_latency
         self.overhead = overhead
         self.serial = threading.Lock() if serial else None
+        self.hold = Hold(hold)
         self.generating = threading.Lock() if layer.behaviour.one_generation_at_a_time else None
         self.waiting = 0  # generation requests waiting for the model (self.generating)
         self._waiting_lock = threading.Lock()
@@ -355,6 +358,35 @@ class Server(ThreadingHTTPServer):
             self.request_log.close()
 
 
+class Hold:
+    """The first `count` generation requests held until released (ReferenceServer's `hold`), and
+    the bodies of the requests that arrived meanwhile (kept only when something is held)."""
+
+    LONGEST_SECONDS = 300  # a test that never releases does not hang the server for ever
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self._bodies: list[bytes] = []
+
+    def arrived(self, raw: bytes) -> None:
+        if self.left or self._bodies:
+            with self._lock:
+                self._bodies.append(raw)
+
+    def bodies(self) -> list[bytes]:
+        with self._lock:
+            return list(self._bodies)
+
+    def wait_if_held(self) -> None:
+        with self._lock:
+            held = self.left > 0
+            self.left -= held
+        if held:
+            self.release.wait(self.LONGEST_SECONDS)
+
+
 class ReferenceServer:
     """The embedded reference server; `with ReferenceServer(...) as srv:` serves on srv.base_url.
 
@@ -366,19 +398,28 @@ class ReferenceServer:
     (seconds) is spent by every request before it waits for that turn, as a server whose HTTP side is
     concurrent and whose generations are serial spends it (a tiny request then looks parallel);
     `request_log` (a path) receives every request as a JSON line (for the benchmark's bare replay).
+    `hold` (tests): the first `hold` generation requests are held, their turn taken, until
+    `release_held()`; `arrived()` lists every request body as it arrived, before it waited for
+    its turn, so a test releases them on an event it can see, not after a guessed time.
     """
 
     def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0,
                  models: tuple[str, ...] = DEFAULT_MODELS, quirks=(), verbose: bool = False,
                  faults: Faults | None = None, request_log: str | None = None, latency: float = 0.0,
-                 token_latency: float = 0.0, serial: bool = False, overhead: float = 0.0):
+                 token_latency: float = 0.0, serial: bool = False, overhead: float = 0.0, hold: int = 0):
         self.api_key = api_key
         self.layer = Layer(quirks)  # an unknown quirk name: ValueError, before anything listens
         self.quirks = self.layer.names
         self.faults = faults
         self._server = Server((host, port), (api_key,), tuple(models), self.layer, verbose, faults, request_log,
-                               latency, token_latency, serial, overhead=overhead)
+                               latency, token_latency, serial, overhead=overhead, hold=hold)
         self._thread: threading.Thread | None = None
+
+    def release_held(self) -> None:
+        self._server.hold.release.set()
+
+    def arrived(self) -> list[bytes]:
+        return self._server.hold.bodies()
 
     @property
     def base_url(self) -> str:

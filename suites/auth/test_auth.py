@@ -3,7 +3,7 @@
 import json
 
 from conformance.harness import (
-    CallPath, Level, Mode, STORY_PROMPT, check, clauses, not_in_openai, prompt_body, raw_body,
+    CallPath, Level, Mode, STORY_PROMPT, check, clauses, envelope_finding, not_in_openai, prompt_body, raw_body,
     validate_error_envelope,
 )
 
@@ -30,10 +30,13 @@ def _expect_401(reply):
     """Two clauses: the status, and the envelope of the refusal (not judged on a reply that was served)."""
     with clauses() as soft:
         soft.expect(reply.status == 401, "HTTP 401", reply.describe(), "the request was served without a valid key"
+                    if reply.ok else None,
+                    finding="requests without a valid key are served, where OpenAI refuses them with HTTP 401"
                     if reply.ok else None)
         if not reply.ok:
             problems = validate_error_envelope(reply.body, raw_body(reply))
-            soft.expect(not problems, "OpenAI's error envelope", "; ".join(problems))
+            soft.expect(not problems, "OpenAI's error envelope", "; ".join(problems),
+                        finding=envelope_finding(problems))
 
 
 @check(id="auth.missing-key", level=Level.MUST, feature="auth.key", clause="authentication", endpoints=("auth",),

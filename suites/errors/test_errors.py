@@ -53,7 +53,7 @@ def _invalid_reply(api, endpoint, case):
 def test_invalid_value(api, endpoint, case):
     """An invalid parameter value is answered with 400 in OpenAI's error envelope (also when streaming)."""
     require_endpoint(api, endpoint)
-    expect_envelope(_invalid_reply(api, endpoint, case), 400)
+    expect_envelope(_invalid_reply(api, endpoint, case), 400, "an invalid value")
 
 
 @check(id="{endpoint}.errors.invalid-value-names-param", level=Level.SHOULD, feature="{endpoint}.errors",
@@ -82,7 +82,7 @@ def _missing_reply(api, endpoint, name):
 def test_missing_required(api, endpoint, case):
     """A request without a required parameter is answered with 400 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)
-    expect_envelope(_missing_reply(api, endpoint, case), 400)
+    expect_envelope(_missing_reply(api, endpoint, case), 400, "a request without a required parameter")
 
 
 @check(id="{endpoint}.errors.missing-required-names-param", level=Level.SHOULD, feature="{endpoint}.errors",
@@ -93,7 +93,7 @@ def test_missing_required_names_param(api, endpoint, case):
     require_endpoint(api, endpoint)
     reply = _missing_reply(api, endpoint, case)
     with clauses() as soft:
-        expect_refusal_naming(soft, reply, case)
+        expect_refusal_naming(soft, reply, case, refused="a request without a required parameter")
 
 
 @check(id="{endpoint}.errors.unknown-model", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
@@ -102,7 +102,7 @@ def test_unknown_model(api, endpoint):
     """A model the target does not serve is answered with 404 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)
     reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}, model=UNKNOWN_MODEL)
-    expect_envelope(reply, 404)
+    expect_envelope(reply, 404, "an unknown model")
 
 
 @check(id="{endpoint}.errors.unknown-model-code", level=Level.SHOULD, feature="{endpoint}.errors", clause="errors",
@@ -114,7 +114,7 @@ def test_unknown_model_code(api, endpoint):
     reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}, model=UNKNOWN_MODEL)
     with clauses() as soft:
         with soft.clause():
-            expect_envelope(reply, 404)
+            expect_envelope(reply, 404, "an unknown model")
         if reply.error is not None:
             soft.expect(reply.error.get("code") == "model_not_found", "error.code 'model_not_found'",
                         describe(reply.error.get("code", ABSENT)))
@@ -126,7 +126,7 @@ def test_unknown_parameter(api, endpoint):
     """A parameter OpenAI does not know is refused with 400, not silently accepted."""
     require_endpoint(api, endpoint)
     reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, UNKNOWN_PARAMETER: 1})
-    expect_envelope(reply, 400)
+    expect_envelope(reply, 400, "an unknown parameter")
 
 
 @check(id="{endpoint}.errors.malformed-json", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
@@ -137,4 +137,4 @@ def test_malformed_json(api, endpoint):
     require_endpoint(api, endpoint)
     path = {"chat": "/chat/completions", "completions": "/completions"}[endpoint]
     reply = api.send_raw("POST", path, content=b'{"model": "' + api.model.encode() + b'", "max_tokens": 4,')
-    expect_envelope(reply, 400)
+    expect_envelope(reply, 400, "a body that is not JSON")

@@ -5,7 +5,7 @@ prompt exactly as documented (it differs from the Python one by a space after ea
 """
 
 from conformance.harness import (
-    CallPath, Level, Mode, check, clauses, describe, require_accepted, require_endpoint, validate,
+    CallPath, Level, Mode, check, clauses, describe, require_accepted, require_endpoint, schema_finding, validate,
 )
 
 CHAT_MESSAGES = [
@@ -37,11 +37,12 @@ def _judge(api, endpoint, reply):
                 soft.expect(chunk.get("choices"), f"chunk {number} to have a choice for `chunk.choices[0]`", chunk,
                             key="choices")
                 problems = validate(kind, chunk)
-                soft.expect(not problems, f"chunk {number} to be a valid {kind}", "; ".join(problems), key="valid")
+                soft.expect(not problems, f"chunk {number} to be a valid {kind}", "; ".join(problems), key="valid",
+                            finding=schema_finding(problems))
         else:
             kind = "chat.completion" if endpoint == "chat" else "text_completion"
             problems = validate(kind, reply.body)
-            soft.expect(not problems, f"a valid {kind}", "; ".join(problems))
+            soft.expect(not problems, f"a valid {kind}", "; ".join(problems), finding=schema_finding(problems))
         soft.expect(isinstance(reply.text, str), "text in choices[0]", describe(reply.text))
         soft.expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'",
                     describe(reply.finish_reason))

@@ -16,18 +16,29 @@ MAX_TOKENS_INFO = {  # OpenAI's words for max_tokens, and for finish_reason 'len
 
 
 def _limits_length(api, endpoint, parameter):
+    """The limit judged by tokens: the usage of the cut answer, and the length of the uncut one. An
+    uncut answer of exactly LIMIT visible tokens and then its end-of-sequence (counted, as OpenAI
+    and engines count it) comes back whole and rightly 'length': the text need not be shorter."""
     require_endpoint(api, endpoint)
     body = prompt_body(endpoint, STORY_PROMPT)
     base = greedy_baseline(api, endpoint, body, max_tokens=48)
-    if (base.usage or {}).get("completion_tokens", 0) <= LIMIT:
+    uncut = (base.usage or {}).get("completion_tokens", 0)
+    if uncut <= LIMIT:
         inconclusive(f"the unlimited greedy output has only {base.usage} tokens, not more than {LIMIT}")
+    # Whether the cut text must be shorter: the uncut answer has more than LIMIT tokens besides a
+    # final end-of-sequence (one that ran to its own limit has no such token).
+    must_shorten = uncut > LIMIT + 1 or base.finish_reason == "length"
+
+    def related(r, text) -> bool:
+        return text.startswith(r.text) and (len(r.text) < len(text) or not must_shorten)
+
     # The limit binds every try; the prefix relation needs one try that drift left on the greedy path.
     replies, greedy = until_greedy_related(
         api, endpoint, body, 48, lambda: send_judged(api, endpoint, {**body, "temperature": 0, parameter: LIMIT},
-                                                     parameter),
-        lambda r, text: text.startswith(r.text) and len(r.text) < len(text))
+                                                     parameter), related)
     used = [(r.usage or {}).get("completion_tokens") for r in replies]
-    ignored = any(r.text == greedy for r in replies) or any(u is not None and u > LIMIT for u in used)
+    ignored = (must_shorten and any(r.text == greedy for r in replies)) or any(u is not None and u > LIMIT
+                                                                                for u in used)
     api.observe(endpoint, parameter, Verdict.IGNORED if ignored else Verdict.HONOURED, f"{len(replies)} tries")
     with clauses() as soft:
         for reply, count in zip(replies, used):
@@ -37,8 +48,9 @@ def _limits_length(api, endpoint, parameter):
             soft.expect(reply.finish_reason == "length", "finish_reason 'length' in every try",
                         describe(reply.finish_reason), "though max_tokens ended generation", key="finish_reason")
         reply = replies[-1]
-        soft.expect(greedy.startswith(reply.text) and len(reply.text) < len(greedy),
-                    f"a strict prefix of the greedy output {greedy[:80]!r} from some of {len(replies)} tries",
+        soft.expect(related(reply, greedy),
+                    f"{'a strict prefix' if must_shorten else 'a prefix'} of the greedy output {greedy[:80]!r} "
+                    f"({uncut} tokens uncut) from some of {len(replies)} tries",
                     describe(reply.text), how_text_differs(reply.text, greedy))
 
 

@@ -13,6 +13,11 @@ N_INFO = {  # OpenAI's words for n, and for a choice's index
 }
 
 
+def _choices_finding(count: int) -> str:
+    """How a reply with `count` choices differs, in words (the report's cause)."""
+    return f"{'one choice' if count == 1 else f'{count} choices'} returned where {N} were asked"
+
+
 def _n_reply(api, endpoint):
     body = {**prompt_body(endpoint, STORY_PROMPT), "n": N, "temperature": 1, "max_tokens": 8}
     reply = send_judged(api, endpoint, body, "n")
@@ -30,7 +35,8 @@ def test_n_choices(api, endpoint):
     reply = _n_reply(api, endpoint)
     indices = sorted(c.index for c in reply.choices)
     expect(indices == list(range(N)), f"choices with indices {list(range(N))}", indices,
-           f"{len(indices)} of {N} choices" if len(indices) != N else "other indices")
+           f"{len(indices)} of {N} choices" if len(indices) != N else "other indices",
+           finding=_choices_finding(len(indices)) if len(indices) != N else "choices indexed otherwise than 0 to n-1")
 
 
 @check(id="{endpoint}.n.finish-reason-each", level=Level.MUST, feature="{endpoint}.n", parameter="n",
@@ -43,7 +49,8 @@ def test_n_finish_reason_each(api, endpoint):
     with clauses() as soft:
         soft.expect(len(reasons) == N and all(r in ("stop", "length") for r in reasons.values()),
                     f"{N} choices, each with finish_reason 'stop' or 'length'", reasons,
-                    f"{len(reasons)} of {N} choices" if len(reasons) != N else "a finish_reason that is neither")
+                    f"{len(reasons)} of {N} choices" if len(reasons) != N else "a finish_reason that is neither",
+                    finding=_choices_finding(len(reasons)) if len(reasons) != N else None)
         if api.mode == Mode.STREAM:
             seen = {c.index: c.finish_reasons_seen for c in reply.choices}
             soft.expect(all(count == 1 for count in seen.values()), "exactly one chunk with a finish_reason per choice",
@@ -72,4 +79,5 @@ def test_n_greedy_choices(api, endpoint):
         api.observe(endpoint, "n", Verdict.HONOURED, f"{count} choices for n={N} at temperature 0")
     indices = sorted(c.index for c in reply.choices)
     expect(indices == list(range(N)), f"{N} choices with indices {list(range(N))} at temperature 0",
-           f"{count} choices, indices {describe(indices)}")
+           f"{count} choices, indices {describe(indices)}",
+           finding=_choices_finding(count) if count != N else "choices indexed otherwise than 0 to n-1")

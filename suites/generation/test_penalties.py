@@ -7,16 +7,32 @@ from conformance.harness import (
 )
 
 MIN_BASELINE_REPETITION = 0.2
+# Prompts tried in turn until one's greedy output repeats itself (a penalty needs repetition to
+# reduce): an instruction first, which an instruction-following model repeats on; then text any
+# language model continues by repeating it (a raw prompt on /completions, the same words as the
+# message on chat), for a model trained to answer briefly and end its turn.
+REPEATING_PROMPTS = (REPEATING_PROMPT, "apple, apple, apple, apple, apple, apple, apple, apple, apple, apple, apple,",
+                     "the cat the cat the cat the cat the cat the cat the cat the cat the cat the cat")
+
+
+def _repeating_baseline(api, endpoint):
+    """The first prompt of REPEATING_PROMPTS whose greedy output repeats itself, and that output;
+    inconclusive when none does (a penalty then has nothing to reduce)."""
+    seen = []
+    for text in REPEATING_PROMPTS:
+        body = prompt_body(endpoint, text)
+        base = greedy_baseline(api, endpoint, body, max_tokens=48)
+        if repetition(base.text) >= MIN_BASELINE_REPETITION:
+            return body, base
+        seen.append(f"{repetition(base.text):.2f} {base.text[:40]!r}")
+    inconclusive(f"no greedy output of {len(REPEATING_PROMPTS)} repetitive prompts repeats itself (repetition "
+                 f"{'; '.join(seen)}), so a penalty has nothing to reduce")
 
 
 def _penalised(api, endpoint, parameter: str, value: float):
     require_endpoint(api, endpoint)
     require_declared_extension(api, parameter)
-    body = prompt_body(endpoint, REPEATING_PROMPT)
-    base = greedy_baseline(api, endpoint, body, max_tokens=48)
-    if repetition(base.text) < MIN_BASELINE_REPETITION:
-        inconclusive(f"the greedy output hardly repeats itself (repetition {repetition(base.text):.2f}), "
-                     f"so a penalty has nothing to reduce: {base.text[:80]!r}")
+    body, base = _repeating_baseline(api, endpoint)
     reply = send_judged(api, endpoint, {**body, "temperature": 0, "max_tokens": 48, parameter: value}, parameter)
     api.observe(endpoint, parameter, Verdict.IGNORED if reply.text == base.text else Verdict.HONOURED)
     expect(reply.text != base.text, f"an output different from the unpenalised greedy output {base.text[:60]!r}",

@@ -149,21 +149,24 @@ def _in_tries(reply) -> str:
     return "" if tries == 1 else f" (in none of {tries} tries)"
 
 
-def _what_came_back(text: str, full: str, index: int, sequence: str) -> str:
+def _what_came_back(text: str, full: str, index: int, sequence: str) -> tuple[str, str]:
     """The text that came back, quoted, and in one phrase how it differs from the greedy output
-    `full` cut before `sequence` at `index`."""
+    `full` cut before `sequence` at `index`; and that difference as a finding (report/causes.py)."""
     expected = full[:index]
     if text == full[:index + len(sequence)]:
-        why = "the stop sequence was left in"
+        why, finding = "the stop sequence was left in", "the stop sequence is left in the output"
     elif text == full:
         why = "the whole greedy output: it did not stop at the sequence"
+        finding = "generation goes on past the stop sequence"
     elif text.startswith(expected):
         why = f"it ran {len(text) - index} characters past where the sequence begins"
+        finding = "generation goes on past the stop sequence"
     elif expected.startswith(text):
         why = f"{len(expected) - len(text)} characters short of where the sequence begins"
+        finding = "the output ends before the stop sequence"
     else:
-        why = "not the greedy output"
-    return f"{_quoted(text)} ({why})"
+        why, finding = "not the greedy output", "the output with stop is not the greedy output cut at the sequence"
+    return f"{_quoted(text)} ({why})", finding
 
 
 def _quoted(text: str, room: int = 80) -> str:
@@ -177,9 +180,10 @@ def _expect_cut(reply, full, index, sequence, expected_what="the greedy output",
     on = getattr(reply, "judged_on", None)  # (another greedy output seen, where the reply stopped on it)
     if on is not None:
         (full, index), expected_what = on, "another greedy output seen (drift)"
+    got, finding = _what_came_back(reply.text, full, index, sequence)
     expect(reply.text == full[:index],
-           f"{expected_what} up to {label.format(sequence)}: {full[:index]!r}{_in_tries(reply)}",
-           _what_came_back(reply.text, full, index, sequence))
+           f"{expected_what} up to {label.format(sequence)}: {full[:index]!r}{_in_tries(reply)}", got,
+           finding=finding)
 
 
 def _stopped_at_one_word(api, endpoint):

@@ -2,7 +2,7 @@
 
 from conformance.harness import (
     ABSENT, CallPath, Level, Mode, STORY_PROMPT, Verdict, check, clauses, expect, inconclusive, prompt_body,
-    require_endpoint, send_judged, validate,
+    require_endpoint, schema_finding, send_judged, validate,
 )
 
 
@@ -22,7 +22,7 @@ def test_usage_consistent(api, endpoint):
     with clauses() as soft:
         problems = validate("usage", usage)
         soft.expect(not problems, "a usage object {prompt_tokens, completion_tokens, total_tokens}",
-                    "; ".join(problems))
+                    "; ".join(problems), finding=schema_finding(problems))
         if not all(isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) for k in counts):
             return  # the counts below need the three integers the clause above asks for
         soft.expect(usage["prompt_tokens"] > 0, "prompt_tokens > 0", usage, "though the prompt is not empty")

@@ -1,8 +1,8 @@
 """messages (chat) and prompt (completions): the input is read."""
 
 from conformance.harness import (
-    Level, Mode, STORY_PROMPT, Verdict, check, clauses, describe, expect, inconclusive, require_endpoint,
-    send_judged,
+    Level, Mode, STORY_PROMPT, Verdict, check, clauses, describe, expect, inconclusive, prompt_counts,
+    require_endpoint, send_judged,
 )
 
 PROMPT_INFO = ("The prompt(s) to generate completions for, encoded as a string, array of strings, array of tokens, "
@@ -60,9 +60,7 @@ def test_developer_read(api):
 
     short, long = ask("Be terse."), ask("Be terse. Answer with one word, in lower case, without punctuation, "
                                         "and never explain the answer.")
-    counts = [(r.usage or {}).get("prompt_tokens") for r in (short, long)]
-    if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
-        inconclusive(f"no usage.prompt_tokens to tell whether the developer message was read: {counts}")
+    counts = prompt_counts([short, long], "the developer message")
     expect(counts[1] > counts[0], "more prompt tokens with a longer developer message (it is read)",
            f"prompt_tokens {counts[0]} and then {counts[1]}")
 
@@ -82,7 +80,7 @@ def test_content_parts(api):
         return send_judged(api, "chat", {"messages": [message], "max_tokens": 2}, "messages")
 
     one, two = ask("Tell me a story"), ask("Tell me a story", " about a lighthouse keeper who finds a map.")
-    counts = [(r.usage or {}).get("prompt_tokens", 0) for r in (one, two)]
+    counts = prompt_counts([one, two], "the second part")
     expect(counts[1] > counts[0], "more prompt tokens with a second text part", counts,
            "so the second part was not read")
 
@@ -94,10 +92,11 @@ def test_messages_read(api):
     require_endpoint(api, "chat")
     short = send_judged(api, "chat", {"messages": CONVERSATION[-1:], "max_tokens": 2}, "messages")
     long = send_judged(api, "chat", {"messages": CONVERSATION, "max_tokens": 2}, "messages")
-    grew = (long.usage or {}).get("prompt_tokens", 0) > (short.usage or {}).get("prompt_tokens", 0)
+    counts = prompt_counts([short, long], "the earlier messages")
+    grew = counts[1] > counts[0]
     api.observe("chat", "messages", Verdict.HONOURED if grew else Verdict.IGNORED)
-    expect(grew, f"more prompt tokens than the one-message request ({(short.usage or {}).get('prompt_tokens')})",
-           (long.usage or {}).get("prompt_tokens"), "so the earlier messages were not read")
+    expect(grew, f"more prompt tokens than the one-message request ({counts[0]})", counts[1],
+           "so the earlier messages were not read")
 
 
 @check(id="completions.prompt.read", level=Level.MUST, feature="completions.prompt", parameter="prompt",
@@ -108,10 +107,11 @@ def test_prompt_read(api):
     require_endpoint(api, "completions")
     short = send_judged(api, "completions", {"prompt": "Once", "max_tokens": 2}, "prompt")
     long = send_judged(api, "completions", {"prompt": STORY_PROMPT * 3, "max_tokens": 2}, "prompt")
-    grew = (long.usage or {}).get("prompt_tokens", 0) > (short.usage or {}).get("prompt_tokens", 0)
+    counts = prompt_counts([short, long], "the longer prompt")
+    grew = counts[1] > counts[0]
     api.observe("completions", "prompt", Verdict.HONOURED if grew else Verdict.IGNORED)
-    expect(grew, f"more prompt tokens than for a one-word prompt ({(short.usage or {}).get('prompt_tokens')})",
-           (long.usage or {}).get("prompt_tokens"), "so the longer prompt was not read")
+    expect(grew, f"more prompt tokens than for a one-word prompt ({counts[0]})", counts[1],
+           "so the longer prompt was not read")
 
 
 @check(id="completions.prompt.text-returned", level=Level.MUST, feature="completions.prompt", parameter="prompt",

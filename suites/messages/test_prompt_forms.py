@@ -2,7 +2,7 @@
 
 from conformance.harness import (
     ABSENT, Level, Mode, OTHER_PROMPT, STORY_PROMPT, check, clauses, describe, expect, greedy_baseline,
-    greedy_paths, not_in_openai, prompt_body, raw_body, require_endpoint, send_judged, until_related,
+    greedy_paths, not_in_openai, prompt_body, prompt_counts, raw_body, require_endpoint, send_judged, until_related,
     validate_error_envelope,
 )
 
@@ -45,9 +45,8 @@ def test_prompt_tokens(api):
     require_endpoint(api, "completions")
     tokens = [15, 16, 17, 18, 19]
     reply = send_judged(api, "completions", {"prompt": tokens, "max_tokens": 2}, "prompt")
-    used = (reply.usage or {}).get("prompt_tokens")
-    expect(used == len(tokens), f"usage.prompt_tokens == {len(tokens)}", used,
-           None if used is None else "another count than the token ids sent")
+    used = prompt_counts([reply], "the token ids")[0]
+    expect(used == len(tokens), f"usage.prompt_tokens == {len(tokens)}", used, "another count than the token ids sent")
 
 
 @check(id="{endpoint}.errors.context-length", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
@@ -71,7 +70,9 @@ def test_context_length(api, endpoint):
     reply = api.create(endpoint, body)
     with clauses() as soft:
         soft.expect(reply.status == 400, "HTTP 400", reply.describe(),
-                    "the prompt was served instead of refused" if reply.ok else None)
+                    "the prompt was served instead of refused" if reply.ok else None,
+                    finding="a prompt longer than the context is served, where OpenAI refuses it with HTTP 400"
+                    if reply.ok else None)
         if not reply.ok:  # the code of a refusal (a prompt that was served has none)
             soft.expect(reply.error is not None and reply.error.get("code") == "context_length_exceeded",
                         "error.code 'context_length_exceeded'",

@@ -3,8 +3,8 @@
 import time
 
 from conformance.harness import (
-    ABSENT, CallPath, Level, Mode, check, clauses, describe, expect, inconclusive, not_in_openai, raw_body,
-    validate, validate_error_envelope,
+    ABSENT, CallPath, Level, Mode, check, clauses, describe, envelope_finding, expect, inconclusive, not_in_openai,
+    raw_body, schema_finding, validate, validate_error_envelope,
 )
 
 LIST_INFO = ("Lists the currently available models, and provides basic information about each one such as the owner "
@@ -36,7 +36,7 @@ def test_list_shape(api):
             problems = validate("model", entry)
             soft.expect(not problems, "every entry a valid model (id, object 'model', created, owned_by)",
                         f"{describe(entry.get('id'))}, whose " + "; ".join(problems) if isinstance(entry, dict)
-                        else "; ".join(problems), key="valid entry")
+                        else "; ".join(problems), key="valid entry", finding=schema_finding(problems))
 
 
 @check(id="models.list.contains-configured", level=Level.SHOULD, feature="models.list", clause="models.list",
@@ -58,7 +58,7 @@ def test_retrieve(api):
     expect(reply.status == 200, "HTTP 200", reply.describe())
     with clauses() as soft:
         problems = validate("model", reply.body)
-        soft.expect(not problems, "a valid model object", "; ".join(problems))
+        soft.expect(not problems, "a valid model object", "; ".join(problems), finding=schema_finding(problems))
         if isinstance(reply.body, dict):
             soft.expect(reply.body.get("id") == api.model, f"id {api.model!r}", describe(reply.body.get("id")),
                         "another model")
@@ -77,7 +77,8 @@ def test_retrieve_unknown(api):
                     "a model that does not exist was served" if reply.ok else None)
         if not reply.ok:  # the envelope of a refusal (a model that was served has none)
             problems = validate_error_envelope(reply.body, raw_body(reply))
-            soft.expect(not problems, "OpenAI's error envelope", "; ".join(problems))
+            soft.expect(not problems, "OpenAI's error envelope", "; ".join(problems),
+                        finding=envelope_finding(problems))
 
 
 def _created(body, model: str):

@@ -3,7 +3,7 @@
 from conformance.harness import (
     ABSENT, CallPath, Level, Mode, STORY_PROMPT, Verdict, aggregate_chunks, check, clauses, describe, expect,
     greedy_baseline, how_text_differs, inconclusive, not_in_openai, prompt_body, read_stream, require_endpoint,
-    require_repeatable_greedy, send_judged, until_greedy_related, validate,
+    require_repeatable_greedy, schema_finding, send_judged, until_greedy_related, validate,
 )
 
 STREAM = (Mode.STREAM,)
@@ -52,7 +52,8 @@ def test_done_terminator(api, endpoint):
         soft.expect(not view.problems, "a well-formed event stream", "; ".join(view.problems))
         soft.expect(view.done, "a final `data: [DONE]` event",
                     f"a last event {describe(view.data[-1])}" if view.data else "no event",
-                    "the stream ended without [DONE]" if view.data else None)
+                    "the stream ended without [DONE]" if view.data else None,
+                    finding="the stream ends without `data: [DONE]`")
         soft.expect(view.events_after_done == 0, "no event after [DONE]", f"{view.events_after_done} events after it")
 
 
@@ -77,7 +78,7 @@ def test_chunk_schema(api, endpoint):
         for number, chunk in enumerate(view.chunks, 1):
             problems = validate(kind, chunk)
             soft.expect(not problems, f"chunk {number} to be a valid {CHUNK_OBJECT[endpoint]}", "; ".join(problems),
-                        key="valid chunk")
+                        key="valid chunk", finding=schema_finding(problems))
 
 
 @check(id="{endpoint}.stream.consistent-id", level=Level.MUST, feature="{endpoint}.stream", clause="stream.{endpoint}",
@@ -212,14 +213,11 @@ FINISH_REASONS = {"chat": ("stop", "length", "tool_calls", "content_filter", "fu
        clause="stream.{endpoint}", modes=STREAM,
        since="0.1.0", info="The reason the model stopped generating tokens.")
 def test_finish_reason_null(api, endpoint):
-    """Every choice of every chunk carries finish_reason: null until its last chunk, then one of OpenAI's values.
+    """Every chunk's choice that carries finish_reason carries null until its last chunk, then one of OpenAI's values.
 
-    finish_reason is a required (nullable) property of a chunk's choice, and the SDK's typed
-    models default it, so the chunk-schema check does not see it left out. Trackers: vLLM left it
-    out of all but the last chunk (vllm-project/vllm#19650, fixed by #19662); LiteLLM's proxy
-    too (BerriAI/liteLLM-proxy#19); Ollama (ollama/ollama#4357) and SGLang
-    (sgl-project/sglang#3912) sent "" instead of null.
-    """
+    Trackers: Ollama (ollama/ollama#4357) and SGLang (sgl-project/sglang#3912) sent "" instead of
+    null. A chunk that leaves the key out is `stream.strict-finish-reason-key`'s finding (the SDK
+    defaults it to null: only a strict client breaks)."""
     reply = _stream(api, endpoint)
     seen = 0
     with clauses() as soft:
@@ -228,15 +226,36 @@ def test_finish_reason_null(api, endpoint):
                 if not isinstance(choice, dict):
                     continue
                 seen += 1
-                if not soft.expect("finish_reason" in choice, f"a finish_reason key (null until the end) in the "
-                                   f"choice of chunk {number}", f"no finish_reason key in {describe(choice)}",
-                                   key="key"):
-                    continue
-                value = choice["finish_reason"]
+                value = choice.get("finish_reason")
                 soft.expect(value is None or value in FINISH_REASONS[endpoint],
                             f"finish_reason null or one of {list(FINISH_REASONS[endpoint])} in chunk {number}",
                             describe(value), key="value")
         soft.expect(seen, "a choice in the stream", "none")
+
+
+@check(id="{endpoint}.stream.strict-finish-reason-key", level=Level.SHOULD, feature="{endpoint}.stream",
+       clause="stream.{endpoint}", modes=STREAM,
+       since="0.1.0", info="The reason the model stopped generating tokens.")
+def test_strict_finish_reason_key(api, endpoint):
+    """Every choice of every chunk carries the finish_reason key (null until its last chunk), as OpenAI's document requires.
+
+    finish_reason is a required (nullable) property of a chunk's choice. The SDK's typed models
+    default it, so no SDK client breaks (the chunk-schema check does not see it left out); a
+    strict client, or one generated from the document, does. Trackers: vLLM left it out of all
+    but the last chunk (vllm-project/vllm#19650, fixed by #19662); LiteLLM's proxy too
+    (BerriAI/liteLLM-proxy#19)."""
+    reply = _stream(api, endpoint)
+    choices = [(number, choice) for number, chunk in enumerate(reply.stream.chunks, 1)
+               for choice in chunk.get("choices") or [] if isinstance(choice, dict)]
+    expect(choices, "a choice in the stream", "none")
+    absent = [(number, choice) for number, choice in choices if "finish_reason" not in choice]
+    number, choice = absent[0] if absent else choices[0]
+    expect(not absent, "a finish_reason key (null until the end) in the choice of every chunk",
+           f"no finish_reason key in the choice of chunk {number} ({len(absent)} of {len(choices)} chunks): "
+           f"{describe(choice)}",
+           "a strict client (or one generated from OpenAI's OpenAPI document) rejects the chunk",
+           finding="strict: streamed `choices[].finish_reason` absent, where OpenAI's document requires it "
+                   "(null until the last chunk)")
 
 
 @check(id="{endpoint}.stream.usage-only-when-asked", level=Level.MUST, feature="{endpoint}.stream",

@@ -26,6 +26,21 @@ def _no_calls(reply) -> str:
     return f"no call but content {describe(reply.text)}"
 
 
+def _require_calls_unstreamed(api, body: dict, streamed) -> None:
+    """A check of how calls are streamed rests on the request making a call at all: when the stream
+    made none, the same request unstreamed is asked; if it makes none either, the forced call is
+    what fails (chat.tools.forced-call and chat.tool_choice.required judge it), and this check is
+    inconclusive, naming it, not a deviation of streaming."""
+    if calls_of(streamed):
+        return
+    regular = send_judged(api, "chat", body, "tools", companions=("tool_choice",), mode=Mode.REGULAR,
+                          path=CallPath.HTTP)
+    if not calls_of(regular):
+        inconclusive(f"no tool call with tool_choice 'required', streamed or not ({_no_calls(regular)}): the forced "
+                     "call this check rests on did not happen (chat.tools.forced-call and chat.tool_choice.required "
+                     "judge it), so how calls are streamed cannot be judged")
+
+
 def _name_of(call) -> str | None:
     """A call's function.name (None for a call too malformed to have one: expect_well_formed says so)."""
     function = call.get("function") if isinstance(call, dict) else None
@@ -97,6 +112,8 @@ def test_stream_deltas(api):
     parts = [part for chunk in reply.chunks for choice in chunk.get("choices") or []
              for part in (choice.get("delta") or {}).get("tool_calls") or []]
     require_complete(reply)
+    if not parts:
+        _require_calls_unstreamed(api, body, reply)
     api.observe("chat", "tools", Verdict.HONOURED if parts else Verdict.IGNORED)
     expect(parts, "delta.tool_calls fragments in the stream", _no_calls(reply))
     first_seen: dict = {}
@@ -149,6 +166,8 @@ def test_stream_head_once(api):
     reply = send_judged(api, "chat", body, "tools", companions=("tool_choice",))
     parts = _call_parts(reply)
     require_complete(reply)
+    if not parts:
+        _require_calls_unstreamed(api, body, reply)
     expect(parts, "delta.tool_calls fragments in the stream", reply.text or reply.describe())
     if not all(isinstance(part.get("index"), int) for part in parts):
         inconclusive("tool-call deltas without an index cannot be told apart (judged by chat.tools.stream-deltas)")
@@ -277,13 +296,20 @@ def test_parallel_tool_calls_false(api):
     body = {"messages": BOTH_QUESTION, "tools": BOTH_TOOLS, "tool_choice": "required", "max_tokens": ROOM}
     single = send_judged(api, "chat", {**body, "parallel_tool_calls": False}, "parallel_tool_calls")
     count = len(calls_of(single))
+    control = None
+    if count == 0:  # the forced call this rests on: made without parallel_tool_calls?
+        control = send_judged(api, "chat", body, None)
+        if not calls_of(control):
+            inconclusive(f"no tool call with tool_choice 'required', with parallel_tool_calls false or without it "
+                         f"({_no_calls(control)}): the forced call this check rests on did not happen "
+                         "(chat.tool_choice.required judges it), so parallel_tool_calls cannot be judged")
     if count <= 1:  # several calls already say it is ignored, cut or not
         require_complete(single)
     if count > 1:
         api.observe("chat", "parallel_tool_calls", Verdict.IGNORED)
     expect(count <= 1, "at most one tool call", [c.get("function", {}).get("name") for c in calls_of(single)],
            f"{count} calls in one reply")
-    control = send_judged(api, "chat", body, None)
+    control = control or send_judged(api, "chat", body, None)
     if len(calls_of(control)) > 1:
         api.observe("chat", "parallel_tool_calls", Verdict.HONOURED)
     else:

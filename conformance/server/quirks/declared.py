@@ -390,13 +390,19 @@ def _models_owner(m: dict) -> dict:
 
 
 def _without_optional(o: dict) -> dict:
+    """What OpenAI's document leaves optional, left out: system_fingerprint, and a streamed delta's refusal."""
     def choice(ch: dict) -> dict:
-        ch = {k: v for k, v in ch.items() if not (k == "logprobs" and v is None)}
-        for key in ("message", "delta"):
-            if isinstance(ch.get(key), dict):
-                ch[key] = _without(ch[key], "refusal")
-        return ch
+        return {**ch, "delta": _without(ch["delta"], "refusal")} if isinstance(ch.get("delta"), dict) else ch
     return _map_choices(_without(o, "system_fingerprint"), choice)
+
+
+def _without_null_logprobs(o: dict) -> dict:
+    return _map_choices(o, lambda ch: {k: v for k, v in ch.items() if not (k == "logprobs" and v is None)})
+
+
+def _without_refusal(o: dict) -> dict:
+    return _map_choices(o, lambda ch: {**ch, "message": _without(ch["message"], "refusal")}
+                        if isinstance(ch.get("message"), dict) else ch)
 
 
 def _with_extra_fields(o: dict) -> dict:
@@ -560,6 +566,10 @@ NAMED = [
           request_valid=_refuse_roles("developer")),
     Quirk("developer-role-dropped", "developer messages are accepted and left out of the prompt", ("chat.messages",),
           behaviour={"prompt_dropped_roles": frozenset({"developer"})}),
+    Quirk("content-parts-first-only", "of content given as an array of parts, only the first part is read",
+          ("chat.messages",), behaviour={"content_parts_first_only": True}),
+    Quirk("prompt-first-token-only", "of a completions prompt, only the first token is read (and counted)",
+          ("completions.prompt",), (("completions.prompt", "ignored"),), behaviour={"prompt_first_token_only": True}),
     Quirk("content-parts-rejected", "content given as an array of parts is refused with 400", ("chat.messages",),
           request_valid=_refuse_content_parts),
     Quirk("completions-text-as-message", "completions choices carry 'message' instead of 'text'",
@@ -640,6 +650,10 @@ NAMED = [
           frames_out=_stream_unterminated),
     Quirk("stream-usage-always", "a usage chunk with no choices ends every stream, asked for or not",
           ("examples.netmind", *_both("stream")), chunks_out=_stream_usage_always),
+    Quirk("refusal-absent", "a message leaves the refusal key out when null (the SDK defaults it; strict clients "
+                            "break)", ("chat.response",), **_responses(_without_refusal)),
+    Quirk("logprobs-absent", "a choice leaves the logprobs key out when null (the SDK defaults it; strict clients "
+                             "break)", _both("response"), **_responses(_without_null_logprobs)),
     Quirk("stream-finish-reason-absent", "chunks before the last leave the finish_reason key out (instead of null)",
           _both("stream"), **_chunks(_stream_finish_reason_absent)),
     Quirk("stream-usage-unasked", "the last chunk with a choice carries usage though include_usage was not asked for",
@@ -707,8 +721,8 @@ VARIATIONS = [
           writes=lambda frame: [frame[i:i + 7] for i in range(0, len(frame), 7)]),
     Quirk("extra-fields", "undocumented extra fields in every response object", (), variation=True,
           **_responses(_with_extra_fields)),
-    Quirk("optional-fields-absent", "no system_fingerprint, no logprobs, no refusal", (), variation=True,
-          **_responses(_without_optional)),
+    Quirk("optional-fields-absent", "no system_fingerprint, and no refusal in a streamed delta (both optional)", (),
+          variation=True, **_responses(_without_optional)),
     Quirk("usage-details", "usage carries prompt_tokens_details and completion_tokens_details", (),
           variation=True, usage_out=_usage_details),
     Quirk("no-spaces", "the model writes without spaces (as a random-weight model does): word-based oracles "
