@@ -125,6 +125,8 @@ def expectations_outcome(run_dir: Path) -> str:
 def describe(out: Path, members: list[Member], runs: Path, outcome: dict[str, str], command: str,
              tox_workdir: Path) -> None:
     """docs/compatibility/README.md: what the report is, how it was made, and each engine's headline."""
+    from conformance.report.render_merged import score_text  # the merged report's own words for a score
+
     merged = json.loads((out / "matrix.json").read_text(encoding="utf-8"))
     by_target = {t["target"]: t for t in merged["targets"]}
     lines = ["# Compatibility of OpenAI-compatible engines, measured", "",
@@ -146,7 +148,7 @@ def describe(out: Path, members: list[Member], runs: Path, outcome: dict[str, st
             lines.append(f"| {m.target} | {engine_version(m, tox_workdir)} | not run: {outcome.get(m.target, '')} | | | | |")
             continue
         must, should = t["scores"]["MUST"], t["scores"]["SHOULD"]
-        share = lambda s: f"{s['share']:.0%} ({s['passed']}/{s['judged']})" if s["share"] is not None else "n/a"
+        share = score_text  # both bases, named (check instances; check x model cells), never rounded up
         lines.append(f"| {m.target} | {engine_version(m, tox_workdir)} | `{t['run']}` | {share(must)} | {share(should)} | "
                      f"{len(t.get('failing_checks', []))} | {expectations_outcome(runs / m.target)} |")
     lines += ["", "Expectations: whether the run matched expectations/<target>.toml, the deviations verified by "

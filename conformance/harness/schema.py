@@ -74,6 +74,8 @@ def schema_finding(problems: list[str]) -> str | None:
     where = f"`{_INDEX.sub('[]', match['where'])}`"
     if match["absent"]:
         return f"{where} is absent, and it is required"
+    if match["why"].startswith("Input should be '"):  # an enum or a literal: which list depends on the kind
+        return f"{where} outside OpenAI's values"
     return f"{where} is a {match['kind']}: {match['why']}"
 
 

@@ -183,7 +183,7 @@ def cause_key(record: dict, parameters: dict) -> tuple:
         return ("broken", status)
     if status and status.startswith("HTTP 4") and record["message"].startswith(_REFUSED):
         return ("rejected", "")
-    for name in about[:3]:  # not the variant's subject: a check of errors failing is no fault of it
+    for name in about:  # (not the variant's subject: a check of errors failing is no fault of it)
         if _verdict_of(parameters, endpoint, name, model) == "deviates":
             return ("parameter", name, "deviates")
     return ("message", signature(record["message"]))

@@ -49,6 +49,10 @@ def merge(run_dirs: list[Path], out: Path, history_entries: list[dict] | None = 
     if len(set(ids)) != len(ids):
         raise ReportError(f"the same run appears twice: {sorted(i for i in ids if ids.count(i) > 1)}")
     out.mkdir(parents=True, exist_ok=True)
+    # A folder merged again holds the runs it shows, not those of an earlier merge into it.
+    for stale in (out / "runs").glob("*") if (out / "runs").is_dir() else ():
+        if stale.is_dir() and stale.name not in ids and stale.resolve() not in {d.resolve() for d in run_dirs}:
+            shutil.rmtree(stale, ignore_errors=True)
     for run_dir, matrix in zip(run_dirs, matrices):
         copy = out / "runs" / matrix["run"]["id"]
         if copy.resolve() != run_dir.resolve():

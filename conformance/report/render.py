@@ -220,7 +220,8 @@ def render_markdown(report: "RunReport") -> str:
         for f in report.failed_instances:
             i = f.instance
             link = f" ([evidence]({evidence_page(f.evidence)}))" if f.linked else ""
-            out.append(f"- {OUTCOME_SYMBOL[i['outcome']]} `{f.check}`{_instance(i)}: {_md(i['message'])}{link}")
+            cause = f" ({i['cause']})" if i.get("cause") else ""  # its row in "Deviations by cause"
+            out.append(f"- {OUTCOME_SYMBOL[i['outcome']]} `{f.check}`{_instance(i)}{cause}: {_md(i['message'])}{link}")
     return "\n".join(out) + "\n"
 
 
@@ -459,12 +460,13 @@ def render_html(report: "RunReport") -> str:
     parts.append("</tbody></table>")
     if report.failed_instances:
         parts.append("<h2 id='deviations'>Every failed instance</h2><table><thead><tr><th>outcome</th><th>check</th>"
-                     "<th>instance</th><th>message</th></tr></thead><tbody>")
+                     "<th>instance</th><th>cause</th><th>message</th></tr></thead><tbody>")
         for f in report.failed_instances:
             i = f.instance
             variant = f" {i['variant']}" if i.get("variant") else ""
             parts.append(f"<tr><td class='{i['outcome']}'>{_e(i['outcome'])}</td><td><code>{_e(f.check)}</code>"
                          f"{_e(variant)}</td><td>{_e(i['model'])} · {_e(i['mode'])} · {_e(i['path'])}</td>"
+                         + (f"<td><a href='#{_e(i['cause'])}'>{_e(i['cause'])}</a></td>" if i.get("cause") else "<td></td>")
                          + (f"<td class='msg'><a href='{_e(evidence_page(f.evidence))}'>{_e(i['message'])}</a></td></tr>"
                             if f.linked else f"<td class='msg'>{_e(i['message'])}</td></tr>"))
         parts.append("</tbody></table>")

@@ -5,7 +5,8 @@ prompt exactly as documented (it differs from the Python one by a space after ea
 """
 
 from conformance.harness import (
-    CallPath, Level, Mode, check, clauses, describe, require_accepted, require_endpoint, schema_finding, validate,
+    CallPath, Level, Mode, check, clauses, describe, finish_finding, require_accepted, require_endpoint,
+    schema_finding, validate,
 )
 
 CHAT_MESSAGES = [
@@ -45,7 +46,7 @@ def _judge(api, endpoint, reply):
             soft.expect(not problems, f"a valid {kind}", "; ".join(problems), finding=schema_finding(problems))
         soft.expect(isinstance(reply.text, str), "text in choices[0]", describe(reply.text))
         soft.expect(reply.finish_reason in ("stop", "length"), "finish_reason 'stop' or 'length'",
-                    describe(reply.finish_reason))
+                    describe(reply.finish_reason), finding=finish_finding(reply.finish_reason, "generation ended"))
 
 
 @check(id="examples.netmind.chat", level=Level.MUST, feature="examples.netmind", clause="object.chat",

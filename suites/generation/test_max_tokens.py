@@ -1,7 +1,8 @@
 """max_tokens: an upper bound on the generated tokens."""
 
 from conformance.harness import (
-    Level, Mode, STORY_PROMPT, Verdict, check, clauses, describe, expect, greedy_baseline, how_text_differs,
+    Level, Mode, STORY_PROMPT, Verdict, check, clauses, describe, expect, finish_finding, greedy_baseline,
+    how_text_differs,
     inconclusive, is_legible, not_in_openai, prompt_body, require_control, require_endpoint, send_judged,
     require_repeatable_greedy, until_greedy_related,
 )
@@ -46,7 +47,8 @@ def _limits_length(api, endpoint, parameter):
                 soft.expect(count <= LIMIT, f"usage.completion_tokens <= {LIMIT} in every try", count,
                             "more tokens than max_tokens allows", key="usage")
             soft.expect(reply.finish_reason == "length", "finish_reason 'length' in every try",
-                        describe(reply.finish_reason), "though max_tokens ended generation", key="finish_reason")
+                        describe(reply.finish_reason), "though max_tokens ended generation", key="finish_reason",
+                        finding=finish_finding(reply.finish_reason, "max_tokens ended generation"))
         reply = replies[-1]
         soft.expect(related(reply, greedy),
                     f"{'a strict prefix' if must_shorten else 'a prefix'} of the greedy output {greedy[:80]!r} "
@@ -84,13 +86,15 @@ def test_max_tokens_one(api, endpoint):
     if api.mode == Mode.REGULAR:
         with clauses() as soft:
             soft.expect(reply.finish_reason == "length", "finish_reason 'length'", describe(reply.finish_reason),
-                        "though max_tokens ended generation")
+                        "though max_tokens ended generation",
+                        finding=finish_finding(reply.finish_reason, "max_tokens ended generation"))
             used = (reply.usage or {}).get("completion_tokens")
             soft.expect(used == 1, "usage.completion_tokens == 1", used)
     else:
         # Streamed, the clauses after the first need more requests: the first stays hard.
         expect(reply.finish_reason == "length", "finish_reason 'length'", describe(reply.finish_reason),
-               "though max_tokens ended generation")
+               "though max_tokens ended generation",
+               finding=finish_finding(reply.finish_reason, "max_tokens ended generation"))
         regular = greedy_baseline(api, endpoint, prompt_body(endpoint, STORY_PROMPT), max_tokens=1)
         if not is_legible(regular.text):
             inconclusive(f"the one token {regular.text!r} is not a whole character, so a stream may rightly "
@@ -101,7 +105,8 @@ def test_max_tokens_one(api, endpoint):
                                                lambda r, text: r.text == text, first=reply)
         for again in replies:
             expect(again.finish_reason == "length", "finish_reason 'length' in every try",
-                   describe(again.finish_reason), "though max_tokens ended generation")
+                   describe(again.finish_reason), "though max_tokens ended generation",
+                   finding=finish_finding(again.finish_reason, "max_tokens ended generation"))
         if replies[-1].text != greedy:
             require_repeatable_greedy(api, endpoint, prompt_body(endpoint, STORY_PROMPT), 1, len(replies))
         expect(replies[-1].text == greedy,

@@ -8,8 +8,8 @@ fails one edge case is named for that case and `stop` is not called ignored.
 
 from conformance.harness import (
     CallPath, Level, Mode, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Verdict, check, clauses, expect,
-    greedy_baseline, greedy_paths, inconclusive, is_legible, not_in_openai, prompt_body, require_endpoint,
-    send_judged, until_greedy_related, until_related,
+    finish_finding, greedy_baseline, greedy_paths, inconclusive, is_legible, not_in_openai, prompt_body,
+    require_endpoint, send_judged, until_greedy_related, until_related,
 )
 
 STOP_INFO = ("Up to 4 sequences where the API will stop generating further tokens. The returned text will not "
@@ -213,7 +213,8 @@ def test_stop_finish_reason(api, endpoint):
     """Generation ended by a stop sequence reports finish_reason 'stop'."""
     *_, reply = _stopped_at_one_word(api, endpoint)
     expect(reply.finish_reason == "stop", f"finish_reason 'stop' (a stop sequence ended generation){_in_tries(reply)}",
-           _finish_reason(reply.finish_reason))
+           _finish_reason(reply.finish_reason),
+           finding=finish_finding(reply.finish_reason, "a stop sequence ended generation"))
 
 
 @check(id="{endpoint}.stop.string-form", level=Level.MUST, feature="{endpoint}.stop", parameter="stop",
@@ -269,7 +270,8 @@ def test_stop_at_output_start(api, endpoint):
             _expect_cut(reply, base.text, index, first)
         soft.expect(reply.finish_reason == "stop",
                     f"finish_reason 'stop' (the stop sequence ended generation){_in_tries(reply)}",
-                    _finish_reason(reply.finish_reason))
+                    _finish_reason(reply.finish_reason),
+                    finding=finish_finding(reply.finish_reason, "a stop sequence ended generation"))
 
 
 def _greedy_tokens(api, endpoint, prompt, base):
@@ -388,7 +390,8 @@ def test_stop_at_limit(api, endpoint):
         with soft.clause():
             _expect_cut(reply, base.text, index, sequence, f"with max_tokens {j + 1}, the greedy output")
         soft.expect(reply.finish_reason in ("stop", "length"), f"finish_reason 'stop' or 'length'{_in_tries(reply)}",
-                    _finish_reason(reply.finish_reason))
+                    _finish_reason(reply.finish_reason),
+                    finding=finish_finding(reply.finish_reason, "a stop sequence or max_tokens ended generation"))
 
 
 @check(id="{endpoint}.stop.across-limit", level=Level.SHOULD, feature="{endpoint}.stop", parameter="stop",
@@ -416,4 +419,5 @@ def test_stop_across_limit(api, endpoint):
                                            if generated.startswith(reply.text) and reply.text != generated else ""))
         soft.expect(reply.finish_reason == "length",
                     f"finish_reason 'length' (max_tokens ended generation){_in_tries(reply)}",
-                    _finish_reason(reply.finish_reason))
+                    _finish_reason(reply.finish_reason),
+                    finding=finish_finding(reply.finish_reason, "max_tokens ended generation"))

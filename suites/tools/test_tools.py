@@ -6,7 +6,8 @@ on the model judging when a tool is useful; arguments are judged against the fun
 
 from conformance.harness import (
     ABSENT, CallPath, FUNCTIONS, Level, Mode, ROOM, TIME, Verdict, WEATHER, WEATHER_QUESTION, call_problems, check,
-    clauses, describe, expect, expect_result_read, expect_text_reply, inconclusive, json_problems, named_tool,
+    clauses, describe, expect, expect_result_read, expect_text_reply, finish_finding, inconclusive, json_problems,
+    named_tool,
     not_in_openai, require_complete, require_endpoint, send_judged, tool, until_related,
 )
 
@@ -137,7 +138,8 @@ def test_stream_deltas(api):
         with soft.clause():
             expect_well_formed(calls_of(reply))
         soft.expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", describe(reply.finish_reason),
-                    "though the reply made tool calls")
+                    "though the reply made tool calls",
+                    finding=finish_finding(reply.finish_reason, "the reply made tool calls"))
 
 
 def _call_parts(reply) -> list[dict]:
@@ -264,7 +266,8 @@ def test_tool_choice_required(api):
         with soft.clause():
             expect_well_formed(calls)
         soft.expect(reply.finish_reason == "tool_calls", "finish_reason 'tool_calls'", describe(reply.finish_reason),
-                    "though the reply made tool calls")
+                    "though the reply made tool calls",
+                    finding=finish_finding(reply.finish_reason, "the reply made tool calls"))
 
 
 @check(id="chat.tool_choice.named", level=Level.MUST, feature="chat.tool_choice", parameter="tool_choice",
