@@ -151,8 +151,7 @@ def _facts(record: dict, identity: str) -> tuple:
     """What attach_record says of an instance, in the order it says it: the title, the parameters,
     the description, the labels (type, value) and the links (url, name)."""
     dims = record["dimensions"]
-    variant = f" {record['variant']}" if record.get("variant") else ""
-    title = f"{record['check']}{variant} [{dims['model']} · {dims['mode']} · {dims['path']}] on {identity}"
+    title = f"{_instance_title(record['check'], {**dims, 'variant': record.get('variant')})} on {identity}"
     labels = [("epic", record["endpoint"]), ("feature", record["feature"]), ("story", record["check"]),
               ("severity", {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}[record["level"]]),
               ("target", identity)]
@@ -412,7 +411,7 @@ def write_metadata(results_dir: Path, report: "RunReport") -> None:
 
 
 def _instance_title(check_id: str, instance: dict) -> str:
-    """An instance's title as `_facts` writes it, up to ' on <target>'."""
+    """An instance's title (a matrix instance, or a record's dimensions and variant), up to ' on <target>'."""
     variant = f" {instance['variant']}" if instance.get("variant") else ""
     return f"{check_id}{variant} [{instance['model']} · {instance['mode']} · {instance['path']}]"
 

@@ -296,7 +296,7 @@ def build_matrix(records: list[dict], target: Target, base_url: str, started: fl
             "suite_version": _version("openai-conformance"),
             "openai_sdk": _version("openai"),
             "python": platform.python_version(),
-            "definitions": "INTERPRETING.md (outcomes and parameter verdicts, version 2)",
+            "definitions": "INTERPRETING.md (outcomes and parameter verdicts, version 3)",
             # the run id (unique even in a reused folder), selection, quirks and faults, from the plugin
             **(configuration or {}),
         },
