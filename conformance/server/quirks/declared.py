@@ -236,6 +236,12 @@ def _stream_finish_reason_absent(c: Chunk, s: Stream) -> Chunk:
     return _choice_of(c, lambda ch: _without(ch, "finish_reason"))
 
 
+def _stream_finish_reason_empty(c: Chunk, s: Stream) -> Chunk:
+    if c.data["choices"][0].get("finish_reason") is not None:
+        return c
+    return _choice_of(c, lambda ch: {**ch, "finish_reason": ""})
+
+
 def _stream_id_per_chunk(stream: Stream) -> list[Chunk]:
     return [dataclasses.replace(c, data={**c.data, "id": completion_id(stream.endpoint)})
             if c.kind in CHOICE_KINDS else c for c in stream.chunks]
@@ -656,6 +662,8 @@ NAMED = [
                              "break)", _both("response"), **_responses(_without_null_logprobs)),
     Quirk("stream-finish-reason-absent", "chunks before the last leave the finish_reason key out (instead of null)",
           _both("stream"), **_chunks(_stream_finish_reason_absent)),
+    Quirk("stream-finish-reason-empty", "chunks before the last carry finish_reason \"\" instead of null (Ollama, "
+                                        "SGLang)", _both("stream"), **_chunks(_stream_finish_reason_empty)),
     Quirk("stream-usage-unasked", "the last chunk with a choice carries usage though include_usage was not asked for",
           _both("stream"), chunks_out=_stream_usage_unasked),
     Quirk("stream-malformed-event", "one event's data is not valid JSON", _both("stream"),
