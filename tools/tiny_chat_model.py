@@ -20,7 +20,7 @@ import argparse
 import random
 from pathlib import Path
 
-from tiny_model import CHAT_TEMPLATE
+from tiny_model import tokenizer
 
 SEED = 28
 STEPS = 500
@@ -80,20 +80,12 @@ def corpus(rng: random.Random) -> list[str]:
 
 def build(out: Path) -> None:
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.set_num_threads(1)  # one thread: the same sums in the same order, the same weights everywhere
     rng = random.Random(SEED)
     texts = corpus(rng)
-    tokenizer = Tokenizer(models.BPE(unk_token=None))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(texts, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    fast.chat_template = CHAT_TEMPLATE
+    fast = tokenizer(texts)
     ids = [i for text in texts for i in fast(text, add_special_tokens=False)["input_ids"]]
     torch.manual_seed(SEED)
     config = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

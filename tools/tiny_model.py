@@ -29,19 +29,27 @@ SHAPES = {
 }
 
 
-def build(out: Path, shape: str = "default") -> None:
-    import torch
+def tokenizer(texts: list[str]):
+    """A byte-level BPE tokenizer of 600 tokens trained on `texts`, with <s>, </s>, <pad> and the chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.BPE(unk_token=None))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<s>", "</s>", "<pad>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(LINES * 50, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    bpe.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build(out: Path, shape: str = "default") -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    fast = tokenizer(LINES * 50)
     fast.save_pretrained(out)
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(fast), **SHAPES[shape], num_hidden_layers=2,

@@ -14,8 +14,8 @@ from ..vocabulary import CallPath, Level, Mode, Outcome, Verdict
 from ..wire.reply import Reply, aggregate_chunks, read_stream
 from .calls import (FUNCTIONS, ROOM, TIME, WEATHER, WEATHER_QUESTION, call_problems, expect_result_read,
                     expect_text_reply, function_call_problems, json_problems, named_tool, require_complete, tool)
-from .checks import (ABSENT, NOT_IN_OPENAI, check, clauses, describe, docs, expect, finish_finding, inconclusive,
-                     not_in_openai, unsupported)
+from .checks import (ABSENT, FINISH_REASONS, NOT_IN_OPENAI, check, clauses, describe, docs, expect, finish_finding,
+                     inconclusive, not_in_openai, unsupported)
 from .concurrent import streams_side_by_side
 from .oracles import (BEGINNING, OTHER_PROMPT, REPEATING_PROMPT, STORY_PROMPT, Tries, expect_envelope,
                       expect_refusal_naming, expect_reproducible, greedy_baseline, greedy_paths, how_text_differs,
@@ -26,7 +26,7 @@ from .schema import envelope_finding, schema_finding, validate, validate_error_e
 
 __all__ = [
     # declaring a check and its outcomes
-    "check", "expect", "clauses", "describe", "inconclusive", "unsupported", "ABSENT", "finish_finding",
+    "check", "expect", "clauses", "describe", "inconclusive", "unsupported", "ABSENT", "finish_finding", "FINISH_REASONS",
     "not_in_openai", "NOT_IN_OPENAI", "docs",
     "Level", "Mode", "CallPath", "Outcome", "Verdict",
     # oracles: requests judged against a control, repetition for nondeterminism

@@ -1,8 +1,8 @@
 """Streaming: the event-stream framing, read strictly from the raw bytes (both paths record them)."""
 
 from conformance.harness import (
-    ABSENT, CallPath, Level, Mode, STORY_PROMPT, Verdict, aggregate_chunks, check, clauses, describe, expect,
-    greedy_baseline, how_text_differs, inconclusive, not_in_openai, prompt_body, read_stream, require_endpoint,
+    ABSENT, FINISH_REASONS, CallPath, Level, Mode, STORY_PROMPT, Verdict, aggregate_chunks, check, clauses, describe,
+    expect, greedy_baseline, how_text_differs, inconclusive, not_in_openai, prompt_body, read_stream, require_endpoint,
     require_repeatable_greedy, schema_finding, send_judged, until_greedy_related, validate,
 )
 
@@ -203,10 +203,6 @@ def test_equivalent_to_regular(api, endpoint):
         soft.expect(reply.finish_reason == base.finish_reason, f"finish_reason {base.finish_reason!r}",
                     describe(reply.finish_reason), "not the regular response's")
 
-
-# OpenAI's finish_reason values (the chunk schemas' enums in the OpenAPI document).
-FINISH_REASONS = {"chat": ("stop", "length", "tool_calls", "content_filter", "function_call"),
-                  "completions": ("stop", "length", "content_filter")}
 
 
 @check(id="{endpoint}.stream.finish-reason-null", level=Level.MUST, feature="{endpoint}.stream",
