@@ -63,12 +63,13 @@ def test_failures_are_grouped_by_root_cause(stop_kept):
                       for i in row["instances"])
     assert param["instances"] == names_param > 300
     assert set(param["checks"]) == {"chat.errors.invalid-value-names-param",
-                                    "completions.errors.invalid-value-names-param"}
-    assert param["endpoints"] == ["chat", "completions"]
+                                    "completions.errors.invalid-value-names-param",
+                                    "responses.errors.invalid-value-names-param"}
+    assert param["endpoints"] == ["chat", "completions", "responses"]
     assert causes[0]["level"] == "MUST"  # MUST causes first, whatever their size
     assert f"from {len(causes)} cause(s)" in result.stdout
     assert re.search(rf"cause-\d+ +SHOULD +\[error envelope\] refusals do not name the parameter in `error.param` "
-                     rf"\(chat, completions; 2 checks, {param['instances']} instances\)", result.stdout)
+                     rf"\(chat, completions, responses; 3 checks, {param['instances']} instances\)", result.stdout)
     # each failed instance is listed under its cause, with the cause's category
     for row in matrix["checks"]:
         for i in row["instances"]:

@@ -20,7 +20,7 @@ import tomllib
 
 from ..vocabulary import MODES
 
-ENDPOINTS = ("chat", "completions", "models")
+ENDPOINTS = ("chat", "completions", "responses", "models")
 # A target's name is part of file names (reports/<stamp>-<name>-<hex>, expectations/<name>.toml).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SLUG = 48  # a base URL's share of a target name

@@ -29,7 +29,20 @@ OTHER_PROMPT = "List the planets of the solar system and describe each of them i
 def prompt_body(endpoint: str, text: str) -> dict:
     if endpoint == "chat":
         return {"messages": [{"role": "user", "content": text}]}
+    if endpoint == "responses":
+        return {"input": text}
     return {"prompt": text}
+
+
+# The least a /responses request may ask for (CreateResponse.max_output_tokens, minimum 16).
+MIN_OUTPUT_TOKENS = 16
+
+
+def limit_body(endpoint: str, tokens: int) -> dict:
+    """The length limit of a request: max_tokens, or max_output_tokens (at least its minimum 16)."""
+    if endpoint == "responses":
+        return {"max_output_tokens": max(MIN_OUTPUT_TOKENS, tokens)}
+    return {"max_tokens": tokens}
 
 
 def is_declared(api: Api, parameter: str) -> bool:
@@ -181,9 +194,10 @@ def prompt_counts(replies: list[Reply], what: str) -> list[int]:
     the count grows. A count that is absent, or 0 for a request that has a prompt, says usage does
     not count the prompt (`{endpoint}.usage.consistent` judges that): nothing to tell `what` by,
     so the check is inconclusive, naming that prerequisite, never "`what` was not read"."""
-    counts = [(r.usage or {}).get("prompt_tokens") for r in replies]
+    key = "input_tokens" if replies and replies[0].endpoint == "responses" else "prompt_tokens"
+    counts = [(r.usage or {}).get(key) for r in replies]
     if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts):
-        inconclusive(f"usage.prompt_tokens {counts}: the target does not count the prompt (usage.consistent "
+        inconclusive(f"usage.{key} {counts}: the target does not count the prompt (usage.consistent "
                      f"judges that), so whether {what} was read cannot be told from it")
     return counts
 
@@ -304,7 +318,7 @@ def greedy_baseline(api: Api, endpoint: str, body: dict, max_tokens: int) -> Rep
     """The greedy output of `body`: the text two identical temperature-0 requests agree on (up to
     AGREEMENT_TRIES are sent, a third only when the first two differ); one per run, shared by the
     checks and the workers that need it."""
-    request = {**body, "temperature": 0, "max_tokens": max_tokens}
+    request = {**body, "temperature": 0, **limit_body(endpoint, max_tokens)}
     key = ("greedy", endpoint, api.model, json.dumps(request, sort_keys=True))
     cache = api.runtime.cache
     if key not in cache:

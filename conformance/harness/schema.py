@@ -23,9 +23,17 @@ def kinds() -> dict[str, type[pydantic.BaseModel]]:
     from openai.types import Completion, CompletionUsage, Model
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+    from openai.types.responses import Response, ResponseStreamEvent
+
     return {"chat.completion": ChatCompletion, "chat.completion.chunk": ChatCompletionChunk,
             "text_completion": Completion, "text_completion.chunk": Completion, "model": Model,
-            "usage": CompletionUsage}
+            "usage": CompletionUsage, "response": Response,
+            "response.event": pydantic.TypeAdapter(ResponseStreamEvent)}
+
+
+# Fields of a Response that OpenAI's document requires (components.schemas.Response `required`) and
+# the SDK's model leaves optional: present, null or not.
+RESPONSE_REQUIRED = ("error", "incomplete_details", "instructions", "metadata", "temperature", "top_p")
 
 
 def _format(error: pydantic.ValidationError) -> list[str]:
@@ -51,10 +59,16 @@ def validate(kind: str, data: Any) -> list[str]:
             {**c, "finish_reason": c.get("finish_reason") or "stop"} if isinstance(c, dict) else c
             for c in data.get("choices", [])
         ]} if isinstance(data.get("choices"), list) else data
+    model = kinds()[kind]
     try:
-        kinds()[kind].model_validate(data, strict=True)
+        if isinstance(model, pydantic.TypeAdapter):
+            model.validate_python(data, strict=True)
+        else:
+            model.model_validate(data, strict=True)
     except pydantic.ValidationError as exc:
         return _format(exc)
+    if kind == "response":
+        return [f"{field} is absent, and it is required" for field in RESPONSE_REQUIRED if field not in data]
     return []
 
 

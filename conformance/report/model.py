@@ -39,7 +39,7 @@ from .terms import check_page, instance_sort_key, target_identity
 FORMAT = 1
 MERGED_FORMAT = 1
 LEVELS = ("MUST", "SHOULD", "extension")  # what a score is given for
-ENDPOINTS = ("chat", "completions")
+ENDPOINTS = ("chat", "completions", "responses")
 NOT_WORKING = ("broken", "rejected", "ignored", "deviates")
 EMBEDDED = "embedded reference server"  # a run's base_url when the target is the embedded server
 

@@ -16,6 +16,8 @@ What this argument does not cover is never pruned:
   a request came) or on the requests in flight beside it (a stream cut when another waits, a stream
   silent until its client leaves): its whole run is made;
 - an instance the baseline did not pass: it is re-judged;
+- an instance that reads what the server kept (a stored response read back, deleted or continued by
+  previous_response_id): one request answered alone, without the requests before it, cannot show it;
 - sampling without a seed: the two servers draw the same sample, so a quirk that changes what is
   sampled, or only some samples, shows as a change on them; such a request is answered under
   SAMPLED_ROUNDS seeds, and one difference under any makes it changed.
@@ -41,6 +43,11 @@ SAMPLED_ROUNDS = 3  # seeds a request whose plain answer sampled without a seed 
 def replayable(quirk: Quirk) -> bool:
     """Whether the quirked server answers a request the same whatever came before it."""
     return not any(quirk.behaviour.get(name) for name in STATEFUL_BEHAVIOUR)
+
+
+def reads_kept(request: Request) -> bool:
+    """Whether a request's answer depends on what the server kept from earlier ones (a stored response)."""
+    return request.path.startswith("/v1/responses/") or '"previous_response_id"' in request.body
 
 
 def _seed(request: Request, round_: int) -> str:
@@ -80,6 +87,8 @@ class Pruner:
         finally:
             plain.close()
         self.requests = {request for request, _ in self._plain}
+        # Instances resting on what the server kept (stateful): answered alone, their requests say nothing.
+        self._stateful = {node for node, requests in self._rests_on.items() if any(map(reads_kept, requests))}
 
     def __getstate__(self) -> dict:
         # For another process (killmatrix._judged_again): the generations go along, the models are made
@@ -111,7 +120,8 @@ class Pruner:
         else:
             changed = self.changed(quirk)
             rerun = [r["nodeid"] for r in self.records
-                     if r["outcome"] not in ("pass", "unsupported") or self._rests_on[r["nodeid"]] & changed]
+                     if r["outcome"] not in ("pass", "unsupported") or self._rests_on[r["nodeid"]] & changed
+                     or r["nodeid"] in self._stateful]
         return Pruned(quirk.name, tuple(rerun), len(self.requests), len(changed), len(self.records))
 
 

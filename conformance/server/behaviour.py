@@ -72,6 +72,7 @@ class Behaviour:
     one_generation_at_a_time: bool = False  # generations wait for each other; other requests do not
     stream_seconds: float = 0.0  # between two events of a stream, as a model generating them takes
     streams_interrupted: bool = False  # a running stream ends ([DONE], no finish_reason) when a request waits
+    responses_delete_kept: bool = False  # DELETE /v1/responses/{id} answers deleted: true and keeps it
     silent_with: str = ""  # a streamed request carrying this parameter gets keep-alive comments, never an
     #                        event, until the client leaves; the generation then keeps the server busy
 

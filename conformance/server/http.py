@@ -23,12 +23,15 @@ from .generate import Generator
 from .model import ToyModel
 from .quirks import Layer
 from .render import Responses, error_response, model_object, models_list, sse_frames
+from .responses_api import ResponseRenderer, Store, input_item_resources, input_items, request_rules, to_chat
 from .validate import ApiError, Validator
 
 MAX_BODY = 8 * 1024 * 1024
 SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() ends the serving loop
 DEFAULT_MODELS = ("ref-small", "ref-large")
-ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/responses": "responses"}
+STORED = "/v1/responses/"  # GET and DELETE of a stored response, its input_items, its cancel
+INPUT_ITEMS_LIMIT = (1, 100)
 KEEPALIVE_SECONDS = 0.5  # between the comments of a silent stream (Behaviour.silent_with)
 SILENT_AT_MOST_SECONDS = 600.0  # a silent stream whose client never leaves ends after this long
 BUSY_AFTER_SECONDS = 5.0  # how long a silent stream's generation goes on once its client has left
@@ -61,7 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(*self.server.layer.error_out(status, body))
 
-    def _send_stream(self, payloads: Iterable[str], status: int = 200, event_name: str | None = None) -> None:
+    def _send_stream(self, payloads: Iterable[str], status: int = 200, event_name: str | None = None,
+                     events: bool = False) -> None:
         layer = self.server.layer
         # one event a token, as a model server streams them
         pace = max(self.server.token_latency, self.server.behaviour.stream_seconds)
@@ -71,7 +75,8 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in layer.stream_headers(headers).items():
             self.send_header(name, value)
         self.end_headers()
-        frames = [f.encode() for f in layer.frames_out(sse_frames(list(payloads), event_name))]
+        # `events`: each payload's `type` names its event (`event:` line), as the Responses API streams
+        frames = [f.encode() for f in layer.frames_out(sse_frames(list(payloads), event_name, named=events))]
         for number, frame in enumerate(frames):
             if number == 2 and getattr(self, "_fault", None) == "stall":  # stop answering mid-stream
                 time.sleep(self.server.faults.stall_seconds)
@@ -122,6 +127,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         self._route("POST")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._route("DELETE")
 
     def _drop_connection(self) -> None:
         """Close the connection with a TCP reset, as a crashed proxy or a load balancer does."""
@@ -193,6 +201,9 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and path in ENDPOINTS:
                 self.server.hold.wait_if_held()
                 self._complete(ENDPOINTS[path], raw)
+            elif path.startswith(STORED) and method in ("GET", "DELETE", "POST"):
+                self._authorise()
+                self._stored(method, path[len(STORED):])
             elif method == "GET" and path == "/v1/models":
                 self._authorise()
                 body = models_list(list(self.server.models), self.server.created)
@@ -207,6 +218,32 @@ class Handler(BaseHTTPRequestHandler):
             self._send_error(err)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _stored(self, method: str, rest: str) -> None:
+        """GET /responses/{id}, DELETE it, GET its input_items, POST its cancel."""
+        response_id, _, sub = unquote(rest).partition("/")
+        store = self.server.store
+        kept = store.get(response_id)
+        if kept is None or (sub and (method, sub) not in (("GET", "input_items"), ("POST", "cancel"))) or (
+                not sub and method == "POST"):
+            if kept is not None:
+                raise ApiError(404, f"Invalid URL ({method} {self.path})")
+            raise ApiError(404, f"Response with id '{response_id}' not found.", param="response_id")
+        layer = self.server.layer
+        if sub == "input_items":
+            self._send_json(200, layer.body_out("input_items", _item_page(kept["items"], self.path)))
+        elif sub == "cancel":
+            if not kept["response"]["background"]:
+                raise ApiError(400, "Only responses created with background set to true can be cancelled.",
+                               param="response_id", code="invalid_value")
+            self._send_json(200, layer.body_out("responses", kept["response"]))
+        elif method == "DELETE":
+            if not self.server.behaviour.responses_delete_kept:
+                store.delete(response_id)
+            self._send_json(200, layer.body_out("deleted", {"id": response_id, "object": "response",
+                                                            "deleted": True}))
+        else:
+            self._send_json(200, layer.body_out("responses", kept["response"]))
 
     def _retrieve(self, model_id: str) -> None:
         if model_id not in self.server.models and not self.server.behaviour.unknown_models_retrieved:
@@ -240,7 +277,45 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(BUSY_AFTER_SECONDS)
         self.close_connection = True
 
+    def _respond(self, raw: bytes) -> None:
+        """POST /v1/responses: validated as the Responses API, generated as the chat request it stands
+        for (responses_api.py), answered as a Response object or its events, and kept when `store`."""
+        server, layer = self.server, self.server.layer
+        layer.raw_in(raw)
+        body = self._parse_json(raw)
+        streaming = isinstance(body, dict) and body.get("stream") is True
+        models = tuple(server.models)
+        request = server.validator.validate("responses", layer.request_in("responses", body, models))
+        request_rules(request, server.store, server.behaviour.json_word_required)
+        request = layer.request_valid("responses", request, models)
+        server.validator.check_model(request)
+        context = server.store.context(request)
+        chat = to_chat(request, context)
+        server.validator.validate("chat", chat)  # the translation is a valid chat request
+        choices, usage = server.generator.generate("chat", chat)
+        choice = choices[0]
+        renderer = server.renderer
+        response = renderer.envelope(request, request["model"])
+        k = chat.get("top_logprobs") if chat.get("logprobs") else None
+        final = renderer.finish(response, choice, usage, renderer.items(choice, k))
+        stream = renderer.events(response, choice, usage, k) if request.get("stream") else None
+        if stream is not None:
+            final = stream.base  # the ids of the streamed items are the stored ones
+        if request.get("store", True) is not False:
+            server.store.put(final, input_item_resources(input_items(request.get("input"))), context)
+        if server.token_latency and not stream:
+            time.sleep(server.token_latency * usage.get("completion_tokens", 0))
+        if stream is not None:
+            self._send_stream((c.payload() for c in layer.events_out(stream)), events=True)
+        elif request.get("background"):  # answered at once, queued: its outcome is read with GET
+            self._send_json(200, layer.body_out("responses", {**response, "status": "queued"}))
+        else:
+            self._send_json(200, layer.body_out("responses", final))
+
     def _generate(self, endpoint: str, raw: bytes) -> None:
+        if endpoint == "responses":
+            self._respond(raw)
+            return
         server, layer = self.server, self.server.layer
         layer.raw_in(raw)
         body = self._parse_json(raw)
@@ -274,6 +349,28 @@ class Handler(BaseHTTPRequestHandler):
         else:
             body = responses.body(endpoint, request["model"], choices, usage)
             self._send_json(200, layer.body_out(endpoint, body))
+
+
+def _item_page(items: list[dict], url: str) -> dict:
+    """One page of input_items: `order` (desc by default), `after` an item id, `limit` 1 to 100 (20)."""
+    query = dict(part.partition("=")[::2] for part in url.partition("?")[2].split("&") if part)
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", param="order",
+                       code="invalid_value")
+    try:
+        limit = int(query.get("limit", 20))
+    except ValueError:
+        raise ApiError(400, "Invalid 'limit': expected an integer.", param="limit", code="invalid_type") from None
+    if not INPUT_ITEMS_LIMIT[0] <= limit <= INPUT_ITEMS_LIMIT[1]:
+        raise ApiError(400, f"Invalid 'limit': expected a value between 1 and 100, but got {limit} instead.",
+                       param="limit", code="invalid_value")
+    ordered = items if order == "asc" else items[::-1]
+    ids = [i["id"] for i in ordered]
+    start = ids.index(unquote(query["after"])) + 1 if query.get("after") in ids else 0
+    page = ordered[start:start + limit]
+    return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None, "has_more": start + limit < len(ordered)}
 
 
 def _asks_for_stream(raw: bytes) -> bool:
@@ -320,6 +417,8 @@ class Server(ThreadingHTTPServer):
         self.validator = Validator(self.models, layer.behaviour)
         self.generator = Generator(self.models, layer.behaviour)
         self.responses = Responses()
+        self.renderer = ResponseRenderer()
+        self.store = Store()
         self.created = int(time.time())
         self.verbose = verbose
 

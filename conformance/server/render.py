@@ -196,10 +196,14 @@ class Responses:
         return Stream(endpoint, chunks, usage, include_usage, base, object_name)
 
 
-def sse_frames(payloads: list[str], event_name: str | None = None) -> list[str]:
-    """Server-sent events, one a payload: `data: ...` and a blank line."""
-    named = f"event: {event_name}\n" if event_name else ""
-    return [f"{named}data: {data}\n\n" for data in payloads]
+def sse_frames(payloads: list[str], event_name: str | None = None, named: bool = False) -> list[str]:
+    """Server-sent events, one a payload: `data: ...` and a blank line; `event: NAME` before it with
+    an `event_name`, or (`named`) the payload's own `type`, as the Responses API names its events."""
+    def line(data: str) -> str:
+        name = event_name or (json.loads(data).get("type") if named and data.startswith("{") else None)
+        return f"event: {name}\n" if name else ""
+
+    return [f"{line(data)}data: {data}\n\n" for data in payloads]
 
 
 def error_response(err: ApiError) -> tuple[int, dict | bytes]:

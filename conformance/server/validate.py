@@ -279,8 +279,22 @@ def validate_value(p: Parameter, value: Any, check_ranges: bool = True) -> None:
                            param="stream_options")
         if "include_usage" in value and not isinstance(value["include_usage"], bool):
             raise _invalid_type("stream_options.include_usage", "a boolean", value["include_usage"])
+    elif p.type in _RESPONSES_TYPES:
+        from . import responses_api
+
+        if p.type == "include":
+            responses_api.validate_include(value, name, p.values)
+        else:
+            getattr(responses_api, _RESPONSES_TYPES[p.type])(value, name)
     else:  # pragma: no cover - the catalogue names only the types above
         raise AssertionError(f"unknown parameter type {p.type}")
+
+
+# The Responses API's own shapes, validated in responses_api.py (imported when first needed: it
+# imports this module).
+_RESPONSES_TYPES = {"input": "validate_input", "include": "validate_include", "text": "validate_text",
+                    "response_tools": "validate_tools", "response_tool_choice": "validate_tool_choice",
+                    "conversation": "validate_conversation"}
 
 
 def unknown_model_error(model: Any) -> ApiError:

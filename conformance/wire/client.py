@@ -57,7 +57,7 @@ class _ImportedWhenUsed:
 
 
 openai = _ImportedWhenUsed()
-ENDPOINT_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+ENDPOINT_PATHS = {"chat": "/chat/completions", "completions": "/completions", "responses": "/responses"}
 READ_TIMEOUT_RETRIES = 1  # a request the server has not answered within the read timeout
 RECOVERY_PROMPT = "Hi"  # the one-token request that tells a target is answering again (Runtime.await_recovery)
 WEDGED_AFTER_SECONDS = 3.0  # busy this long after the suite gave up a stream: that stream wedged the target
@@ -127,7 +127,7 @@ class Runtime:
         if not self.recovers:
             return None
         self.unanswered = False
-        if endpoint not in ENDPOINT_PATHS:
+        if endpoint not in ("chat", "completions"):
             endpoint = "chat" if "chat" in self.target.endpoints_for(model) else "completions"
         asked = ({"messages": [{"role": "user", "content": RECOVERY_PROMPT}]} if endpoint == "chat"
                  else {"prompt": RECOVERY_PROMPT})
@@ -435,7 +435,8 @@ class Api:
 
     def _create_sdk(self, endpoint: str, body: dict, mode: str, api_key: str | None) -> Reply:
         client = self.runtime.sdk(api_key)
-        resource = client.chat.completions if endpoint == "chat" else client.completions
+        resource = {"chat": client.chat.completions, "completions": client.completions,
+                    "responses": client.responses}[endpoint]
         known, extra = split_sdk_kwargs(resource.create, body)
         if extra:
             known["extra_body"] = extra
@@ -490,6 +491,24 @@ class Api:
         return Reply(endpoint, mode, "sdk", exchange.status, exchange, stream=view, chunks=chunks,
                      sdk_error=sdk_error)
 
+    def stored(self, method: str, response_id: str, what: str = "", query: dict | None = None) -> Reply:
+        """A stored response: GET it, DELETE it, or GET its `input_items` (`what`), through the path's
+        client: the SDK's responses.retrieve / delete / input_items.list, or raw HTTP."""
+        url_path = f"/responses/{response_id}" + (f"/{what}" if what else "")
+        if self.path == "http":
+            from urllib.parse import urlencode
+
+            return self.send_raw(method, url_path + (f"?{urlencode(query)}" if query else ""))
+        self._recording()
+        responses = self.runtime.sdk().responses
+        if what == "input_items":
+            call_sdk = lambda: responses.input_items.list(response_id, **(query or {}))  # noqa: E731
+        elif method == "DELETE":
+            call_sdk = lambda: responses.delete(response_id)  # noqa: E731
+        else:
+            call_sdk = lambda: responses.retrieve(response_id)  # noqa: E731
+        return self._sdk_call(call_sdk, "responses")
+
     def list_models(self, *, api_key: str | None = None) -> Reply:
         return self._models_call(None, api_key)
 
@@ -504,13 +523,15 @@ class Api:
         if api_key:
             self.runtime.redactor.add(api_key)
         client = self.runtime.sdk(api_key)
+        if model_id is None:
+            return self._sdk_call(lambda: client.models.list(), "models")
+        return self._sdk_call(lambda: client.models.retrieve(model_id), "models")
 
+    def _sdk_call(self, call_sdk, endpoint: str) -> Reply:
+        """One SDK call that is not a completion, its answer read from the exchange it made."""
         def call() -> Reply:
             try:
-                if model_id is None:
-                    client.models.list()
-                else:
-                    client.models.retrieve(model_id)
+                call_sdk()
                 sdk_error = None
                 status = self.evidence.exchanges[-1].status
             except openai.APIStatusError as exc:
@@ -526,8 +547,8 @@ class Api:
                 parsed = json.loads(exchange.body)
             except ValueError:
                 parsed = None
-            return Reply("models", "regular", "sdk", status, exchange, body=parsed, sdk_error=sdk_error)
+            return Reply(endpoint, "regular", "sdk", status, exchange, body=parsed, sdk_error=sdk_error)
 
         with self.runtime.gate.shared():
-            self.runtime.ready(self.model, "models")
-            return self._retrying(call, "models")
+            self.runtime.ready(self.model, endpoint)
+            return self._retrying(call, endpoint)

@@ -1,5 +1,11 @@
 """What a check reads: a `Reply` (status, error envelope, choices, usage, stream events), the same
-for both paths, and how it is read from a body or an event stream."""
+for both paths, and how it is read from a body or an event stream.
+
+A /responses reply is a Reply too: its `response` is the Response object (the body, or the one
+the stream's terminal event carries), its `events` the stream's typed events (events.py reads
+their grammar), and its `choices` the one choice a Response stands for, so that the oracles
+written for chat (text, finish, tool calls) read it: a message's text, `length` where the
+response is incomplete at max_output_tokens, its function_call items as tool calls."""
 
 from __future__ import annotations
 
@@ -64,13 +70,31 @@ class Reply:
         return None
 
     @property
+    def events(self) -> list[dict]:
+        """The typed events of a streamed /responses answer (its chunks)."""
+        return self.chunks
+
+    @property
+    def response(self) -> dict | None:
+        """A /responses answer's Response object: the body, or the response its stream ended with."""
+        if self.mode != "stream":
+            return self.body if isinstance(self.body, dict) and self.error is None else None
+        ended = [e.get("response") for e in self.chunks if e.get("type") in RESPONSE_TERMINAL]
+        return ended[-1] if ended and isinstance(ended[-1], dict) else None
+
+    @property
     def choices(self) -> list[ChoiceView]:
+        if self.endpoint == "responses":
+            return choices_from_response(self.response)
         if self.mode == "stream":
             return aggregate_chunks(self.endpoint, self.chunks)
         return choices_from_body(self.endpoint, self.body)
 
     @property
     def usage(self) -> dict | None:
+        if self.endpoint == "responses":
+            usage = (self.response or {}).get("usage")
+            return usage if isinstance(usage, dict) else None
         if self.mode == "stream":
             with_usage = [c["usage"] for c in self.chunks if isinstance(c.get("usage"), dict)]
             return with_usage[-1] if with_usage else None
@@ -108,6 +132,33 @@ def _content_of(message: dict) -> str:
     if isinstance(content, str):
         return content
     return ""
+
+
+RESPONSE_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def response_text(response: dict | None) -> str:
+    """What the SDK's `output_text` is: the text of every output_text part of every message, joined."""
+    return "".join(part.get("text") or "" for item in (response or {}).get("output") or []
+                   if isinstance(item, dict) and item.get("type") == "message"
+                   for part in item.get("content") or [] if isinstance(part, dict) and part.get("type") == "output_text")
+
+
+def choices_from_response(response: dict | None) -> list[ChoiceView]:
+    """The one choice a Response stands for (none when there is no response)."""
+    if not isinstance(response, dict) or not isinstance(response.get("output"), list):
+        return []
+    items = [i for i in response["output"] if isinstance(i, dict)]
+    calls = [{"id": i.get("call_id"), "type": "function", "function": {"name": i.get("name"),
+                                                                       "arguments": i.get("arguments")}}
+             for i in items if i.get("type") == "function_call"]
+    status = response.get("status")
+    reason = (response.get("incomplete_details") or {}).get("reason") if status == "incomplete" else None
+    finish = ("length" if reason == "max_output_tokens" else "content_filter" if reason == "content_filter"
+              else "tool_calls" if calls else "stop" if status == "completed" else status)
+    roles = [i.get("role") for i in items if i.get("type") == "message"]
+    return [ChoiceView(0, response_text(response), finish, roles[0] if roles else "assistant" if calls else None,
+                       tool_calls=calls)]
 
 
 def choices_from_body(endpoint: str, body: Any) -> list[ChoiceView]:

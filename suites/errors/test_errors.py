@@ -8,7 +8,7 @@ import json
 
 from conformance.harness import (
     ABSENT, CallPath, Level, Mode, STORY_PROMPT, check, clauses, describe, expect_envelope, expect_refusal_naming,
-    load_catalogue, not_in_openai, prompt_body, require_declared_extension, require_endpoint,
+    limit_body, load_catalogue, not_in_openai, prompt_body, require_declared_extension, require_endpoint,
 )
 
 ERRORS_INFO = not_in_openai(
@@ -18,6 +18,8 @@ ERRORS_INFO = not_in_openai(
 UNKNOWN_MODEL = "conformance-no-such-model"
 UNKNOWN_PARAMETER = "conformance_unknown_parameter"
 REGULAR = (Mode.REGULAR,)
+ALL = ("chat", "completions", "responses")
+PATHS = {"chat": "/chat/completions", "completions": "/completions", "responses": "/responses"}
 
 
 def invalid_values(endpoint):
@@ -43,11 +45,11 @@ def _shared(api, key, send):
 def _invalid_reply(api, endpoint, case):
     name, bad = case
     require_declared_extension(api, name)
-    body = {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, name: bad.value}
+    body = {**prompt_body(endpoint, STORY_PROMPT), **limit_body(endpoint, 4), name: bad.value}
     return _shared(api, ("invalid", endpoint, name, json.dumps(bad.value)), lambda: api.create(endpoint, body))
 
 
-@check(id="{endpoint}.errors.invalid-value", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
+@check(id="{endpoint}.errors.invalid-value", level=Level.MUST, feature="{endpoint}.errors", clause="errors", endpoints=ALL,
        variants=invalid_values,
        since="0.1.0", info=ERRORS_INFO)
 def test_invalid_value(api, endpoint, case):
@@ -57,7 +59,7 @@ def test_invalid_value(api, endpoint, case):
 
 
 @check(id="{endpoint}.errors.invalid-value-names-param", level=Level.SHOULD, feature="{endpoint}.errors",
-       clause="errors", variants=invalid_values,
+       clause="errors", variants=invalid_values, endpoints=ALL,
        since="0.1.0", info=ERRORS_INFO)
 def test_invalid_value_names_param(api, endpoint, case):
     """The error for an invalid parameter value names that parameter in error.param."""
@@ -69,14 +71,14 @@ def test_invalid_value_names_param(api, endpoint, case):
 
 
 def _missing_reply(api, endpoint, name):
-    body = {"model": api.model, **prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}
+    body = {"model": api.model, **prompt_body(endpoint, STORY_PROMPT), **limit_body(endpoint, 4)}
     body.pop(name)
     return _shared(api, ("missing", endpoint, name),
-                   lambda: api.send_raw("POST", {"chat": "/chat/completions", "completions": "/completions"}[endpoint],
+                   lambda: api.send_raw("POST", PATHS[endpoint],
                                         content=json.dumps(body).encode()))
 
 
-@check(id="{endpoint}.errors.missing-required", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
+@check(id="{endpoint}.errors.missing-required", level=Level.MUST, feature="{endpoint}.errors", clause="errors", endpoints=ALL,
        variants=required_parameters, modes=REGULAR, paths=(CallPath.HTTP,),
        since="0.1.0", info=ERRORS_INFO)
 def test_missing_required(api, endpoint, case):
@@ -86,7 +88,7 @@ def test_missing_required(api, endpoint, case):
 
 
 @check(id="{endpoint}.errors.missing-required-names-param", level=Level.SHOULD, feature="{endpoint}.errors",
-       clause="errors", variants=required_parameters, modes=REGULAR, paths=(CallPath.HTTP,),
+       clause="errors", variants=required_parameters, modes=REGULAR, paths=(CallPath.HTTP,), endpoints=ALL,
        since="0.1.0", info=ERRORS_INFO)
 def test_missing_required_names_param(api, endpoint, case):
     """The error for a missing required parameter names it in error.param."""
@@ -96,22 +98,22 @@ def test_missing_required_names_param(api, endpoint, case):
         expect_refusal_naming(soft, reply, case, refused="a request without a required parameter")
 
 
-@check(id="{endpoint}.errors.unknown-model", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
+@check(id="{endpoint}.errors.unknown-model", level=Level.MUST, feature="{endpoint}.errors", clause="errors", endpoints=ALL,
        since="0.1.0", info=ERRORS_INFO)
 def test_unknown_model(api, endpoint):
     """A model the target does not serve is answered with 404 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)
-    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}, model=UNKNOWN_MODEL)
+    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), **limit_body(endpoint, 4)}, model=UNKNOWN_MODEL)
     expect_envelope(reply, 404, "an unknown model")
 
 
 @check(id="{endpoint}.errors.unknown-model-code", level=Level.SHOULD, feature="{endpoint}.errors", clause="errors",
-       modes=REGULAR,
+       modes=REGULAR, endpoints=ALL,
        since="0.1.0", info=ERRORS_INFO)
 def test_unknown_model_code(api, endpoint):
     """The error for an unknown model has code 'model_not_found'."""
     require_endpoint(api, endpoint)
-    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4}, model=UNKNOWN_MODEL)
+    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), **limit_body(endpoint, 4)}, model=UNKNOWN_MODEL)
     with clauses() as soft:
         with soft.clause():
             expect_envelope(reply, 404, "an unknown model")
@@ -120,21 +122,20 @@ def test_unknown_model_code(api, endpoint):
                         describe(reply.error.get("code", ABSENT)))
 
 
-@check(id="{endpoint}.errors.unknown-parameter", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
+@check(id="{endpoint}.errors.unknown-parameter", level=Level.MUST, feature="{endpoint}.errors", clause="errors", endpoints=ALL,
        since="0.1.0", info=ERRORS_INFO)
 def test_unknown_parameter(api, endpoint):
     """A parameter OpenAI does not know is refused with 400, not silently accepted."""
     require_endpoint(api, endpoint)
-    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, UNKNOWN_PARAMETER: 1})
+    reply = api.create(endpoint, {**prompt_body(endpoint, STORY_PROMPT), **limit_body(endpoint, 4), UNKNOWN_PARAMETER: 1})
     expect_envelope(reply, 400, "an unknown parameter")
 
 
 @check(id="{endpoint}.errors.malformed-json", level=Level.MUST, feature="{endpoint}.errors", clause="errors",
-       modes=REGULAR, paths=(CallPath.HTTP,),
+       modes=REGULAR, paths=(CallPath.HTTP,), endpoints=ALL,
        since="0.1.0", info=ERRORS_INFO)
 def test_malformed_json(api, endpoint):
     """A body that is not valid JSON is answered with 400 in OpenAI's error envelope."""
     require_endpoint(api, endpoint)
-    path = {"chat": "/chat/completions", "completions": "/completions"}[endpoint]
-    reply = api.send_raw("POST", path, content=b'{"model": "' + api.model.encode() + b'", "max_tokens": 4,')
+    reply = api.send_raw("POST", PATHS[endpoint], content=b'{"model": "' + api.model.encode() + b'", "max_tokens": 4,')
     expect_envelope(reply, 400, "a body that is not JSON")

@@ -12,8 +12,14 @@ Everywhere else it is a function at a seam, applied by the server around the pla
                                                    checked: transform it or refuse it
   usage_out(usage) -> usage                        the usage the generator counted
   body_out(kind, body) -> body                     a regular response body; kind: chat, completions,
-                                                   models (GET /v1/models), model (GET /v1/models/{id})
-  chunks_out(stream) -> [Chunk]                    the tagged chunks of a stream (render.Stream)
+                                                   responses (a Response object, created or retrieved),
+                                                   input_items, deleted, models (GET /v1/models),
+                                                   model (GET /v1/models/{id})
+  chunks_out(stream) -> [Chunk]                    the tagged chunks of a chat or completions stream
+                                                   (render.Stream)
+  events_out(stream) -> [Chunk]                    the events of a streamed /responses answer, each a
+                                                   Chunk whose kind is the event's type
+                                                   (responses_api.ResponseRenderer.events)
   frames_out([str]) -> [str]                       the SSE frames, as text
   writes(bytes) -> [bytes]                         the network writes of one frame
   stream_headers(dict) -> dict                     the headers of a streamed response
@@ -32,7 +38,7 @@ from typing import Any, Callable, Mapping
 
 from ..behaviour import Behaviour
 
-SEAMS = ("request_in", "request_valid", "usage_out", "body_out", "chunks_out", "frames_out", "writes",
+SEAMS = ("request_in", "request_valid", "usage_out", "body_out", "chunks_out", "events_out", "frames_out", "writes",
          "stream_headers", "error_out", "error_event", "raw_in", "drops")
 
 
@@ -50,6 +56,7 @@ class Quirk:
     usage_out: Callable | None = dataclasses.field(default=None, compare=False)
     body_out: Callable | None = dataclasses.field(default=None, compare=False)
     chunks_out: Callable | None = dataclasses.field(default=None, compare=False)
+    events_out: Callable | None = dataclasses.field(default=None, compare=False)
     frames_out: Callable | None = dataclasses.field(default=None, compare=False)
     writes: Callable | None = dataclasses.field(default=None, compare=False)
     stream_headers: Callable | None = dataclasses.field(default=None, compare=False)

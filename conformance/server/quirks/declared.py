@@ -14,6 +14,7 @@ from ...config.catalogue import load_catalogue
 from ..render import Chunk, Stream, completion_id
 from ..validate import MODEL_UNSUPPORTED, ApiError, unknown_model_error
 from .base import Quirk
+from .responses import RESPONSES_QUIRKS, RESPONSES_VARIATIONS
 
 
 def _both(feature: str) -> tuple[str, ...]:
@@ -718,6 +719,7 @@ NAMED = [
                                                "the one-at-a-time server busy 5 s more",
           ("chat.max_completion_tokens",),
           behaviour={"one_generation_at_a_time": True, "silent_with": "max_completion_tokens"}),
+    *RESPONSES_QUIRKS,
 ]
 
 VARIATIONS = [
@@ -763,12 +765,16 @@ VARIATIONS = [
           behaviour={"one_generation_at_a_time": True, "stream_seconds": 0.005}),
     Quirk("choices-reversed", "with n > 1, a regular response lists its choices last index first (each keeps "
                               "its index)", (), variation=True, body_out=_choices_reversed),
+    *RESPONSES_VARIATIONS,
 ]
 
 # Per-parameter quirks: the parameter silently ignored, refused with 400, or answered with 500.
 # A parameter whose effect cannot be observed only gets `reject-` (ignoring it changes nothing
 # observable); parameters every request needs, and those the reference itself refuses, get none.
 _PARAMETRIC_SKIP = {"model", "messages", "prompt", "stream", *MODEL_UNSUPPORTED}
+# /responses properties whose per-parameter quirks the Responses checks judge; the endpoint's other
+# properties get none yet, and a name it shares with chat gets chat's rows only.
+_PARAMETRIC_RESPONSES = {"instructions", "max_output_tokens", "text", "previous_response_id", "store", "tool_choice"}
 
 
 def _refuse_parameter(name: str, error: Callable[[], ApiError]) -> Callable:
@@ -804,9 +810,15 @@ def parametric() -> list[Quirk]:
     for name in dict.fromkeys(p.name for p in params):
         if name in _PARAMETRIC_SKIP:
             continue
-        entries = [p for p in params if p.name == name]
-        endpoints = [e for p in entries for e in p.endpoints]
+        entries = [p for p in params if p.name == name and (name in _PARAMETRIC_RESPONSES
+                                                            or p.endpoints != ("responses",))]
+        if not entries:
+            continue
+        measured = lambda e: e != "responses" or name in _PARAMETRIC_RESPONSES  # noqa: E731
+        endpoints = [e for p in entries for e in p.endpoints if measured(e)]
         verdict_rows = tuple(f"{e}.{name}" for e in endpoints)
+        # ignored: seen only where the parameter's effect can be (`store` is observable on /responses only)
+        ignored_rows = tuple(f"{e}.{name}" for p in entries if p.observable for e in p.endpoints if measured(e))
         reject = _refuse_parameter(name, lambda name=name: _unknown(name))
         if all(not p.observable for p in entries):
             features = tuple(f"{e}.parameters" for e in endpoints)
@@ -814,8 +826,8 @@ def parametric() -> list[Quirk]:
                                 tuple((f, "rejected") for f in verdict_rows), request_in=reject))
             continue
         quirks += [
-            Quirk(f"ignore-{name}", f"'{name}' is accepted and silently ignored", verdict_rows,
-                  tuple((f, "ignored") for f in verdict_rows), request_valid=_ignore_parameter(name)),
+            Quirk(f"ignore-{name}", f"'{name}' is accepted and silently ignored", ignored_rows,
+                  tuple((f, "ignored") for f in ignored_rows), request_valid=_ignore_parameter(name)),
             Quirk(f"reject-{name}", f"'{name}' is refused with 400 as an unknown parameter", verdict_rows,
                   tuple((f, "rejected") for f in verdict_rows), request_in=reject),
             Quirk(f"crash-{name}", f"'{name}' makes the server answer 500", verdict_rows,

@@ -91,6 +91,11 @@ class Layer:
             stream = dataclasses.replace(stream, chunks=f(stream))
         return stream.chunks
 
+    def events_out(self, stream: Stream) -> list[Chunk]:
+        for f in self._at["events_out"]:
+            stream = dataclasses.replace(stream, chunks=f(stream))
+        return stream.chunks
+
     def frames_out(self, frames: list[str]) -> list[str]:
         for f in self._at["frames_out"]:
             frames = f(frames)
