@@ -155,7 +155,7 @@ def test_report_merges_runs_with_scores_declared_and_evidence(two_runs):
     assert [t["run"] for t in merged["targets"]] == [clean_id, broken_id]
     clean, broken = (t["scores"]["MUST"] for t in merged["targets"])
     assert clean["share"] == 1.0 and broken["share"] < 1.0
-    assert len(merged["parameters"]) == 57  # every property of both endpoints, and the extension twice
+    assert len(merged["parameters"]) == 88  # every property of the three endpoints (31 of /responses), and the extension twice
     assert merged["parameters"][0]["runs"][clean_id]["declared"] == "declared"
     html = (merged_dir / "index.html").read_text()
     assert html.index("Parameter verdicts: chat") < html.index("Parameter verdicts: completions") < html.index(

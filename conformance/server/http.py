@@ -23,7 +23,7 @@ from .generate import Generator
 from .model import ToyModel
 from .quirks import Layer
 from .render import Responses, error_response, model_object, models_list, sse_frames
-from .responses_api import ResponseRenderer, Store, input_item_resources, input_items, request_rules, to_chat
+from .responses_api import VALUE_TYPES, ResponseRenderer, Store, input_item_resources, input_items, request_rules, to_chat
 from .validate import ApiError, Validator
 
 MAX_BODY = 8 * 1024 * 1024
@@ -414,7 +414,7 @@ class Server(ThreadingHTTPServer):
         self.behaviour = layer.behaviour
         self.faults = faults
         self.models = toy_models if toy_models is not None else {name: ToyModel(name) for name in models}
-        self.validator = Validator(self.models, layer.behaviour)
+        self.validator = Validator(self.models, layer.behaviour, types=VALUE_TYPES)
         self.generator = Generator(self.models, layer.behaviour)
         self.responses = Responses()
         self.renderer = ResponseRenderer()

@@ -17,7 +17,7 @@ from .model import VOCAB
 from .validate import ApiError
 
 
-def _top(dist: list[float], k: int) -> list[tuple[str, float]]:
+def top_alternatives(dist: list[float], k: int) -> list[tuple[str, float]]:
     ids = sorted(range(len(dist)), key=lambda i: -dist[i])[:k]
     return [(VOCAB[i], dist[i]) for i in ids]
 
@@ -25,7 +25,7 @@ def _top(dist: list[float], k: int) -> list[tuple[str, float]]:
 def chat_logprobs(entries, k: int) -> dict:
     return {"content": [
         {"token": text, "logprob": dist[tid], "bytes": list(text.encode()),
-         "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in _top(dist, k)]}
+         "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top_alternatives(dist, k)]}
         for text, tid, dist in entries], "refusal": None}
 
 
@@ -34,7 +34,7 @@ def completion_logprobs(entries, k: int, offset: int) -> dict:
     for text, tid, dist in entries:
         out["tokens"].append(text)
         out["token_logprobs"].append(None if dist is None else dist[tid])
-        out["top_logprobs"].append(None if dist is None else dict(_top(dist, k)))
+        out["top_logprobs"].append(None if dist is None else dict(top_alternatives(dist, k)))
         out["text_offset"].append(offset)
         offset += len(text)
     return out
@@ -44,7 +44,7 @@ def completion_id(endpoint: str, entropy: Entropy = FRESH) -> str:
     return ("chatcmpl-" if endpoint == "chat" else "cmpl-") + entropy.hex(24)
 
 
-def _fragments(text: str, size: int = 8) -> list[str]:
+def text_fragments(text: str, size: int = 8) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)] or [""]
 
 
@@ -114,12 +114,12 @@ class Responses:
         in fragments."""
         if c.function_call:
             yield "function-call", None, None, {"function_call": {"name": c.function_call["name"], "arguments": ""}}
-            for fragment in _fragments(c.function_call["arguments"]):
+            for fragment in text_fragments(c.function_call["arguments"]):
                 yield "function-call", None, None, {"function_call": {"arguments": fragment}}
             return
         for i, call in enumerate(c.tool_calls):
             yield "tool-head", i, call, {"tool_calls": [self.tool_call(call, i, with_arguments=False)]}
-            fragments = _fragments(call["arguments"]) if isinstance(call["arguments"], str) else [call["arguments"]]
+            fragments = text_fragments(call["arguments"]) if isinstance(call["arguments"], str) else [call["arguments"]]
             for fragment in fragments:
                 yield "tool-args", i, call, {"tool_calls": [{"index": i, "function": {"arguments": fragment}}]}
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from .entropy import FRESH, Entropy
 from .generate import Choice
-from .render import Chunk, Stream, _fragments, _top
+from .render import Chunk, Stream, text_fragments, top_alternatives
 from .structured import NAME_PATTERN, SchemaError, check_schema
-from .validate import ApiError, _invalid_type, _validate_function
+from .validate import ApiError, invalid_type, validate_function
 
 INPUT_ROLES = ("user", "system", "developer", "assistant")
 INPUT_PART_TYPES = {"input_text", "output_text", "input_image", "input_file", "refusal"}
@@ -42,11 +42,11 @@ def validate_input(value: Any, name: str = "input") -> None:
     if isinstance(value, str):
         return
     if not isinstance(value, list):
-        raise _invalid_type(name, "a string or an array of input items", value)
+        raise invalid_type(name, "a string or an array of input items", value)
     for i, item in enumerate(value):
         where = f"{name}[{i}]"
         if not isinstance(item, dict):
-            raise _invalid_type(where, "an object", item)
+            raise invalid_type(where, "an object", item)
         kind = item.get("type", "message" if "role" in item else None)
         if kind not in ITEM_TYPES:
             raise ApiError(400, f"Invalid value: '{kind}'. Supported values are: "
@@ -63,7 +63,7 @@ def validate_input(value: Any, name: str = "input") -> None:
                 raise ApiError(400, f"Missing required parameter: '{where}.call_id'.", param=f"{where}.call_id",
                                code="missing_required_parameter")
             if not isinstance(item.get("output"), (str, list)):
-                raise _invalid_type(f"{where}.output", "a string or an array of content", item.get("output"))
+                raise invalid_type(f"{where}.output", "a string or an array of content", item.get("output"))
         elif kind == "item_reference" and not isinstance(item.get("id"), str):
             raise ApiError(400, f"Missing required parameter: '{where}.id'.", param=f"{where}.id",
                            code="missing_required_parameter")
@@ -79,7 +79,7 @@ def _validate_message(item: dict, where: str) -> None:
     if isinstance(content, str):
         return
     if not isinstance(content, list):
-        raise _invalid_type(f"{where}.content", "a string or an array of content parts", content)
+        raise invalid_type(f"{where}.content", "a string or an array of content parts", content)
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in INPUT_PART_TYPES:
@@ -96,7 +96,7 @@ def _validate_message(item: dict, where: str) -> None:
 
 def validate_include(value: Any, name: str, values: tuple[str, ...]) -> None:
     if not isinstance(value, list):
-        raise _invalid_type(name, "an array", value)
+        raise invalid_type(name, "an array", value)
     for i, item in enumerate(value):
         if item not in values:
             raise ApiError(400, f"Invalid value: '{item}'. Supported values are: "
@@ -106,12 +106,12 @@ def validate_include(value: Any, name: str, values: tuple[str, ...]) -> None:
 
 def validate_text(value: Any, name: str = "text") -> None:
     if not isinstance(value, dict):
-        raise _invalid_type(name, "an object", value)
+        raise invalid_type(name, "an object", value)
     fmt = value.get("format")
     if fmt is None:
         return
     if not isinstance(fmt, dict):
-        raise _invalid_type(f"{name}.format", "an object", fmt)
+        raise invalid_type(f"{name}.format", "an object", fmt)
     kind = fmt.get("type")
     if kind not in ("text", "json_object", "json_schema"):
         raise ApiError(400, f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and "
@@ -134,7 +134,7 @@ def validate_text(value: Any, name: str = "text") -> None:
 
 def validate_tools(value: Any, name: str = "tools") -> None:
     if not isinstance(value, list):
-        raise _invalid_type(name, "an array", value)
+        raise invalid_type(name, "an array", value)
     for i, tool in enumerate(value):
         where = f"{name}[{i}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
@@ -144,7 +144,7 @@ def validate_tools(value: Any, name: str = "tools") -> None:
         if kind != "function":
             raise ApiError(400, f"Invalid value: '{kind}'. Supported values are: 'function'.",
                            param=f"{where}.type", code="invalid_value")
-        _validate_function(tool, where)  # flat: the function's fields on the tool itself, not under `function`
+        validate_function(tool, where)  # flat: the function's fields on the tool itself, not under `function`
 
 
 def validate_tool_choice(value: Any, name: str = "tool_choice") -> None:
@@ -154,7 +154,7 @@ def validate_tool_choice(value: Any, name: str = "tool_choice") -> None:
                            param=name, code="invalid_value")
         return
     if not isinstance(value, dict):
-        raise _invalid_type(name, "a string or an object", value)
+        raise invalid_type(name, "a string or an object", value)
     kind = value.get("type")
     if kind == "function":
         if not isinstance(value.get("name"), str):
@@ -171,7 +171,18 @@ def validate_tool_choice(value: Any, name: str = "tool_choice") -> None:
 
 def validate_conversation(value: Any, name: str = "conversation") -> None:
     if not (isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("id"), str))):
-        raise _invalid_type(name, "a conversation id or an object with an id", value)
+        raise invalid_type(name, "a conversation id or an object with an id", value)
+
+
+# The catalogue's types of the Responses API, for the validator (validate.Validator's `types`).
+VALUE_TYPES = {
+    "input": lambda value, p: validate_input(value, p.name),
+    "include": lambda value, p: validate_include(value, p.name, p.values),
+    "text": lambda value, p: validate_text(value, p.name),
+    "response_tools": lambda value, p: validate_tools(value, p.name),
+    "response_tool_choice": lambda value, p: validate_tool_choice(value, p.name),
+    "conversation": lambda value, p: validate_conversation(value, p.name),
+}
 
 
 # --- the rules beyond each value's own shape ------------------------------------------------
@@ -337,7 +348,7 @@ def _logprobs(choice: Choice, k: int | None, entries=None) -> list[dict]:
         return []
     entries = choice.token_entries() if entries is None else entries
     return [{"token": text, "logprob": dist[tid], "bytes": list(text.encode()),
-             "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in _top(dist, k)]}
+             "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top_alternatives(dist, k)]}
             for text, tid, dist in entries]
 
 
@@ -414,7 +425,7 @@ class ResponseRenderer:
             if item["type"] == "function_call":
                 emit("response.output_item.added", output_index=index, item={**item, "arguments": "",
                                                                               "status": "in_progress"})
-                fragments = _fragments(item["arguments"])
+                fragments = text_fragments(item["arguments"])
                 for step, fragment in enumerate(fragments):
                     emit("response.function_call_arguments.delta", {"step": step}, item_id=item["id"],
                          output_index=index, delta=fragment)

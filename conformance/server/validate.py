@@ -8,7 +8,8 @@ OpenAPI document.  `Validator.validate` checks everything but the model's existe
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
 
 from ..config.catalogue import Parameter, load_catalogue
 from .behaviour import REFERENCE, Behaviour
@@ -47,7 +48,7 @@ def _type_name(value: Any) -> str:
     return "an object"
 
 
-def _invalid_type(name: str, expected: str, value: Any) -> ApiError:
+def invalid_type(name: str, expected: str, value: Any) -> ApiError:
     return ApiError(400, f"Invalid type for '{name}': expected {expected}, but got {_type_name(value)} instead.",
                     param=name, code="invalid_type")
 
@@ -67,13 +68,13 @@ def _check_range(p: Parameter, value: float, name: str) -> None:
 
 def _validate_messages(messages: Any) -> None:
     if not isinstance(messages, list):
-        raise _invalid_type("messages", "an array", messages)
+        raise invalid_type("messages", "an array", messages)
     if not messages:
         raise ApiError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
                             "but got an empty array instead.", param="messages", code="empty_array")
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise _invalid_type(f"messages[{i}]", "an object", message)
+            raise invalid_type(f"messages[{i}]", "an object", message)
         role = message.get("role")
         if role not in CHAT_ROLES:
             raise ApiError(400, f"Invalid value: '{role}'. Supported values are: "
@@ -99,7 +100,7 @@ def _validate_messages(messages: Any) -> None:
                                         "are supported by this server.", param=f"messages[{i}].content[{j}]",
                                    code="invalid_value")
         elif not isinstance(content, str):
-            raise _invalid_type(f"messages[{i}].content", "a string or an array of content parts", content)
+            raise invalid_type(f"messages[{i}].content", "a string or an array of content parts", content)
 
 
 def message_text(message: dict) -> str:
@@ -111,7 +112,7 @@ def message_text(message: dict) -> str:
 
 def _validate_tool_calls(calls: Any, where: str) -> None:
     if not isinstance(calls, list):
-        raise _invalid_type(where, "an array", calls)
+        raise invalid_type(where, "an array", calls)
     for j, call in enumerate(calls):
         function = call.get("function") if isinstance(call, dict) else None
         if not (isinstance(call.get("id") if isinstance(call, dict) else None, str) and isinstance(function, dict)
@@ -120,10 +121,10 @@ def _validate_tool_calls(calls: Any, where: str) -> None:
                                 "arguments}}}.", param=f"{where}[{j}]", code="invalid_value")
 
 
-def _validate_function(function: Any, where: str) -> None:
+def validate_function(function: Any, where: str) -> None:
     """A function definition of `tools[i].function` or of the deprecated `functions[i]`."""
     if not isinstance(function, dict):
-        raise _invalid_type(where, "an object", function)
+        raise invalid_type(where, "an object", function)
     name = function.get("name")
     if not isinstance(name, str):
         raise ApiError(400, f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
@@ -141,15 +142,15 @@ def _validate_function(function: Any, where: str) -> None:
 
 def _validate_tools(tools: Any, name: str) -> None:
     if not isinstance(tools, list):
-        raise _invalid_type(name, "an array", tools)
+        raise invalid_type(name, "an array", tools)
     for i, tool in enumerate(tools):
         if name == "functions":
-            _validate_function(tool, f"functions[{i}]")
+            validate_function(tool, f"functions[{i}]")
             continue
         if not isinstance(tool, dict) or tool.get("type") != "function":
             raise ApiError(400, f"Invalid value for 'tools[{i}].type': expected 'function'.",
                            param=f"tools[{i}].type", code="invalid_value")
-        _validate_function(tool.get("function"), f"tools[{i}].function")
+        validate_function(tool.get("function"), f"tools[{i}].function")
 
 
 def _validate_choice(value: Any, name: str) -> None:
@@ -163,12 +164,12 @@ def _validate_choice(value: Any, name: str) -> None:
         return
     named = (value.get("function") if name == "tool_choice" else value) if isinstance(value, dict) else None
     if not (isinstance(named, dict) and isinstance(named.get("name"), str)):
-        raise _invalid_type(name, "a string or a named function", value)
+        raise invalid_type(name, "a string or a named function", value)
 
 
 def _validate_response_format(value: Any) -> None:
     if not isinstance(value, dict):
-        raise _invalid_type("response_format", "an object", value)
+        raise invalid_type("response_format", "an object", value)
     kind = value.get("type")
     if kind not in ("text", "json_object", "json_schema"):
         raise ApiError(400, f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and "
@@ -198,25 +199,28 @@ def _validate_prompt(prompt: Any) -> None:
         )
     )
     if not ok:
-        raise _invalid_type("prompt", "a string, an array of strings or an array of token arrays", prompt)
+        raise invalid_type("prompt", "a string, an array of strings or an array of token arrays", prompt)
 
 
-def validate_value(p: Parameter, value: Any, check_ranges: bool = True) -> None:
+def validate_value(p: Parameter, value: Any, check_ranges: bool = True,
+                   types: Mapping[str, Callable[[Any, Parameter], None]] = MappingProxyType({})) -> None:
+    """Refuse `value` of `p` as OpenAI does; `types`: validators of the catalogue's other types, by type
+    (the Responses API's own shapes, responses_api.VALUE_TYPES)."""
     name = p.name
     if p.type == "string":
         if not isinstance(value, str):
-            raise _invalid_type(name, "a string", value)
+            raise invalid_type(name, "a string", value)
     elif p.type == "boolean":
         if not isinstance(value, bool):
-            raise _invalid_type(name, "a boolean", value)
+            raise invalid_type(name, "a boolean", value)
     elif p.type == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _invalid_type(name, "an integer", value)
+            raise invalid_type(name, "an integer", value)
         if check_ranges:
             _check_range(p, value, name)
     elif p.type == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _invalid_type(name, "a number", value)
+            raise invalid_type(name, "a number", value)
         if check_ranges:
             _check_range(p, value, name)
     elif p.type == "messages":
@@ -226,29 +230,29 @@ def validate_value(p: Parameter, value: Any, check_ranges: bool = True) -> None:
     elif p.type == "stop":
         if isinstance(value, list):
             if not all(isinstance(s, str) for s in value):
-                raise _invalid_type(name, "a string or an array of strings", value)
+                raise invalid_type(name, "a string or an array of strings", value)
             if check_ranges and p.max_items is not None and len(value) > p.max_items:
                 raise ApiError(400, f"Invalid 'stop': array too long. Expected an array with maximum length "
                                     f"{p.max_items}, but got an array with length {len(value)} instead.",
                                param="stop", code="array_above_max_length")
         elif not isinstance(value, str):
-            raise _invalid_type(name, "a string or an array of strings", value)
+            raise invalid_type(name, "a string or an array of strings", value)
     elif p.type == "logit_bias":
         if not isinstance(value, dict):
-            raise _invalid_type(name, "an object", value)
+            raise invalid_type(name, "an object", value)
         for key, bias in value.items():
             if not key.lstrip("-").isdigit():
                 raise ApiError(400, f"Invalid key in 'logit_bias': {key}. Keys must be token ids (integers).",
                                param="logit_bias", code="invalid_value")
             if isinstance(bias, bool) or not isinstance(bias, (int, float)):
-                raise _invalid_type(f"logit_bias.{key}", "a number", bias)
+                raise invalid_type(f"logit_bias.{key}", "a number", bias)
             if check_ranges and not (p.minimum <= bias <= p.maximum):
                 raise ApiError(400, f"Invalid 'logit_bias': value {bias} for token {key} is out of range. "
                                     f"Expected a value between {p.minimum:g} and {p.maximum:g}.",
                                param="logit_bias", code="invalid_value")
     elif p.type == "enum":
         if not isinstance(value, str):
-            raise _invalid_type(name, "a string", value)
+            raise invalid_type(name, "a string", value)
         if value not in p.values:
             raise ApiError(400, f"Invalid value: '{value}'. Supported values are: "
                                 + ", ".join(f"'{v}'" for v in p.values) + ".", param=name, code="invalid_value")
@@ -260,41 +264,29 @@ def validate_value(p: Parameter, value: Any, check_ranges: bool = True) -> None:
         _validate_response_format(value)
     elif p.type == "object":
         if not isinstance(value, dict):
-            raise _invalid_type(name, "an object", value)
+            raise invalid_type(name, "an object", value)
     elif p.type == "array":
         if not isinstance(value, list):
-            raise _invalid_type(name, "an array", value)
+            raise invalid_type(name, "an array", value)
     elif p.type == "string_map":
         if not isinstance(value, dict):
-            raise _invalid_type(name, "an object", value)
+            raise invalid_type(name, "an object", value)
         for key, item in value.items():
             if not isinstance(item, str):
-                raise _invalid_type(f"{name}.{key}", "a string", item)
+                raise invalid_type(f"{name}.{key}", "a string", item)
     elif p.type == "stream_options":
         if not isinstance(value, dict):
-            raise _invalid_type(name, "an object", value)
+            raise invalid_type(name, "an object", value)
         unknown = sorted(set(value) - {"include_usage", "include_obfuscation"})
         if unknown:
             raise ApiError(400, f"Unrecognized request argument supplied: stream_options.{unknown[0]}",
                            param="stream_options")
         if "include_usage" in value and not isinstance(value["include_usage"], bool):
-            raise _invalid_type("stream_options.include_usage", "a boolean", value["include_usage"])
-    elif p.type in _RESPONSES_TYPES:
-        from . import responses_api
-
-        if p.type == "include":
-            responses_api.validate_include(value, name, p.values)
-        else:
-            getattr(responses_api, _RESPONSES_TYPES[p.type])(value, name)
+            raise invalid_type("stream_options.include_usage", "a boolean", value["include_usage"])
+    elif p.type in types:
+        types[p.type](value, p)
     else:  # pragma: no cover - the catalogue names only the types above
         raise AssertionError(f"unknown parameter type {p.type}")
-
-
-# The Responses API's own shapes, validated in responses_api.py (imported when first needed: it
-# imports this module).
-_RESPONSES_TYPES = {"input": "validate_input", "include": "validate_include", "text": "validate_text",
-                    "response_tools": "validate_tools", "response_tool_choice": "validate_tool_choice",
-                    "conversation": "validate_conversation"}
 
 
 def unknown_model_error(model: Any) -> ApiError:
@@ -305,8 +297,10 @@ def unknown_model_error(model: Any) -> ApiError:
 class Validator:
     """Checks request bodies against the catalogue and OpenAI's rules for a text-only model."""
 
-    def __init__(self, models: Iterable[str], behaviour: Behaviour = REFERENCE):
+    def __init__(self, models: Iterable[str], behaviour: Behaviour = REFERENCE,
+                 types: Mapping[str, Callable[[Any, Parameter], None]] = MappingProxyType({})):
         self.models = tuple(models)
+        self.types = types
         self.behaviour = behaviour
         self.catalogue = load_catalogue()
 
@@ -325,7 +319,7 @@ class Validator:
                                code="missing_required_parameter")
         for name, value in body.items():
             if value is not None and name in params:
-                validate_value(params[name], value, check_ranges=b.ranges_checked)
+                validate_value(params[name], value, check_ranges=b.ranges_checked, types=self.types)
         self._model_rules(endpoint, body)
         if (endpoint == "chat" and (body.get("response_format") or {}).get("type") == "json_object"
                 and b.json_word_required
