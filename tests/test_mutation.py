@@ -32,11 +32,14 @@ def kill_matrix():
 
 # One quirk at least for each seam of the quirk layer (request, body, chunks, frames, writes, errors, the
 # connection), for a Behaviour field, for a clock the quirk reads itself, for sampling changed, and for a
-# stateful quirk (drift: always run whole); variations among them.
+# stateful quirk (drift: always run whole), for the store of /responses (instances that read it are never
+# pruned); variations among them.
 WHOLE_AND_PRUNED = ("stop-kept", "stop-first-only", "missing-model-defaulted", "malformed-json-500",
                     "usage-miscounted", "completions-text-as-message", "stream-error-event", "stream-content-type-json",
                     "stream-unterminated", "errors-flat", "split-reads", "seed-drops-connection", "models-created-now",
-                    "stream-created-per-chunk", "ignore-seed", "always-greedy", "crlf", "greedy-drift")
+                    "stream-created-per-chunk", "ignore-seed", "always-greedy", "crlf", "greedy-drift",
+                    # the events of a /responses stream, and a server that keeps what it answered (its store)
+                    "responses-text-done-trimmed", "responses-not-stored")
 
 
 def test_the_sample_run_whole_covers_every_seam_of_the_quirk_layer():

@@ -6,8 +6,8 @@ and the report says that is all that can be known.
 """
 
 from conformance.harness import (
-    Level, Mode, STORY_PROMPT, Verdict, check, load_catalogue, not_in_openai, prompt_body, require_endpoint,
-    send_judged,
+    Level, Mode, STORY_PROMPT, Verdict, check, limit_body, load_catalogue, not_in_openai, prompt_body,
+    require_endpoint, send_judged,
 )
 
 
@@ -17,7 +17,7 @@ def unobservable(endpoint):
 
 @check(id="{endpoint}.parameters.accepted", level=Level.SHOULD, feature="{endpoint}.parameters",
        clause="https://platform.openai.com/docs/api-reference/{endpoint}/create", variants=unobservable,
-       modes=(Mode.REGULAR,),
+       modes=(Mode.REGULAR,), endpoints=("chat", "completions", "responses"),
        since="0.1.0", info=not_in_openai(
            "the suite's own clause: OpenAI documents these parameters (user, store, metadata, service_tier, ...) but "
            "no effect a client can see, so all a black-box check can know is that a valid value is accepted"))
@@ -25,5 +25,5 @@ def test_accepted(api, endpoint, case):
     """A valid value of a parameter whose effect cannot be observed is accepted (or, if optional, cleanly refused)."""
     require_endpoint(api, endpoint)
     sample = load_catalogue().get(case, endpoint).sample
-    send_judged(api, endpoint, {**prompt_body(endpoint, STORY_PROMPT), "max_tokens": 4, case: sample}, case)
+    send_judged(api, endpoint, {**prompt_body(endpoint, STORY_PROMPT), **limit_body(endpoint, 4), case: sample}, case)
     api.observe(endpoint, case, Verdict.ACCEPTED, "accepted; its effect is not observable from outside")

@@ -21,6 +21,12 @@ def _both(feature: str) -> tuple[str, ...]:
     return (f"chat.{feature}", f"completions.{feature}")
 
 
+def _all_three(feature: str) -> tuple[str, ...]:
+    """The feature of every endpoint that generates: a quirk of the server's error handling (its
+    envelope, its statuses, its refusals) changes /responses as it changes the other two."""
+    return (*_both(feature), f"responses.{feature}")
+
+
 def _deviates(features: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return tuple((f, "deviates") for f in features)
 
@@ -672,25 +678,25 @@ NAMED = [
     Quirk("stream-drops-first-token", "the first token of the text is missing from the stream", _both("stream"),
           chunks_out=_stream_drops_first_token),
     # errors
-    Quirk("errors-flat", "errors as a flat {object: 'error', message, ...} body", _both("errors"),
+    Quirk("errors-flat", "errors as a flat {object: 'error', message, ...} body", _all_three("errors"),
           error_out=_enveloped(lambda status, e: (status, {"object": "error", "message": e["message"],
                                                            "type": e["type"], "param": e["param"], "code": status}))),
-    Quirk("errors-detail", "errors as {detail: ...} bodies", _both("errors"),
+    Quirk("errors-detail", "errors as {detail: ...} bodies", _all_three("errors"),
           error_out=_enveloped(lambda status, e: (status, {"detail": e["message"]}))),
-    Quirk("errors-422", "422 instead of 400 for invalid requests", _both("errors"),
+    Quirk("errors-422", "422 instead of 400 for invalid requests", _all_three("errors"),
           error_out=lambda status, body: (422 if status == 400 else status, body)),
-    Quirk("errors-no-param", "error.param is always null", _both("errors"),
+    Quirk("errors-no-param", "error.param is always null", _all_three("errors"),
           error_out=_enveloped(lambda status, e: (status, {"error": {**e, "param": None}}))),
-    Quirk("out-of-range-accepted", "out-of-range values are accepted with 200", _both("errors"),
+    Quirk("out-of-range-accepted", "out-of-range values are accepted with 200", _all_three("errors"),
           behaviour={"ranges_checked": False}),
-    Quirk("malformed-json-500", "a malformed JSON body gets 500", _both("errors"), raw_in=_malformed_json_500),
-    Quirk("unknown-parameters-accepted", "unknown parameters are silently accepted", _both("errors"),
+    Quirk("malformed-json-500", "a malformed JSON body gets 500", _all_three("errors"), raw_in=_malformed_json_500),
+    Quirk("unknown-parameters-accepted", "unknown parameters are silently accepted", _all_three("errors"),
           behaviour={"unknown_parameters_refused": False}),
-    Quirk("unknown-model-400", "an unknown model gets 400 instead of 404", _both("errors"),
+    Quirk("unknown-model-400", "an unknown model gets 400 instead of 404", _all_three("errors"),
           request_valid=_unknown_model_400),
-    Quirk("unknown-model-code-null", "the unknown-model error has no code", _both("errors"),
+    Quirk("unknown-model-code-null", "the unknown-model error has no code", _all_three("errors"),
           request_valid=_unknown_model_code_null),
-    Quirk("missing-model-defaulted", "a request without a model is served by a default model", _both("errors"),
+    Quirk("missing-model-defaulted", "a request without a model is served by a default model", _all_three("errors"),
           request_in=_default_model),
     # authentication
     Quirk("any-key", "any key, or none, is accepted", ("auth.key",), behaviour={"keys_checked": False}),
@@ -771,10 +777,14 @@ VARIATIONS = [
 # Per-parameter quirks: the parameter silently ignored, refused with 400, or answered with 500.
 # A parameter whose effect cannot be observed only gets `reject-` (ignoring it changes nothing
 # observable); parameters every request needs, and those the reference itself refuses, get none.
-_PARAMETRIC_SKIP = {"model", "messages", "prompt", "stream", *MODEL_UNSUPPORTED}
-# /responses properties whose per-parameter quirks the Responses checks judge; the endpoint's other
-# properties get none yet, and a name it shares with chat gets chat's rows only.
-_PARAMETRIC_RESPONSES = {"instructions", "max_output_tokens", "text", "previous_response_id", "store", "tool_choice"}
+_PARAMETRIC_SKIP = {"model", "messages", "prompt", "stream", *MODEL_UNSUPPORTED, "reasoning", "conversation"}
+# /responses: every property whose effect cannot be observed is judged (responses.parameters.accepted);
+# of the others, those a Responses check judges. A property no check judges gets no verdict row to move.
+_RESPONSES_JUDGED = {"instructions", "max_output_tokens", "text", "previous_response_id", "store", "tool_choice"}
+
+
+def _judged(p, endpoint: str) -> bool:
+    return endpoint != "responses" or not p.observable or p.name in _RESPONSES_JUDGED
 
 
 def _refuse_parameter(name: str, error: Callable[[], ApiError]) -> Callable:
@@ -810,15 +820,13 @@ def parametric() -> list[Quirk]:
     for name in dict.fromkeys(p.name for p in params):
         if name in _PARAMETRIC_SKIP:
             continue
-        entries = [p for p in params if p.name == name and (name in _PARAMETRIC_RESPONSES
-                                                            or p.endpoints != ("responses",))]
+        entries = [p for p in params if p.name == name and any(_judged(p, e) for e in p.endpoints)]
         if not entries:
             continue
-        measured = lambda e: e != "responses" or name in _PARAMETRIC_RESPONSES  # noqa: E731
-        endpoints = [e for p in entries for e in p.endpoints if measured(e)]
+        endpoints = [e for p in entries for e in p.endpoints if _judged(p, e)]
         verdict_rows = tuple(f"{e}.{name}" for e in endpoints)
         # ignored: seen only where the parameter's effect can be (`store` is observable on /responses only)
-        ignored_rows = tuple(f"{e}.{name}" for p in entries if p.observable for e in p.endpoints if measured(e))
+        ignored_rows = tuple(f"{e}.{name}" for p in entries if p.observable for e in p.endpoints if _judged(p, e))
         reject = _refuse_parameter(name, lambda name=name: _unknown(name))
         if all(not p.observable for p in entries):
             features = tuple(f"{e}.parameters" for e in endpoints)
