@@ -353,7 +353,7 @@ def _greedy_tries(api: Api, endpoint: str, body: dict, max_tokens: int, batches:
     """Every successful temperature-0 reply sent for `body`: the baseline's tries and `batches` of
     RELATION_TRIES more (each batch sent once per run, shared like the baseline; the baseline must
     have been asked for)."""
-    request = {**body, "temperature": 0, "max_tokens": max_tokens}
+    request = {**body, "temperature": 0, **limit_body(endpoint, max_tokens)}
     asked = json.dumps(request, sort_keys=True)
     cache = api.runtime.cache
     seen = list(cache[("greedy", endpoint, api.model, asked)])

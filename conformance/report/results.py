@@ -73,7 +73,16 @@ def _request_of(exchange) -> list[str]:
             exchange.request_body]
 
 
-COMPLETION_PATHS = ("/chat/completions", "/completions")
+COMPLETION_PATHS = ("/chat/completions", "/completions", "/responses")
+
+
+def _usage_in(value) -> dict | None:
+    """A body's or an event's usage: its own, or (a /responses event) its response's."""
+    if not isinstance(value, dict):
+        return None
+    if isinstance(value.get("response"), dict):
+        value = value["response"]
+    return value["usage"] if isinstance(value.get("usage"), dict) else None
 
 
 def _usage(body: bytes) -> dict | None:
@@ -87,18 +96,17 @@ def _usage(body: bytes) -> dict | None:
                     value = json.loads(line[5:])
                 except ValueError:
                     continue
-                if isinstance(value, dict) and isinstance(value.get("usage"), dict):
-                    found = value["usage"]
+                found = _usage_in(value) or found
         return found
     try:
         value = json.loads(text)
     except ValueError:
         return None
-    return value.get("usage") if isinstance(value, dict) and isinstance(value.get("usage"), dict) else None
+    return _usage_in(value)
 
 
 def tokens_of(exchanges) -> dict:
-    """Tokens the completion requests of a check cost, by the target's own usage counts;
+    """Tokens the completion (and /responses) requests of a check cost, by the target's own usage counts;
     `unmetered`: successful completion responses that reported no usage (streams without
     include_usage), whose cost is unknown."""
     prompt = completion = unmetered = 0
@@ -112,8 +120,11 @@ def tokens_of(exchanges) -> dict:
         if usage is None:
             unmetered += 1
             continue
-        prompt += usage.get("prompt_tokens") if isinstance(usage.get("prompt_tokens"), int) else 0
-        completion += usage.get("completion_tokens") if isinstance(usage.get("completion_tokens"), int) else 0
+        # chat and completions count prompt and completion tokens; /responses, input and output tokens
+        given = usage.get("prompt_tokens", usage.get("input_tokens"))
+        made = usage.get("completion_tokens", usage.get("output_tokens"))
+        prompt += given if isinstance(given, int) else 0
+        completion += made if isinstance(made, int) else 0
     return {"prompt": prompt, "completion": completion, "unmetered": unmetered}
 
 

@@ -7,6 +7,7 @@ layer (server/quirks/) called at each seam, a no-op when the server has no quirk
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import json
 import socket
@@ -31,6 +32,7 @@ SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() ends the serving loop
 DEFAULT_MODELS = ("ref-small", "ref-large")
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/responses": "responses"}
 STORED = "/v1/responses/"  # GET and DELETE of a stored response, its input_items, its cancel
+STORED_ROUTES = {("GET", ""), ("DELETE", ""), ("GET", "input_items"), ("POST", "cancel")}
 INPUT_ITEMS_LIMIT = (1, 100)
 KEEPALIVE_SECONDS = 0.5  # between the comments of a silent stream (Behaviour.silent_with)
 SILENT_AT_MOST_SECONDS = 600.0  # a silent stream whose client never leaves ends after this long
@@ -222,12 +224,11 @@ class Handler(BaseHTTPRequestHandler):
     def _stored(self, method: str, rest: str) -> None:
         """GET /responses/{id}, DELETE it, GET its input_items, POST its cancel."""
         response_id, _, sub = unquote(rest).partition("/")
+        if (method, sub) not in STORED_ROUTES:
+            raise ApiError(404, f"Invalid URL ({method} {self.path})")
         store = self.server.store
         kept = store.get(response_id)
-        if kept is None or (sub and (method, sub) not in (("GET", "input_items"), ("POST", "cancel"))) or (
-                not sub and method == "POST"):
-            if kept is not None:
-                raise ApiError(404, f"Invalid URL ({method} {self.path})")
+        if kept is None:
             raise ApiError(404, f"Response with id '{response_id}' not found.", param="response_id")
         layer = self.server.layer
         if sub == "input_items":
@@ -277,18 +278,20 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(BUSY_AFTER_SECONDS)
         self.close_connection = True
 
-    def _respond(self, raw: bytes) -> None:
-        """POST /v1/responses: validated as the Responses API, generated as the chat request it stands
-        for (responses_api.py), answered as a Response object or its events, and kept when `store`."""
+    def _valid_request(self, endpoint: str, body) -> dict:
+        """The request as the server acts on it: through the quirk layer's request seams, validated (the
+        model's existence last, as OpenAI checks it)."""
         server, layer = self.server, self.server.layer
-        layer.raw_in(raw)
-        body = self._parse_json(raw)
-        streaming = isinstance(body, dict) and body.get("stream") is True
         models = tuple(server.models)
-        request = server.validator.validate("responses", layer.request_in("responses", body, models))
-        request_rules(request, server.store, server.behaviour.json_word_required)
-        request = layer.request_valid("responses", request, models)
+        request = server.validator.validate(endpoint, layer.request_in(endpoint, body, models))
+        request = layer.request_valid(endpoint, request, models)
         server.validator.check_model(request)
+        return request
+
+    def _respond(self, request: dict) -> None:
+        """POST /v1/responses, once valid: generated as the chat request it stands for
+        (responses_api.py), answered as a Response object or its events, and kept when `store`."""
+        server, layer = self.server, self.server.layer
         context = server.store.context(request)
         chat = to_chat(request, context)
         server.validator.validate("chat", chat)  # the translation is a valid chat request
@@ -297,10 +300,10 @@ class Handler(BaseHTTPRequestHandler):
         renderer = server.renderer
         response = renderer.envelope(request, request["model"])
         k = chat.get("top_logprobs") if chat.get("logprobs") else None
-        final = renderer.finish(response, choice, usage, renderer.items(choice, k))
         stream = renderer.events(response, choice, usage, k) if request.get("stream") else None
-        if stream is not None:
-            final = stream.base  # the ids of the streamed items are the stored ones
+        # A stream's final response is the one its events end with (the ids its items were streamed with).
+        final = stream.base if stream is not None else renderer.finish(response, choice, usage,
+                                                                       renderer.items(choice, k))
         if request.get("store", True) is not False:
             server.store.put(final, input_item_resources(input_items(request.get("input"))), context)
         if server.token_latency and not stream:
@@ -313,18 +316,15 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, layer.body_out("responses", final))
 
     def _generate(self, endpoint: str, raw: bytes) -> None:
-        if endpoint == "responses":
-            self._respond(raw)
-            return
         server, layer = self.server, self.server.layer
         layer.raw_in(raw)
         body = self._parse_json(raw)
+        if endpoint == "responses":
+            self._respond(self._valid_request(endpoint, body))
+            return
         streaming = isinstance(body, dict) and body.get("stream") is True
         try:  # a refusal found while generating (a prompt over the context) is a refusal too
-            models = tuple(server.models)
-            request = server.validator.validate(endpoint, layer.request_in(endpoint, body, models))
-            request = layer.request_valid(endpoint, request, models)
-            server.validator.check_model(request)
+            request = self._valid_request(endpoint, body)
             if streaming and server.behaviour.silent_with and server.behaviour.silent_with in request:
                 self._stay_silent()
                 return
@@ -414,11 +414,14 @@ class Server(ThreadingHTTPServer):
         self.behaviour = layer.behaviour
         self.faults = faults
         self.models = toy_models if toy_models is not None else {name: ToyModel(name) for name in models}
-        self.validator = Validator(self.models, layer.behaviour, types=VALUE_TYPES)
+        self.store = Store()
+        # The Responses API's own value types and whole-request rules (responses_api.py), beside chat's.
+        self.validator = Validator(self.models, layer.behaviour, types=VALUE_TYPES, rules={
+            "responses": functools.partial(request_rules, store=self.store,
+                                           json_word_required=layer.behaviour.json_word_required)})
         self.generator = Generator(self.models, layer.behaviour)
         self.responses = Responses()
         self.renderer = ResponseRenderer()
-        self.store = Store()
         self.created = int(time.time())
         self.verbose = verbose
 

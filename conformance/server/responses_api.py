@@ -17,6 +17,7 @@ ResponseStreamEvent).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from typing import Any
 
@@ -187,7 +188,7 @@ VALUE_TYPES = {
 
 # --- the rules beyond each value's own shape ------------------------------------------------
 
-def request_rules(body: dict, store: "Store", json_word_required: bool) -> None:
+def request_rules(body: dict, *, store: "Store", json_word_required: bool) -> None:
     """What OpenAI refuses of a whole /responses request for a text-only, non-reasoning model."""
     if body.get("input") is None and body.get("previous_response_id") is None:
         raise ApiError(400, "Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
@@ -288,7 +289,7 @@ def to_chat(body: dict, context: list[dict]) -> dict:
     if LOGPROBS_INCLUDE in (body.get("include") or []):
         chat["logprobs"] = True
         chat["top_logprobs"] = body.get("top_logprobs") or 0
-    tools = [t for t in body.get("tools") or []]
+    tools = list(body.get("tools") or [])
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         allowed = {t.get("name") for t in choice["tools"] if isinstance(t, dict)}
@@ -453,8 +454,8 @@ class ResponseRenderer:
 
 def renumber(chunks: list[Chunk]) -> list[Chunk]:
     """The events' sequence numbers set again in order (after a change that adds or drops events)."""
-    return [Chunk(c.kind, {**c.data, "sequence_number": n} if c.data is not None else None, c.text, c.choice,
-                  c.step, c.token, c.call) for n, c in enumerate(chunks)]
+    return [dataclasses.replace(c, data={**c.data, "sequence_number": n}) if c.data is not None else c
+            for n, c in enumerate(chunks)]
 
 
 def input_item_resources(items: list[dict], entropy: Entropy = FRESH) -> list[dict]:

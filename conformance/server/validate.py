@@ -298,9 +298,13 @@ class Validator:
     """Checks request bodies against the catalogue and OpenAI's rules for a text-only model."""
 
     def __init__(self, models: Iterable[str], behaviour: Behaviour = REFERENCE,
-                 types: Mapping[str, Callable[[Any, Parameter], None]] = MappingProxyType({})):
+                 types: Mapping[str, Callable[[Any, Parameter], None]] = MappingProxyType({}),
+                 rules: Mapping[str, Callable[[dict], None]] = MappingProxyType({})):
+        """`types`: validators of the catalogue's other value types; `rules`: per endpoint, what is
+        refused of a whole request beyond its values (the Responses API's, responses_api.request_rules)."""
         self.models = tuple(models)
         self.types = types
+        self.rules = rules
         self.behaviour = behaviour
         self.catalogue = load_catalogue()
 
@@ -321,6 +325,8 @@ class Validator:
             if value is not None and name in params:
                 validate_value(params[name], value, check_ranges=b.ranges_checked, types=self.types)
         self._model_rules(endpoint, body)
+        if endpoint in self.rules:
+            self.rules[endpoint](body)
         if (endpoint == "chat" and (body.get("response_format") or {}).get("type") == "json_object"
                 and b.json_word_required
                 and not any("json" in message_text(m).lower() for m in body["messages"])):

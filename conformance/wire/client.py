@@ -16,6 +16,7 @@ import json
 import math
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx2
 
@@ -496,8 +497,6 @@ class Api:
         client: the SDK's responses.retrieve / delete / input_items.list, or raw HTTP."""
         url_path = f"/responses/{response_id}" + (f"/{what}" if what else "")
         if self.path == "http":
-            from urllib.parse import urlencode
-
             return self.send_raw(method, url_path + (f"?{urlencode(query)}" if query else ""))
         self._recording()
         responses = self.runtime.sdk().responses

@@ -2,7 +2,7 @@
 
 Many instances send the very same request: the `sdk` and `http` variants of a check, and checks that
 judge different clauses of one ordinary request. The target's answer to a completion request (its
-status, headers and body, as the reads it arrived in) is kept, and an instance that later sends the
+status, headers and body, as the reads it arrived in; a /responses answer too) is kept, and an instance that later sends the
 identical request (same method, URL, key and JSON body) is answered from it by the transport. The
 official client still parses those bytes, so each path judges the answer as if it had come over the
 wire. What keeps the verdicts what they were:
@@ -31,7 +31,9 @@ from pathlib import Path
 
 import httpx2
 
-REUSED_PATHS = ("/chat/completions", "/completions")
+# Generations: a response created on /responses is kept by the target too, so a check that reads back
+# what the target kept sends its own (`fresh`), never an answer another instance's request got.
+REUSED_PATHS = ("/chat/completions", "/completions", "/responses")
 REUSED_NOTE = ("this is the answer the target gave an identical request (same URL, key and JSON body) earlier in "
                "this run, judged here as well")
 

@@ -6,7 +6,6 @@ item; `text.format` asks for JSON.  Arguments and JSON are judged against the sc
 for what they say.
 """
 
-import json
 
 from conformance.harness import (
     BEGINNING, LONG_RESULT, SHORT_RESULT, STORY_PROMPT, WEATHER, Level, Mode, Verdict, check, clauses, describe, expect,

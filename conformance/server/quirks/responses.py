@@ -70,10 +70,6 @@ def _always_completed(response: dict) -> dict:
     return {**response, "status": "completed", "incomplete_details": None}
 
 
-def _always_completed_events(stream: Stream) -> list[Chunk]:
-    return _on_responses(_always_completed)["events_out"](dataclasses.replace(stream, chunks=_ends_completed(stream)))
-
-
 def _content_as_string(response: dict) -> dict:
     def item(i: dict) -> dict:
         if i.get("type") != "message" or not isinstance(i.get("content"), list):
@@ -162,7 +158,7 @@ RESPONSES_QUIRKS = [
           ("responses.events",), events_out=_ends_completed),
     Quirk("responses-incomplete-as-completed", "a response cut at max_output_tokens says status 'completed'",
           ("responses.max_output_tokens", "responses.events"), body_out=_on_responses(_always_completed)["body_out"],
-          events_out=_always_completed_events),
+          events_out=_ends_completed),  # in a stream only the terminal event's response is finished
     Quirk("responses-incomplete-without-details", "an incomplete response has incomplete_details null",
           ("responses.response",), **_on_responses(lambda r: {**r, "incomplete_details": None})),
     Quirk("responses-usage-miscounted", "usage.total_tokens is not input_tokens + output_tokens",
