@@ -17,7 +17,8 @@ import pytest
 from test_full_run import free_port, records, run_cli, wait_for_port
 from test_reports import ARTIFACTS, load_in_browser
 
-SUBSET = "done_terminator or stop_excluded or list_shape or (invalid_value_names and temperature)"
+# Not /responses: a --base-url target does not declare it, so its instances are unsupported, with no exchange.
+SUBSET = "done_terminator or stop_excluded or list_shape or (invalid_value_names and temperature and not responses)"
 MODELS = ("ref-small", "acme/Tiny-1.5")  # a model id with a slash, as hosted providers name them
 QUIRKS = ("stop-kept", "keep-alive-comments")  # a failing MUST check; comments between the events
 

@@ -7,6 +7,7 @@ import httpx2
 import pytest
 
 from conformance.harness.schema import validate
+from conformance.report.allure import category_of
 from conformance.server.http import ReferenceServer
 from conformance.wire.events import read_events
 from conformance.wire.reply import choices_from_response
@@ -140,3 +141,8 @@ def test_the_grammar_reader_names_what_breaks_each_clause():
     for n, e in enumerate(events):
         e["sequence_number"] = n
     assert read_events(events).order == []
+
+
+def test_a_broken_event_grammar_is_filed_as_stream_framing():
+    record = {"outcome": "fail", "check": "responses.events.order", "feature": "responses.events", "message": "x"}
+    assert category_of(record) == "stream framing"

@@ -21,6 +21,11 @@ import tomllib
 from ..vocabulary import MODES
 
 ENDPOINTS = ("chat", "completions", "responses", "models")
+# What a target is taken to offer when it does not say: not /responses, which many servers that say
+# "OpenAI-compatible" lack (older vLLM, most gateways). Judged where declared, its checks are
+# `unsupported` elsewhere, until a probe can tell "not offered" from broken (issue 29, point 5):
+# hundreds of 404s judged as failures would say nothing true.
+UNDECLARED_ENDPOINTS = ("chat", "completions", "models")
 # A target's name is part of file names (reports/<stamp>-<name>-<hex>, expectations/<name>.toml).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SLUG = 48  # a base URL's share of a target name
@@ -49,7 +54,7 @@ LIMITS_MAY_BE_ZERO = frozenset({"retry_base_seconds", "retry_max_delay_seconds"}
 
 @dataclasses.dataclass(frozen=True)
 class Declared:
-    endpoints: tuple[str, ...] = ENDPOINTS
+    endpoints: tuple[str, ...] = UNDECLARED_ENDPOINTS
     modes: tuple[str, ...] = MODES
     parameters: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
@@ -315,7 +320,7 @@ def load_target(
             # A server of unknown make declares nothing: refusing an optional parameter is then
             # `unsupported`, refusing a core one or accepting any and ignoring it is a `fail`.
             changes.update(name=f"custom-{url_slug(base_url)}", description=f"OpenAI-compatible server at {base_url}",
-                           limits=Limits(), limits_given=(), declared=Declared(endpoints=ENDPOINTS, modes=MODES),
+                           limits=Limits(), limits_given=(), declared=Declared(endpoints=UNDECLARED_ENDPOINTS, modes=MODES),
                            docs=Docs(), model_endpoints=())
     if api_key_env:
         changes["api_key_env"] = api_key_env

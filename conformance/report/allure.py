@@ -72,7 +72,7 @@ def category_of(record: dict) -> str | None:
     check, feature = record["check"], record["feature"]
     if ".strict-" in check:
         return "strict field absent"
-    if ".stream." in check or feature.endswith(".stream"):
+    if ".stream." in check or feature.endswith((".stream", ".events")):  # responses.events: its stream's grammar
         return "stream framing"
     if feature.endswith(".errors") or feature.startswith("auth."):  # auth.key: refusals in the envelope
         return "error envelope"
